@@ -1,0 +1,72 @@
+using BtrfsRefcheck.Format;
+
+namespace BtrfsRefcheck.Diagnostics;
+
+public enum Severity
+{
+    /// <summary>Worth knowing; not a defect (e.g. a stale superblock mirror that is merely older).</summary>
+    Info = 0,
+    /// <summary>Suspicious but not inconsistent, or a defect the kernel tolerates.</summary>
+    Warning = 1,
+    /// <summary>Metadata is inconsistent.</summary>
+    Error = 2,
+}
+
+/// <summary>A problem found in the image. Findings are data, never exceptions: every layer records them and
+/// keeps going. <see cref="Code"/> is stable (see docs/findings.md); the message says where, what, and
+/// have-versus-expected.</summary>
+public sealed record Finding(
+    FindingCode Code,
+    Severity Severity,
+    string Message,
+    ulong? Bytenr = null,
+    ulong? Tree = null,
+    int? Slot = null,
+    BtrfsKey? Key = null,
+    string? Expected = null,
+    string? Found = null,
+    string? Device = null,
+    int? Mirror = null)
+{
+    public override string ToString()
+    {
+        var where = new List<string>();
+        if (Tree is { } t) where.Add($"root={ObjectIds.TreeName(t)}");
+        if (Bytenr is { } b) where.Add($"block={b}");
+        if (Slot is { } s) where.Add($"slot={s}");
+        if (Key is { } k) where.Add($"key={k}");
+        if (Device is { } d) where.Add($"device={d}");
+        if (Mirror is { } m) where.Add($"copy={m}");
+        string loc = where.Count > 0 ? string.Join(' ', where) + ": " : "";
+        string have = Expected != null || Found != null ? $" (have {Found ?? "?"}, expected {Expected ?? "?"})" : "";
+        return $"[{(int)Code} {Code}] {loc}{Message}{have}";
+    }
+}
+
+/// <summary>Collects findings. Thread-safe; bounded so a badly damaged image cannot exhaust memory
+/// (further findings of a code past the cap are counted, not stored).</summary>
+public sealed class FindingBag
+{
+    public const int MaxStoredPerCode = 10_000;
+    private readonly object _lock = new();
+    private readonly List<Finding> _items = [];
+    private readonly Dictionary<FindingCode, long> _counts = [];
+
+    public void Add(Finding f)
+    {
+        lock (_lock)
+        {
+            _counts.TryGetValue(f.Code, out long n);
+            _counts[f.Code] = n + 1;
+            if (n < MaxStoredPerCode) _items.Add(f);
+        }
+    }
+
+    public IReadOnlyList<Finding> Items { get { lock (_lock) return _items.ToArray(); } }
+
+    /// <summary>Total per code, including findings past the storage cap.</summary>
+    public IReadOnlyDictionary<FindingCode, long> Counts { get { lock (_lock) return new Dictionary<FindingCode, long>(_counts); } }
+
+    public long Count(Severity atLeast) { lock (_lock) return _items.Count(i => i.Severity >= atLeast); }
+    public bool Any(FindingCode code) { lock (_lock) return _counts.ContainsKey(code); }
+}

@@ -1,0 +1,51 @@
+namespace BtrfsRefcheck.Diagnostics;
+
+/// <summary>Stable finding codes, grouped by area in blocks of 100. Never renumber, never reuse a number,
+/// never combine as flags. Documented in docs/findings.md (a test keeps the two in step).</summary>
+public enum FindingCode
+{
+    // 100-199: superblocks and devices
+    SuperblockBadMagic = 100,
+    SuperblockBadChecksum = 101,
+    SuperblockBytenrMismatch = 102,
+    SuperblockUnknownChecksumType = 103,
+    SuperblockGenerationMismatch = 104,
+    SuperblockFieldInvalid = 105,
+    SuperblockCopyTruncated = 106,
+    DeviceMissing = 110,
+    DeviceDuplicate = 111,
+    DeviceSizeMismatch = 112,
+
+    // 200-299: chunks and address mapping
+    SysChunkArrayInvalid = 200,
+    ChunkItemInvalid = 201,
+    ChunkOverlap = 202,
+    ChunkMismatchSysArray = 203,
+    LogicalAddressUnmapped = 204,
+    StripeBeyondDevice = 205,
+
+    // 300-399: tree blocks
+    TreeBlockChecksumMismatch = 300,
+    TreeBlockBytenrMismatch = 301,
+    TreeBlockFsidMismatch = 302,
+    TreeBlockUnreadable = 303,
+    TreeBlockLevelMismatch = 304,
+    TreeBlockNrItemsInvalid = 305,
+    TreeBlockKeyOrder = 306,
+    TreeBlockItemOutOfBounds = 307,
+    TreeBlockOwnerMismatch = 308,
+    TreeBlockGenerationMismatch = 309,
+    TreeBlockFirstKeyMismatch = 310,
+    TreeBlockCycle = 311,
+    TreeBlockGenerationTooNew = 312,
+    TreeBlockChunkTreeUuidMismatch = 313,
+    TreeBlockBadCopy = 314,
+
+    // 400-499: items
+    ItemUndecodable = 400,
+    ItemUnknownType = 401,
+    RootItemInvalid = 402,
+
+    // 900-999: what could not be checked
+    SubtreeNotChecked = 900,
+}

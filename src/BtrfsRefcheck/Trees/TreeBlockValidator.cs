@@ -1,0 +1,124 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Volume;
+
+namespace BtrfsRefcheck.Trees;
+
+/// <summary>Block-level checks that run before any item is decoded (the kernel's tree-checker
+/// check_leaf / check_node, plus what the parent pointer promised).</summary>
+public static class TreeBlockValidator
+{
+    /// <summary>Validates <paramref name="block"/>; records findings; false when its items or pointers cannot be trusted.</summary>
+    public static bool Validate(in BlockContext ctx, TreeBlock block, Superblock super, FindingBag findings)
+    {
+        var view = block.View;
+        var h = view.Header;
+        ulong bytenr = block.Logical;
+        ulong tree = ctx.Tree.Id;
+        string name = ctx.Tree.Name;
+        bool ok = true;
+        string kind = view.IsLeaf ? "leaf" : "node";
+
+        void Add(FindingCode code, string msg, string? expected = null, string? found = null, int? slot = null, BtrfsKey? key = null) =>
+            findings.Add(new Finding(code, Severity.Error, $"{name}: {kind} {bytenr}: {msg}",
+                Bytenr: bytenr, Tree: tree, Slot: slot, Key: key, Expected: expected, Found: found));
+
+        if (h.Level != ctx.ExpectedLevel || h.Level >= Header.MaxLevel)
+        {
+            Add(FindingCode.TreeBlockLevelMismatch, ctx.ParentBytenr is { } p ? $"level does not match parent {p} slot {ctx.ParentSlot}" : "level does not match its root item",
+                ctx.ExpectedLevel.ToString(), h.Level.ToString());
+            return false;
+        }
+        if (h.Generation != ctx.ExpectedGeneration && ctx.ExpectedGeneration != 0)
+        {
+            Add(FindingCode.TreeBlockGenerationMismatch, ctx.ParentBytenr is { } p ? $"generation does not match the pointer in {p} slot {ctx.ParentSlot}" : "generation does not match its root item",
+                ctx.ExpectedGeneration.ToString(), h.Generation.ToString());
+        }
+        ulong maxGen = super.Generation + (ctx.Tree.IsLog ? 1UL : 0UL);
+        if (h.Generation > maxGen)
+            Add(FindingCode.TreeBlockGenerationTooNew, "generation is newer than the superblock's", $"<= {maxGen}", h.Generation.ToString());
+
+        if (!OwnerPlausible(ctx.Tree, h.Owner))
+            Add(FindingCode.TreeBlockOwnerMismatch, "header owner does not belong to this tree", ObjectIds.TreeName(ctx.Tree.ExpectedOwner), ObjectIds.TreeName(h.Owner));
+
+        uint nr = h.NrItems;
+        int max = view.IsLeaf ? view.MaxLeafItems : view.MaxNodePtrs;
+        if (nr > (uint)max || (!view.IsLeaf && nr == 0))
+        {
+            Add(FindingCode.TreeBlockNrItemsInvalid, "nritems out of range", view.IsLeaf ? $"0..{max}" : $"1..{max}", nr.ToString());
+            return false;
+        }
+        if (view.IsLeaf && nr == 0 && ctx.ParentBytenr != null)
+            Add(FindingCode.TreeBlockNrItemsInvalid, "empty leaf below a node", "1 or more", "0");
+
+        int count = (int)nr;
+        if (view.IsLeaf)
+        {
+            // Item data is packed from the end of the block down: item 0 ends at the block end and each
+            // item ends where the previous one starts; no data may reach into the item headers.
+            long dataSize = view.Length - Header.Size;
+            long expectedEnd = dataSize;
+            long headersEnd = (long)count * ItemHeader.Size;
+            for (int i = 0; i < count; i++)
+            {
+                var ih = view.ItemHeader(i);
+                long start = ih.DataOffset, end = (long)ih.DataOffset + ih.DataSize;
+                if (end > dataSize || start < headersEnd)
+                {
+                    Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data [{start}, {end}) outside the data area [{headersEnd}, {dataSize})",
+                        slot: i, key: ih.Key);
+                    ok = false;
+                }
+                else if (end != expectedEnd)
+                {
+                    Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data is not contiguous with item {i - 1}", $"end {expectedEnd}", $"end {end}", i, ih.Key);
+                    ok = false;
+                }
+                expectedEnd = start;
+            }
+        }
+        else
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var kp = view.KeyPtr(i);
+                if (kp.BlockPtr == 0 || kp.BlockPtr % super.SectorSize != 0)
+                {
+                    Add(FindingCode.TreeBlockItemOutOfBounds, $"pointer {i} to block {kp.BlockPtr} is {(kp.BlockPtr == 0 ? "zero" : "not sector aligned")}", slot: i, key: kp.Key);
+                    ok = false;
+                }
+            }
+        }
+
+        BtrfsKey? prev = null;
+        for (int i = 0; i < count; i++)
+        {
+            var key = view.IsLeaf ? view.ItemKey(i) : view.KeyPtr(i).Key;
+            if (prev is { } p && p >= key)
+            {
+                Add(FindingCode.TreeBlockKeyOrder, $"key at slot {i} is not greater than the key at slot {i - 1}", $"> {p}", key.ToString(), i, key);
+                ok = false;
+            }
+            prev = key;
+        }
+
+        if (ctx.ExpectedFirstKey is { } fk && count > 0)
+        {
+            var first = view.IsLeaf ? view.ItemKey(0) : view.KeyPtr(0).Key;
+            if (first != fk)
+                Add(FindingCode.TreeBlockFirstKeyMismatch, $"first key does not match the key in parent {ctx.ParentBytenr} slot {ctx.ParentSlot}",
+                    fk.ToString(), first.ToString(), 0, first);
+        }
+        return ok;
+    }
+
+    /// <summary>Trees that are never shared must carry their own id. Subvolume trees may hold blocks owned by
+    /// the subvolume they were snapshotted from; relocation and log trees carry their special owners.</summary>
+    private static bool OwnerPlausible(TreeRoot tree, ulong owner)
+    {
+        if (tree.IsLog) return owner == ObjectIds.TreeLog;
+        if (tree.IsReloc) return owner == ObjectIds.TreeReloc || ObjectIds.IsFsTree(owner);
+        if (tree.IsFsTree) return ObjectIds.IsFsTree(owner) || owner == ObjectIds.TreeReloc;
+        return owner == tree.Id;
+    }
+}

@@ -1,0 +1,78 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Format.Items;
+using BtrfsRefcheck.Volume;
+
+namespace BtrfsRefcheck.Trees;
+
+/// <summary>Finds every tree: the root and chunk trees from the superblock, every ROOT_ITEM of the root tree
+/// (fs tree, subvolumes, snapshots, relocation trees, data reloc tree, extent, dev, csum, uuid, quota,
+/// free-space, block-group trees), and the log root tree with the per-subvolume log trees it lists.</summary>
+public static class TreeRoots
+{
+    public static TreeRoot RootTree(Superblock sb) => new(ObjectIds.RootTree, sb.Root, sb.RootLevel, sb.Generation, RootSource.Superblock);
+    public static TreeRoot ChunkTree(Superblock sb) => new(ObjectIds.ChunkTree, sb.ChunkRoot, sb.ChunkRootLevel, sb.ChunkRootGeneration, RootSource.Superblock);
+
+    /// <summary>The log root tree, when the superblock has one.</summary>
+    public static TreeRoot? LogRootTree(Superblock sb) =>
+        sb.LogRoot == 0 ? null : new TreeRoot(ObjectIds.TreeLog, sb.LogRoot, sb.LogRootLevel, 0, RootSource.Superblock);
+
+    /// <summary>All trees in the order btrfs-progs dumps them: root tree, chunk tree, then the root tree's
+    /// ROOT_ITEMs in key order, then the log root tree and its log trees.</summary>
+    public static List<TreeRoot> Enumerate(BtrfsVolume vol, FindingBag findings)
+    {
+        var list = new List<TreeRoot> { RootTree(vol.Super), ChunkTree(vol.Super) };
+        list.AddRange(ReadRootItems(vol, findings, RootTree(vol.Super), RootSource.RootItem));
+        if (LogRootTree(vol.Super) is { } log)
+        {
+            list.Add(log);
+            list.AddRange(ReadRootItems(vol, findings, log, RootSource.LogRootItem));
+        }
+        return list;
+    }
+
+    /// <summary>The ROOT_ITEMs of a root tree (or log root tree).</summary>
+    public static List<TreeRoot> ReadRootItems(BtrfsVolume vol, FindingBag findings, TreeRoot rootTree, RootSource source)
+    {
+        var collector = new RootItemCollector(rootTree, source, findings);
+        // Findings about the root tree's blocks are reported by the full walk; use a scratch bag here.
+        new TreeWalker(vol, new FindingBag()).Walk(rootTree, collector);
+        return collector.Roots;
+    }
+
+    private sealed class RootItemCollector(TreeRoot rootTree, RootSource source, FindingBag findings) : ITreeVisitor
+    {
+        public List<TreeRoot> Roots { get; } = [];
+
+        public bool OnBlock(in BlockContext ctx, TreeBlock block, bool valid)
+        {
+            var view = block.View;
+            if (!view.IsLeaf) return true;
+            for (int i = 0; i < view.Count; i++)
+            {
+                BtrfsKey key;
+                ReadOnlySpan<byte> data;
+                try
+                {
+                    key = view.ItemKey(i);
+                    if (key.ItemType != ItemType.RootItem) continue;
+                    data = view.ItemData(i);
+                }
+                catch (BtrfsFormatException) { continue; }
+                if (data.Length < RootItem.LegacySize)
+                {
+                    findings.Add(new Finding(FindingCode.RootItemInvalid, Severity.Error,
+                        $"{rootTree.Name}: ROOT_ITEM of {data.Length} bytes, need at least {RootItem.LegacySize}; tree {ObjectIds.TreeName(key.ObjectId)} not walked",
+                        Bytenr: block.Logical, Tree: rootTree.Id, Slot: i, Key: key));
+                    continue;
+                }
+                var ri = new RootItem(data);
+                ulong id = source == RootSource.LogRootItem ? ObjectIds.TreeLog : key.ObjectId;
+                if (ri.Bytenr == 0) continue;
+                Roots.Add(new TreeRoot(id, ri.Bytenr, ri.Level, ri.Generation, source,
+                    source == RootSource.LogRootItem || key.ObjectId == ObjectIds.TreeReloc ? key.Offset : 0));
+            }
+            return true;
+        }
+    }
+}

@@ -1,0 +1,111 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Volume;
+
+namespace BtrfsRefcheck.Trees;
+
+/// <summary>Where a block sits: its tree, its parent (none for a root block) and what the parent promised.</summary>
+public readonly record struct BlockContext(TreeRoot Tree, ulong Bytenr, int ExpectedLevel, ulong? ParentBytenr, int ParentSlot,
+    ulong? ParentOwner, BtrfsKey? ExpectedFirstKey, ulong ExpectedGeneration);
+
+/// <summary>Receives the blocks of a walk. Blocks arrive after structural validation; <paramref name="valid"/>
+/// says whether their items may be trusted.</summary>
+public interface ITreeVisitor
+{
+    /// <summary>Called once per visited block. Return false to skip its children.</summary>
+    bool OnBlock(in BlockContext ctx, TreeBlock block, bool valid);
+
+    /// <summary>A pointer to a block this walk (or an earlier one sharing <see cref="WalkOptions.Visited"/>) already visited.</summary>
+    void OnSharedBlock(in BlockContext ctx) { }
+
+    /// <summary>No copy of the block could be read; its subtree is not visited.</summary>
+    void OnUnreadable(in BlockContext ctx, TreeBlockRead read) { }
+}
+
+public sealed class WalkOptions
+{
+    /// <summary>Shared across walks so a block referenced by several trees (snapshots) is descended once.
+    /// Null: every tree is walked in full.</summary>
+    public HashSet<ulong>? Visited { get; init; }
+}
+
+public sealed class WalkStats
+{
+    public long Nodes, Leaves, Items, Unreadable;
+}
+
+/// <summary>Depth-first walk of one tree. Bounded by the format: child level must be parent level - 1, so no
+/// walk is deeper than 8 and a pointer loop is caught as a level or ancestor violation, never followed.</summary>
+public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
+{
+    public WalkStats Stats { get; } = new();
+
+    public void Walk(TreeRoot root, ITreeVisitor visitor, WalkOptions? options = null)
+    {
+        options ??= new WalkOptions();
+        var ancestors = new List<ulong>(Header.MaxLevel);
+        var ctx = new BlockContext(root, root.Bytenr, root.Level, null, -1, null, null, root.Generation);
+        if (root.Level >= Header.MaxLevel)
+        {
+            findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
+                $"{root.Name}: root level {root.Level} is not below {Header.MaxLevel}; tree not walked", Bytenr: root.Bytenr, Tree: root.Id));
+            return;
+        }
+        Visit(ctx, visitor, options, ancestors);
+    }
+
+    private void Visit(in BlockContext ctx, ITreeVisitor visitor, WalkOptions options, List<ulong> ancestors)
+    {
+        if (ancestors.Contains(ctx.Bytenr))
+        {
+            findings.Add(new Finding(FindingCode.TreeBlockCycle, Severity.Error,
+                $"{ctx.Tree.Name}: block {ctx.ParentBytenr} slot {ctx.ParentSlot} points to its own ancestor {ctx.Bytenr}",
+                Bytenr: ctx.ParentBytenr, Tree: ctx.Tree.Id, Slot: ctx.ParentSlot));
+            return;
+        }
+        if (options.Visited != null && !options.Visited.Add(ctx.Bytenr))
+        {
+            visitor.OnSharedBlock(ctx);
+            return;
+        }
+        var read = volume.ReadTreeBlock(ctx.Bytenr);
+        foreach (var f in read.Failures)
+        {
+            if (read.Block == null) continue;
+            findings.Add(new Finding(FindingCode.TreeBlockBadCopy, Severity.Error,
+                $"{ctx.Tree.Name}: copy {f.Copy} of block {ctx.Bytenr} is bad ({f.Reason}); copy {read.Block.Copy} is good",
+                Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id, Mirror: f.Copy));
+        }
+        if (read.Block == null)
+        {
+            Stats.Unreadable++;
+            var code = read.Failures.Count > 0 && read.Failures.All(f => f.Code == read.Failures[0].Code) ? read.Failures[0].Code : FindingCode.TreeBlockUnreadable;
+            if (code is not (FindingCode.TreeBlockChecksumMismatch or FindingCode.TreeBlockBytenrMismatch or FindingCode.TreeBlockFsidMismatch or FindingCode.LogicalAddressUnmapped))
+                code = FindingCode.TreeBlockUnreadable;
+            string from = ctx.ParentBytenr is { } p ? $"pointed to by block {p} slot {ctx.ParentSlot}" : "root block";
+            findings.Add(new Finding(code, Severity.Error,
+                $"{ctx.Tree.Name}: block {ctx.Bytenr} ({from}, level {ctx.ExpectedLevel}) unreadable: {read.Describe()}; its subtree is not checked",
+                Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id));
+            visitor.OnUnreadable(ctx, read);
+            return;
+        }
+
+        var block = read.Block;
+        bool valid = TreeBlockValidator.Validate(ctx, block, volume.Super, findings);
+        var view = block.View;
+        if (view.IsLeaf) { Stats.Leaves++; Stats.Items += view.Count; } else Stats.Nodes++;
+        bool descend = visitor.OnBlock(ctx, block, valid);
+        if (!descend || view.IsLeaf || !valid) return;
+
+        ancestors.Add(ctx.Bytenr);
+        int count = view.Count;
+        for (int i = 0; i < count; i++)
+        {
+            var ptr = block.View.KeyPtr(i);
+            var child = new BlockContext(ctx.Tree, ptr.BlockPtr, view.Header.Level - 1, ctx.Bytenr, i, view.Header.Owner,
+                ptr.Key, ptr.Generation);
+            Visit(child, visitor, options, ancestors);
+        }
+        ancestors.RemoveAt(ancestors.Count - 1);
+    }
+}

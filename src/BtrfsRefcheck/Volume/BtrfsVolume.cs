@@ -1,0 +1,396 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+
+namespace BtrfsRefcheck.Volume;
+
+/// <summary>An opened (multi-)device btrfs filesystem: devices assembled by fsid and devid, the chosen
+/// superblock, the chunk map, and verified tree-block reads with mirror fallback. Read-only throughout.</summary>
+public sealed class BtrfsVolume : IDisposable
+{
+    private readonly Dictionary<ulong, BlockDevice> _byDevId;
+    private readonly BlockCache _cache;
+    private readonly List<DevItemInfo> _devItems = [];
+
+    public Superblock Super { get; }
+
+    /// <summary>The superblock copy that was used (device and mirror).</summary>
+    public SuperblockCopy ChosenCopy { get; }
+
+    /// <summary>Every superblock copy read on every device.</summary>
+    public IReadOnlyList<SuperblockCopy> AllCopies { get; }
+
+    public IReadOnlyList<BlockDevice> Devices { get; }
+    public ChunkMap Chunks { get; } = new();
+    public FindingBag Findings { get; }
+    public IReadOnlyList<DevItemInfo> DevItems => _devItems;
+
+    /// <summary>Devices the chunk tree lists that were not given (or not found).</summary>
+    public IReadOnlyList<DevItemInfo> MissingDevices { get; private set; } = [];
+
+    public uint NodeSize => Super.NodeSize;
+    public uint SectorSize => Super.SectorSize;
+    public ChecksumType CsumType => Super.CsumType;
+
+    /// <summary>Human-readable notes on choices made while opening (which superblock copy, etc.).</summary>
+    public List<string> Notes { get; } = [];
+
+    private BtrfsVolume(Superblock super, SuperblockCopy chosen, List<SuperblockCopy> all, List<BlockDevice> devices,
+        Dictionary<ulong, BlockDevice> byDevId, VolumeOptions options, FindingBag findings)
+    {
+        Super = super;
+        ChosenCopy = chosen;
+        AllCopies = all;
+        Devices = devices;
+        _byDevId = byDevId;
+        _cache = new BlockCache(Math.Max(16, options.CacheBlocks));
+        Findings = findings;
+    }
+
+    public BlockDevice? DeviceById(ulong devid) => _byDevId.GetValueOrDefault(devid);
+
+    /// <summary>Opens the filesystem on <paramref name="paths"/>. Throws <see cref="VolumeException"/> only when
+    /// nothing can be read; every other problem becomes a finding in <see cref="Findings"/>.</summary>
+    public static BtrfsVolume Open(IReadOnlyList<string> paths, VolumeOptions? options = null, FindingBag? findings = null)
+    {
+        options ??= new VolumeOptions();
+        findings ??= new FindingBag();
+        if (paths.Count == 0) throw new VolumeException("no device given");
+        if (options.SuperMirror is { } sm && (sm < 0 || sm >= Superblock.MirrorOffsets.Length))
+            throw new VolumeException($"--super {sm}: copies are numbered 0 to {Superblock.MirrorOffsets.Length - 1}");
+
+        var devices = new List<BlockDevice>();
+        try
+        {
+            var allCopies = new List<SuperblockCopy>();
+            var perDevice = new List<(BlockDevice Dev, SuperblockCopy Copy)>();
+            foreach (string path in paths)
+            {
+                var dev = BlockDevice.Open(path);
+                devices.Add(dev);
+                if (dev.Length < Superblock.MirrorOffsets[0] + Superblock.Size)
+                    throw new VolumeException($"{path}: too small for btrfs ({dev.Length} bytes; the superblock is at 65536)");
+                var copies = SuperblockCopy.ReadAll(dev);
+                allCopies.AddRange(copies);
+                SuperblockCopy? pick;
+                if (options.SuperMirror is { } m)
+                {
+                    if (m >= copies.Count) throw new VolumeException($"{path}: too small to hold superblock copy {m} (at {Superblock.MirrorOffsets[m]})");
+                    pick = copies[m];
+                    if (!pick.IsValid) throw new VolumeException($"{path}: superblock copy {m} is not usable: {pick.Problem}");
+                }
+                else
+                {
+                    pick = copies.Where(c => c.IsValid).OrderByDescending(c => c.Superblock!.Generation).ThenBy(c => c.Mirror).FirstOrDefault();
+                    if (pick == null)
+                    {
+                        var primary = copies[0];
+                        string why = primary.Superblock is { MagicMatches: false } ? "not a btrfs filesystem (no btrfs magic at 64 KiB)" : "no valid superblock";
+                        throw new VolumeException($"{path}: {why}: {string.Join("; ", copies.Select(c => $"copy {c.Mirror}: {c.Problem}"))}");
+                    }
+                }
+                perDevice.Add((dev, pick));
+            }
+
+            // Assemble: every path must belong to the first path's filesystem, each devid once.
+            var fsid = perDevice[0].Copy.Superblock!.Fsid;
+            var byDevId = new Dictionary<ulong, BlockDevice>();
+            foreach (var (dev, copy) in perDevice)
+            {
+                var sb = copy.Superblock!;
+                if (sb.Fsid != fsid)
+                    throw new VolumeException($"{dev.Path}: holds another filesystem (fsid {sb.Fsid}), not {fsid} of {perDevice[0].Dev.Path}");
+                ulong devid = sb.DevItem.DevId;
+                if (byDevId.TryGetValue(devid, out var other))
+                    throw new VolumeException($"{dev.Path}: devid {devid} was already given as {other.Path}");
+                byDevId[devid] = dev;
+            }
+
+            var chosen = perDevice.Select(p => p.Copy).OrderByDescending(c => c.Superblock!.Generation).First();
+            var super = chosen.Superblock!;
+            var vol = new BtrfsVolume(super, chosen, allCopies, devices, byDevId, options, findings);
+            vol.Notes.Add(options.SuperMirror is { } sel
+                ? $"using superblock copy {sel} of {chosen.Device.Path} (generation {super.Generation}), as asked"
+                : $"using superblock copy {chosen.Mirror} of {chosen.Device.Path} (generation {super.Generation}): the valid copy with the highest generation");
+            vol.ReportSuperblockCopies();
+            vol.CheckSuperblockFields();
+            vol.LoadSysChunkArray();
+            vol.LoadChunkTree();
+            vol.CheckDevices();
+            return vol;
+        }
+        catch
+        {
+            foreach (var d in devices) d.Dispose();
+            throw;
+        }
+    }
+
+    private void ReportSuperblockCopies()
+    {
+        foreach (var c in AllCopies)
+        {
+            // The kernel writes a mirror only where it fits inside the device's btrfs size.
+            var owner = c.Superblock is { MagicMatches: true } ? c.Superblock : Super;
+            ulong devSize = c.Device == ChosenCopy.Device ? Super.DevItem.TotalBytes : owner.DevItem.TotalBytes;
+            if (c.Mirror > 0 && (ulong)c.Offset + Superblock.Size > devSize) continue;
+            if (!c.IsValid)
+            {
+                var code = c.Superblock == null ? FindingCode.SuperblockCopyTruncated
+                    : !c.Superblock.MagicMatches ? FindingCode.SuperblockBadMagic
+                    : !Checksum.IsKnown(c.Superblock.CsumTypeRaw) ? FindingCode.SuperblockUnknownChecksumType
+                    : !c.Superblock.ChecksumValid ? FindingCode.SuperblockBadChecksum
+                    : FindingCode.SuperblockBytenrMismatch;
+                Findings.Add(new Finding(code, Severity.Error, $"superblock copy {c.Mirror} at {c.Offset}: {c.Problem}",
+                    Bytenr: (ulong)c.Offset, Device: c.Device.Path, Mirror: c.Mirror));
+            }
+            else if (c.Superblock!.Fsid == Super.Fsid && c.Superblock.Generation != Super.Generation)
+            {
+                Findings.Add(new Finding(FindingCode.SuperblockGenerationMismatch, Severity.Warning,
+                    $"superblock copy {c.Mirror} has generation {c.Superblock.Generation}, the copy in use has {Super.Generation}",
+                    Bytenr: (ulong)c.Offset, Device: c.Device.Path, Mirror: c.Mirror,
+                    Expected: Super.Generation.ToString(), Found: c.Superblock.Generation.ToString()));
+            }
+        }
+    }
+
+    private void CheckSuperblockFields()
+    {
+        void Bad(string what, string found, string expected) =>
+            Findings.Add(new Finding(FindingCode.SuperblockFieldInvalid, Severity.Error, $"superblock {what} invalid",
+                Bytenr: (ulong)ChosenCopy.Offset, Device: ChosenCopy.Device.Path, Expected: expected, Found: found));
+
+        uint sector = Super.SectorSize, node = Super.NodeSize;
+        if (sector < 4096 || sector > 65536 || !uint.IsPow2(sector))
+            throw new VolumeException($"superblock sectorsize {sector} is not a power of two between 4096 and 65536; cannot read this filesystem");
+        if (node < sector || node > 65536 || !uint.IsPow2(node))
+            throw new VolumeException($"superblock nodesize {node} is not a power of two between sectorsize {sector} and 65536; cannot read this filesystem");
+        if (Super.SysChunkArraySize > Superblock.SysChunkArrayMax)
+            Bad("sys_chunk_array_size", Super.SysChunkArraySize.ToString(), $"<= {Superblock.SysChunkArrayMax}");
+        if (Super.RootLevel >= Header.MaxLevel) Bad("root_level", Super.RootLevel.ToString(), $"< {Header.MaxLevel}");
+        if (Super.ChunkRootLevel >= Header.MaxLevel) Bad("chunk_root_level", Super.ChunkRootLevel.ToString(), $"< {Header.MaxLevel}");
+        if (Super.LogRootLevel >= Header.MaxLevel) Bad("log_root_level", Super.LogRootLevel.ToString(), $"< {Header.MaxLevel}");
+        if (Super.Root % sector != 0) Bad("root", Super.Root.ToString(), $"aligned to {sector}");
+        if (Super.ChunkRoot % sector != 0) Bad("chunk_root", Super.ChunkRoot.ToString(), $"aligned to {sector}");
+        if (Super.NumDevices == 0) Bad("num_devices", "0", ">= 1");
+    }
+
+    private void LoadSysChunkArray()
+    {
+        var arr = Super.SysChunkArray;
+        int pos = 0;
+        while (pos < arr.Length)
+        {
+            if (arr.Length - pos < BtrfsKey.Size + ChunkItem.HeaderSize)
+            {
+                SysArrayProblem($"{arr.Length - pos} trailing bytes at offset {pos}, too short for a chunk");
+                return;
+            }
+            var key = BtrfsKey.Read(arr[pos..]);
+            pos += BtrfsKey.Size;
+            if (key.ItemType != ItemType.ChunkItem)
+            {
+                SysArrayProblem($"entry at offset {pos - BtrfsKey.Size} has key type {ItemTypes.Name(key.Type)}, expected CHUNK_ITEM");
+                return;
+            }
+            var ci = new ChunkItem(arr[pos..]);
+            long size = ci.ImpliedSize;
+            if (pos + size > arr.Length)
+            {
+                SysArrayProblem($"chunk at logical {key.Offset} claims {ci.NumStripes} stripes ({size} bytes), only {arr.Length - pos} left");
+                return;
+            }
+            var chunk = ChunkMap.Decode(key, arr.Slice(pos, (int)size), out string? problem);
+            pos += (int)size;
+            if (chunk == null) { SysArrayProblem($"chunk at logical {key.Offset}: {problem}"); continue; }
+            if ((chunk.Type & BlockGroupFlags.System) == 0)
+                SysArrayProblem($"chunk at logical {key.Offset} is {chunk.Type.Describe()}, expected SYSTEM");
+            if (Chunks.TryAdd(chunk) is { } clash)
+                Findings.Add(new Finding(FindingCode.ChunkOverlap, Severity.Error,
+                    $"sys_chunk_array chunk [{chunk.Logical}, {chunk.End}) overlaps chunk [{clash.Logical}, {clash.End})", Bytenr: chunk.Logical));
+        }
+        if (Chunks.Chunks.Count == 0)
+            throw new VolumeException("the superblock's sys_chunk_array holds no usable chunk; cannot locate the chunk tree");
+    }
+
+    private void SysArrayProblem(string message) =>
+        Findings.Add(new Finding(FindingCode.SysChunkArrayInvalid, Severity.Error, "sys_chunk_array: " + message,
+            Device: ChosenCopy.Device.Path));
+
+    /// <summary>Reads every leaf of the chunk tree: CHUNK_ITEMs extend the map, DEV_ITEMs list the devices.</summary>
+    private void LoadChunkTree()
+    {
+        var seen = new HashSet<ulong>();
+        var stack = new Stack<(ulong Bytenr, int Level)>();
+        stack.Push((Super.ChunkRoot, Super.ChunkRootLevel));
+        while (stack.Count > 0)
+        {
+            var (bytenr, level) = stack.Pop();
+            if (!seen.Add(bytenr)) continue;
+            var read = ReadTreeBlock(bytenr);
+            if (read.Block == null)
+            {
+                Findings.Add(new Finding(FindingCode.TreeBlockUnreadable, Severity.Error,
+                    $"chunk tree block unreadable: {read.Describe()}; chunks it holds are unknown", Bytenr: bytenr, Tree: ObjectIds.ChunkTree));
+                continue;
+            }
+            var view = read.Block.View;
+            if (view.Header.Level != level || level >= Header.MaxLevel) continue; // the tree walker reports it
+            try
+            {
+                if (level > 0)
+                {
+                    for (int i = 0; i < view.Count; i++)
+                        stack.Push((view.KeyPtr(i).BlockPtr, level - 1));
+                    continue;
+                }
+                for (int i = 0; i < view.Count; i++)
+                {
+                    var key = view.ItemKey(i);
+                    if (key.ItemType == ItemType.ChunkItem) AddChunkItem(bytenr, i, key, view.ItemData(i));
+                    else if (key.ItemType == ItemType.DevItem)
+                    {
+                        var data = view.ItemData(i);
+                        if (data.Length < DevItem.Size) continue;
+                        var di = new DevItem(data);
+                        _devItems.Add(new DevItemInfo(di.DevId, di.Uuid, di.Fsid, di.TotalBytes, di.BytesUsed));
+                    }
+                }
+            }
+            catch (BtrfsFormatException) { /* structural damage: the tree walker reports it with context */ }
+        }
+    }
+
+    private void AddChunkItem(ulong block, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    {
+        var chunk = ChunkMap.Decode(key, data, out string? problem);
+        if (chunk == null)
+        {
+            Findings.Add(new Finding(FindingCode.ChunkItemInvalid, Severity.Error, $"chunk item unusable: {problem}",
+                Bytenr: block, Tree: ObjectIds.ChunkTree, Slot: slot, Key: key));
+            return;
+        }
+        var clash = Chunks.TryAdd(chunk);
+        if (clash == null) return;
+        bool same = clash.Logical == chunk.Logical && clash.Length == chunk.Length && clash.Type == chunk.Type &&
+                    clash.Stripes.AsSpan().SequenceEqual(chunk.Stripes);
+        if (same) return; // SYSTEM chunks appear in both the sys_chunk_array and the chunk tree
+        bool fromSys = (clash.Type & BlockGroupFlags.System) != 0 && clash.Logical == chunk.Logical;
+        Findings.Add(new Finding(fromSys ? FindingCode.ChunkMismatchSysArray : FindingCode.ChunkOverlap, Severity.Error,
+            fromSys ? $"chunk tree item for [{chunk.Logical}, {chunk.End}) differs from the sys_chunk_array copy"
+                    : $"chunk [{chunk.Logical}, {chunk.End}) overlaps chunk [{clash.Logical}, {clash.End})",
+            Bytenr: block, Tree: ObjectIds.ChunkTree, Slot: slot, Key: key));
+    }
+
+    private void CheckDevices()
+    {
+        if (_devItems.Count == 0) return; // chunk tree unreadable: reported already
+        var missing = _devItems.Where(d => !_byDevId.ContainsKey(d.DevId)).ToList();
+        MissingDevices = missing;
+        foreach (var d in missing)
+        {
+            bool needed = Chunks.Chunks.Any(c => c.Stripes.Any(s => s.DevId == d.DevId));
+            Findings.Add(new Finding(FindingCode.DeviceMissing, needed ? Severity.Error : Severity.Warning,
+                $"device devid {d.DevId} uuid {d.Uuid} is missing" + (needed ? "; reads fall back to other copies where the profile has them" : "")));
+        }
+        foreach (var (devid, dev) in _byDevId)
+        {
+            var item = _devItems.FirstOrDefault(d => d.DevId == devid);
+            if (item == null)
+                Findings.Add(new Finding(FindingCode.DeviceDuplicate, Severity.Error,
+                    $"{dev.Path} claims devid {devid}, which no DEV_ITEM of the chunk tree lists", Device: dev.Path));
+            else if ((ulong)dev.Length < item.TotalBytes)
+                Findings.Add(new Finding(FindingCode.DeviceSizeMismatch, Severity.Error,
+                    $"device {dev.Path} (devid {devid}) is smaller than its DEV_ITEM says", Device: dev.Path,
+                    Expected: $">= {item.TotalBytes}", Found: dev.Length.ToString()));
+        }
+    }
+
+    /// <summary>Reads the tree block at <paramref name="logical"/>: tries each copy until one has a good checksum,
+    /// the right bytenr and this filesystem's fsid. Cached. Never throws for bad data.</summary>
+    public TreeBlockRead ReadTreeBlock(ulong logical)
+    {
+        if (_cache.TryGet(logical, out var cached)) return cached;
+        var result = ReadTreeBlockUncached(logical);
+        _cache.Add(result);
+        return result;
+    }
+
+    public (long Hits, long Misses) CacheStats => (_cache.Hits, _cache.Misses);
+
+    private TreeBlockRead ReadTreeBlockUncached(ulong logical)
+    {
+        int size = (int)NodeSize;
+        var failures = new List<CopyFailure>();
+        var chunk = Chunks.Find(logical);
+        if (chunk == null)
+        {
+            failures.Add(new CopyFailure(0, FindingCode.LogicalAddressUnmapped, $"logical {logical} is in no chunk"));
+            return new TreeBlockRead(logical, null, failures);
+        }
+        if (logical + (ulong)size > chunk.End)
+        {
+            failures.Add(new CopyFailure(0, FindingCode.LogicalAddressUnmapped,
+                $"block [{logical}, {logical + (ulong)size}) crosses the end of chunk [{chunk.Logical}, {chunk.End})"));
+            return new TreeBlockRead(logical, null, failures);
+        }
+        var buf = new byte[size];
+        Span<byte> csum = stackalloc byte[Checksum.FieldSize];
+        for (int copy = 0; copy < chunk.Copies; copy++)
+        {
+            var fail = ReadCopy(chunk, logical, copy, buf);
+            if (fail == null)
+            {
+                var h = new Header(buf);
+                if (!Checksum.Verify(CsumType, buf, csum))
+                    fail = new CopyFailure(copy, FindingCode.TreeBlockChecksumMismatch,
+                        $"checksum mismatch: have {Checksum.ToHex(CsumType, h.Csum)}, computed {Checksum.ToHex(CsumType, csum)}");
+                else if (h.Bytenr != logical)
+                    fail = new CopyFailure(copy, FindingCode.TreeBlockBytenrMismatch, $"header bytenr {h.Bytenr}, expected {logical}");
+                else if (!h.Fsid.SequenceEqual(Super.MetadataFsidBytes))
+                    fail = new CopyFailure(copy, FindingCode.TreeBlockFsidMismatch,
+                        $"header fsid {Uuids.Format(h.Fsid)}, expected {Uuids.Format(Super.MetadataFsidBytes)}");
+            }
+            if (fail == null) return new TreeBlockRead(logical, new TreeBlock(logical, buf, copy), failures);
+            failures.Add(fail);
+        }
+        return new TreeBlockRead(logical, null, failures);
+    }
+
+    private CopyFailure? ReadCopy(Chunk chunk, ulong logical, int copy, Span<byte> dest)
+    {
+        int done = 0;
+        while (done < dest.Length)
+        {
+            var loc = chunk.Map(logical + (ulong)done, copy, out ulong contiguous);
+            int n = (int)Math.Min((ulong)(dest.Length - done), contiguous);
+            if (!_byDevId.TryGetValue(loc.DevId, out var dev))
+                return new CopyFailure(copy, FindingCode.TreeBlockUnreadable, $"device devid {loc.DevId} is missing", loc.DevId, loc.Offset);
+            if (loc.Offset > long.MaxValue)
+                return new CopyFailure(copy, FindingCode.StripeBeyondDevice, $"physical offset {loc.Offset} is out of range", loc.DevId, loc.Offset);
+            int got = dev.Read((long)loc.Offset, dest.Slice(done, n));
+            if (got < n)
+                return new CopyFailure(copy, FindingCode.StripeBeyondDevice,
+                    $"short read at devid {loc.DevId} physical {loc.Offset}: {got} of {n} bytes (device is {dev.Length} bytes)", loc.DevId, loc.Offset);
+            done += n;
+        }
+        return null;
+    }
+
+    /// <summary>Reads raw bytes of one copy of a logical range (for data and dumps). Returns false with a reason on failure.</summary>
+    public bool TryReadLogical(ulong logical, Span<byte> dest, int copy, out string? problem)
+    {
+        problem = null;
+        var chunk = Chunks.Find(logical);
+        if (chunk == null) { problem = $"logical {logical} is in no chunk"; return false; }
+        if (logical + (ulong)dest.Length > chunk.End) { problem = "range crosses the end of its chunk"; return false; }
+        if (copy >= chunk.Copies) { problem = $"chunk has {chunk.Copies} copies"; return false; }
+        var fail = ReadCopy(chunk, logical, copy, dest);
+        problem = fail?.Reason;
+        return fail == null;
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in Devices) d.Dispose();
+    }
+}

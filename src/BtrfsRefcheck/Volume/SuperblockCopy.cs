@@ -1,0 +1,37 @@
+using BtrfsRefcheck.Format;
+
+namespace BtrfsRefcheck.Volume;
+
+/// <summary>One superblock copy as read from a device: mirror index 0 (64 KiB), 1 (64 MiB) or 2 (256 GiB).</summary>
+public sealed record SuperblockCopy(BlockDevice Device, int Mirror, long Offset, Superblock? Superblock, string? Problem)
+{
+    public bool IsValid => Superblock != null && Problem == null;
+
+    /// <summary>Reads every mirror the device is large enough for.</summary>
+    public static List<SuperblockCopy> ReadAll(BlockDevice dev)
+    {
+        var list = new List<SuperblockCopy>();
+        for (int m = 0; m < Format.Superblock.MirrorOffsets.Length; m++)
+        {
+            long off = Format.Superblock.MirrorOffsets[m];
+            if (off + Format.Superblock.Size > dev.Length) break;
+            list.Add(Read(dev, m));
+        }
+        return list;
+    }
+
+    public static SuperblockCopy Read(BlockDevice dev, int mirror)
+    {
+        long off = Format.Superblock.MirrorOffsets[mirror];
+        var buf = new byte[Format.Superblock.Size];
+        int n = dev.Read(off, buf);
+        if (n < buf.Length) return new SuperblockCopy(dev, mirror, off, null, $"device too small for superblock copy {mirror} at {off}");
+        var sb = new Superblock(buf);
+        string? problem = null;
+        if (!sb.MagicMatches) problem = $"bad magic 0x{sb.Magic:x16}";
+        else if (!Checksum.IsKnown(sb.CsumTypeRaw)) problem = $"unknown checksum type {sb.CsumTypeRaw}";
+        else if (!sb.ChecksumValid) problem = $"checksum mismatch ({Checksum.Name(sb.CsumTypeRaw)})";
+        else if (sb.Bytenr != (ulong)off) problem = $"bytenr {sb.Bytenr} does not match its location {off}";
+        return new SuperblockCopy(dev, mirror, off, sb, problem);
+    }
+}
