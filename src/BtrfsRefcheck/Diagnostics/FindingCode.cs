@@ -46,6 +46,38 @@ public enum FindingCode
     ItemUnknownType = 401,
     RootItemInvalid = 402,
 
+    // 500-599: tree block back-references and metadata extent items
+    DuplicateTreeBlockRef = 500,
+    StaleTreeBlockRef = 501,
+    MissingTreeBlockRef = 502,
+    ExtentRefsMismatch = 503,
+    TreeBlockNoExtentItem = 504,
+    MetadataExtentLeaked = 505,
+    MetadataLevelMismatch = 506,
+    InlineRefsOutOfOrder = 507,
+    UnknownInlineRefType = 508,
+    ExtentItemMalformed = 509,
+    KeyedRefWithoutExtentItem = 510,
+    ExtentTypeMismatch = 511,
+    TreeBlockMultipleParents = 512,
+
+    // 600-699: data back-references and data extent items
+    DataRefCountMismatch = 600,
+    MissingDataRef = 601,
+    StaleDataRef = 602,
+    DataExtentNoExtentItem = 603,
+    OrphanDataExtentItem = 604,
+    DuplicateDataRef = 605,
+    DataExtentLengthMismatch = 606,
+    KeyedDataRefHashMismatch = 607,
+
+    // 700-799: extent layout and space accounting
+    ExtentOverlap = 700,
+    ExtentOutsideBlockGroup = 701,
+    BlockGroupUsedMismatch = 702,
+    SuperBytesUsedMismatch = 703,
+    BlockGroupNoChunk = 704,
+
     // 900-999: what could not be checked
     SubtreeNotChecked = 900,
 }

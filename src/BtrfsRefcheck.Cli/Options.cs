@@ -1,0 +1,42 @@
+using CommandLine;
+
+namespace BtrfsRefcheck.Cli;
+
+public abstract class CommonOptions
+{
+    [Value(0, MetaName = "DEVICE", Required = true, HelpText = "Image files or block devices of one filesystem (all devices of a multi-device set).")]
+    public IEnumerable<string> Devices { get; set; } = [];
+
+    [Option("json", HelpText = "Write JSON to stdout (schema in docs/json.md).")]
+    public bool Json { get; set; }
+
+    [Option("super", HelpText = "Use superblock copy N (0: 64 KiB, 1: 64 MiB, 2: 256 GiB) instead of the newest valid copy.")]
+    public int? Super { get; set; }
+
+    [Option("debug", HelpText = "On an internal error, print the stack trace.")]
+    public bool Debug { get; set; }
+}
+
+[Verb("check", isDefault: true, HelpText = "Check the filesystem's metadata (default verb).")]
+public sealed class CheckOptions : CommonOptions
+{
+    [Option('q', "quiet", HelpText = "Print only findings and the verdict.")]
+    public bool Quiet { get; set; }
+}
+
+[Verb("dump-super", HelpText = "Print the superblock (every field, backup roots, sys_chunk_array).")]
+public sealed class DumpSuperOptions : CommonOptions
+{
+    [Option("all", HelpText = "Print every superblock copy of every device, not only the one in use.")]
+    public bool All { get; set; }
+}
+
+[Verb("dump-tree", HelpText = "Print trees or a single tree block with every item decoded.")]
+public sealed class DumpTreeOptions : CommonOptions
+{
+    [Option('t', "tree", HelpText = "Only this tree: a number (5, 256, -6) or a name (root, extent, chunk, dev, fs, csum, uuid, quota, free-space, block-group, data-reloc, log).")]
+    public string? Tree { get; set; }
+
+    [Option('b', "block", HelpText = "Only the tree block at this logical address.")]
+    public ulong? Block { get; set; }
+}

@@ -1,0 +1,115 @@
+using BtrfsRefcheck.Checks;
+using BtrfsRefcheck.Diagnostics;
+
+namespace BtrfsRefcheck.Cli.Verbs;
+
+/// <summary><c>check</c> (the default verb): phases, findings grouped by code, summary, verdict.</summary>
+public static class CheckVerb
+{
+    public static int Run(CheckOptions o, TextWriter stdout, TextWriter stderr)
+    {
+        var findings = new FindingBag();
+        using var vol = VolumeFactory.Open(o, findings);
+        bool text = !o.Json;
+        if (text && !o.Quiet)
+        {
+            stdout.WriteLine($"Checking filesystem on {string.Join(' ', o.Devices)}");
+            stdout.WriteLine($"UUID: {vol.Super.Fsid}");
+            foreach (var n in vol.Notes) stdout.WriteLine($"note: {n}");
+        }
+        var report = Checker.Run(vol, findings, (i, name) =>
+        {
+            if (text && !o.Quiet) stdout.WriteLine($"[{i + 1}/{Checker.PhaseNames.Length}] {name}");
+        });
+        if (o.Json) CheckJson.Write(stdout, vol, report, o);
+        else CheckText.Write(stdout, report, o.Quiet);
+        return report.Clean ? ExitCodes.Ok : ExitCodes.Findings;
+    }
+}
+
+internal static class CheckText
+{
+    public static void Write(TextWriter o, CheckReport r, bool quiet)
+    {
+        var items = r.Findings.Items;
+        var counts = r.Findings.Counts;
+        foreach (var group in items.GroupBy(f => f.Code).OrderBy(g => (int)g.Key))
+        {
+            long total = counts[group.Key];
+            o.WriteLine($"{group.First().Severity.ToString().ToUpperInvariant()} {(int)group.Key} {group.Key}: {total} finding{(total == 1 ? "" : "s")}");
+            foreach (var f in group) o.WriteLine($"  {f}");
+            if (total > group.Count()) o.WriteLine($"  ... and {total - group.Count()} more not stored");
+        }
+        if (!quiet)
+        {
+            var s = r.Stats;
+            o.WriteLine("summary:");
+            o.WriteLine($"  trees {s.Trees}, tree blocks {s.TreeBlocks} (nodes {s.Nodes}, leaves {s.Leaves}), items {s.Items}, unreadable blocks {s.UnreadableBlocks}");
+            o.WriteLine($"  extent items {s.ExtentItems} (metadata {s.MetadataExtentItems}, data {s.DataExtentItems}), block groups {s.BlockGroups}");
+            o.WriteLine($"  back-refs: inline {s.InlineRefs}, keyed {s.KeyedRefs}; TREE_BLOCK_REF {s.TreeBlockRefs}, SHARED_BLOCK_REF {s.SharedBlockRefs}, EXTENT_DATA_REF {s.ExtentDataRefs}, SHARED_DATA_REF {s.SharedDataRefs}, EXTENT_OWNER_REF {s.ExtentOwnerRefs}");
+            o.WriteLine($"  file extents referencing data {s.FileExtents}");
+            o.WriteLine($"  findings: {r.Errors} errors, {r.Warnings} warnings, {items.Count(f => f.Severity == Severity.Info)} notes");
+            foreach (var p in r.Phases) o.WriteLine($"  phase '{p.Name}': {p.Elapsed.TotalMilliseconds:F0} ms");
+        }
+        o.WriteLine(r.Clean ? "verdict: clean (no errors found)" : $"verdict: ERRORS FOUND ({r.Errors})");
+    }
+}
+
+internal static class CheckJson
+{
+    public static void Write(TextWriter o, Volume.BtrfsVolume vol, CheckReport r, CheckOptions opts)
+    {
+        using var j = new JsonOut(o);
+        var w = j.W;
+        w.WriteStartObject();
+        w.WriteString("format", "btrfs-refcheck.check");
+        w.WriteNumber("version", 1);
+        w.WriteStartArray("devices");
+        foreach (var d in opts.Devices) w.WriteStringValue(d);
+        w.WriteEndArray();
+        w.WriteString("fsid", vol.Super.Fsid.ToString());
+        w.WriteNumber("generation", vol.Super.Generation);
+        w.WriteStartObject("superblock");
+        w.WriteString("device", vol.ChosenCopy.Device.Path);
+        w.WriteNumber("copy", vol.ChosenCopy.Mirror);
+        w.WriteEndObject();
+        w.WriteString("verdict", r.Clean ? "clean" : "errors");
+        w.WriteStartObject("summary");
+        var s = r.Stats;
+        w.WriteNumber("trees", s.Trees);
+        w.WriteNumber("tree_blocks", s.TreeBlocks);
+        w.WriteNumber("nodes", s.Nodes);
+        w.WriteNumber("leaves", s.Leaves);
+        w.WriteNumber("items", s.Items);
+        w.WriteNumber("unreadable_blocks", s.UnreadableBlocks);
+        w.WriteNumber("extent_items", s.ExtentItems);
+        w.WriteNumber("metadata_extent_items", s.MetadataExtentItems);
+        w.WriteNumber("data_extent_items", s.DataExtentItems);
+        w.WriteNumber("block_groups", s.BlockGroups);
+        w.WriteNumber("inline_refs", s.InlineRefs);
+        w.WriteNumber("keyed_refs", s.KeyedRefs);
+        w.WriteNumber("tree_block_refs", s.TreeBlockRefs);
+        w.WriteNumber("shared_block_refs", s.SharedBlockRefs);
+        w.WriteNumber("extent_data_refs", s.ExtentDataRefs);
+        w.WriteNumber("shared_data_refs", s.SharedDataRefs);
+        w.WriteNumber("extent_owner_refs", s.ExtentOwnerRefs);
+        w.WriteNumber("file_extents", s.FileExtents);
+        w.WriteNumber("errors", r.Errors);
+        w.WriteNumber("warnings", r.Warnings);
+        w.WriteEndObject();
+        w.WriteStartArray("phases");
+        foreach (var p in r.Phases)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", p.Name);
+            w.WriteNumber("ms", Math.Round(p.Elapsed.TotalMilliseconds, 1));
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartObject("counts_by_code");
+        foreach (var (code, n) in r.Findings.Counts.OrderBy(kv => (int)kv.Key)) w.WriteNumber(((int)code).ToString(), n);
+        w.WriteEndObject();
+        FindingJson.WriteArray(w, "findings", r.Findings.Items);
+        w.WriteEndObject();
+    }
+}

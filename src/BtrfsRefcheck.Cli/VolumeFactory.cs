@@ -1,0 +1,15 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Volume;
+
+namespace BtrfsRefcheck.Cli;
+
+internal static class VolumeFactory
+{
+    public static BtrfsVolume Open(CommonOptions o, FindingBag findings)
+    {
+        var paths = o.Devices.ToList();
+        if (paths.Count == 0) throw new UsageException("no device given");
+        if (o.Super is { } s && (s < 0 || s > 2)) throw new UsageException($"--super {s}: copies are numbered 0 to 2");
+        return BtrfsVolume.Open(paths, new VolumeOptions { SuperMirror = o.Super }, findings);
+    }
+}

@@ -1,0 +1,39 @@
+using BtrfsRefcheck.Diagnostics;
+
+namespace BtrfsRefcheck.Checks;
+
+/// <summary>Counts the summary prints. Each is what this run actually looked at.</summary>
+public sealed class CheckStats
+{
+    public long Trees;
+    public long TreeBlocks;
+    public long Nodes;
+    public long Leaves;
+    public long Items;
+    public long ExtentItems;
+    public long MetadataExtentItems;
+    public long DataExtentItems;
+    public long InlineRefs;
+    public long KeyedRefs;
+    public long TreeBlockRefs;
+    public long SharedBlockRefs;
+    public long ExtentDataRefs;
+    public long SharedDataRefs;
+    public long ExtentOwnerRefs;
+    public long FileExtents;
+    public long BlockGroups;
+    public long UnreadableBlocks;
+}
+
+public sealed record PhaseTiming(string Name, TimeSpan Elapsed);
+
+public sealed class CheckReport(FindingBag findings, CheckStats stats, IReadOnlyList<PhaseTiming> phases)
+{
+    public FindingBag Findings { get; } = findings;
+    public CheckStats Stats { get; } = stats;
+    public IReadOnlyList<PhaseTiming> Phases { get; } = phases;
+
+    public long Errors => Findings.Items.Count(f => f.Severity == Severity.Error);
+    public long Warnings => Findings.Items.Count(f => f.Severity == Severity.Warning);
+    public bool Clean => Errors == 0;
+}

@@ -1,0 +1,43 @@
+using System.Diagnostics;
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Trees;
+using BtrfsRefcheck.Volume;
+
+namespace BtrfsRefcheck.Checks;
+
+/// <summary>Runs the named check phases over an opened volume. Every pass gets this explicit context;
+/// nothing is global.</summary>
+public sealed class CheckContext(BtrfsVolume volume, FindingBag findings)
+{
+    public BtrfsVolume Volume { get; } = volume;
+    public FindingBag Findings { get; } = findings;
+    public CheckStats Stats { get; } = new();
+    public List<TreeRoot> Roots { get; set; } = [];
+}
+
+public static class Checker
+{
+    /// <summary>Phase names, in order, as progress reports them.</summary>
+    public static readonly string[] PhaseNames = ["superblock and devices", "chunks", "roots", "trees and references", "summary"];
+
+    public static CheckReport Run(BtrfsVolume volume, FindingBag findings, Action<int, string>? onPhase = null)
+    {
+        var ctx = new CheckContext(volume, findings);
+        var timings = new List<PhaseTiming>();
+        var sw = Stopwatch.StartNew();
+        void Phase(int i, Action body)
+        {
+            onPhase?.Invoke(i, PhaseNames[i]);
+            sw.Restart();
+            body();
+            timings.Add(new PhaseTiming(PhaseNames[i], sw.Elapsed));
+        }
+
+        Phase(0, () => { /* done while opening: superblock copies, fields and device assembly */ });
+        Phase(1, () => { /* done while opening: sys_chunk_array and chunk tree */ });
+        Phase(2, () => ctx.Roots = TreeRoots.Enumerate(volume, findings));
+        Phase(3, () => new ReferencePass(ctx).Run());
+        Phase(4, () => { });
+        return new CheckReport(findings, ctx.Stats, timings);
+    }
+}
