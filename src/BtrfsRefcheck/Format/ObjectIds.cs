@@ -86,7 +86,8 @@ public static class ObjectIds
         return objectid switch
         {
             RootTree when type == (byte)ItemType.DevItem => "DEV_ITEMS",
-            DevStats => "DEV_STATS",
+            DevStats when type == (byte)ItemType.PersistentItem => "DEV_STATS",
+            TreeLogFixup => "LOG_FIXUP",
             FirstChunkTree when type == (byte)ItemType.ChunkItem => "FIRST_CHUNK_TREE",
             Balance => "BALANCE",
             Orphan => "ORPHAN",

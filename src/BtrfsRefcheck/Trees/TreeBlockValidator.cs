@@ -9,8 +9,9 @@ namespace BtrfsRefcheck.Trees;
 public static class TreeBlockValidator
 {
     /// <summary>Validates <paramref name="block"/>; records findings; false when its items or pointers cannot be trusted.</summary>
-    public static bool Validate(in BlockContext ctx, TreeBlock block, Superblock super, FindingBag findings)
+    public static bool Validate(in BlockContext ctx, TreeBlock block, BtrfsVolume volume, FindingBag findings)
     {
+        var super = volume.Super;
         var view = block.View;
         var h = view.Header;
         ulong bytenr = block.Logical;
@@ -38,6 +39,8 @@ public static class TreeBlockValidator
         if (h.Generation > maxGen)
             Add(FindingCode.TreeBlockGenerationTooNew, "generation is newer than the superblock's", $"<= {maxGen}", h.Generation.ToString());
 
+        if (volume.ChunkTreeUuid is { } ctu && Uuids.Read(h.ChunkTreeUuid) != ctu)
+            Add(FindingCode.TreeBlockChunkTreeUuidMismatch, "header chunk tree uuid differs from the chunk root's", ctu.ToString(), Uuids.Format(h.ChunkTreeUuid));
         if (!OwnerPlausible(ctx.Tree, h.Owner))
             Add(FindingCode.TreeBlockOwnerMismatch, "header owner does not belong to this tree", ObjectIds.TreeName(ctx.Tree.ExpectedOwner), ObjectIds.TreeName(h.Owner));
 

@@ -91,7 +91,7 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
         }
 
         var block = read.Block;
-        bool valid = TreeBlockValidator.Validate(ctx, block, volume.Super, findings);
+        bool valid = TreeBlockValidator.Validate(ctx, block, volume, findings);
         var view = block.View;
         if (view.IsLeaf) { Stats.Leaves++; Stats.Items += view.Count; } else Stats.Nodes++;
         bool descend = visitor.OnBlock(ctx, block, valid);

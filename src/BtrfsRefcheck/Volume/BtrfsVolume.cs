@@ -27,6 +27,9 @@ public sealed class BtrfsVolume : IDisposable
     /// <summary>Devices the chunk tree lists that were not given (or not found).</summary>
     public IReadOnlyList<DevItemInfo> MissingDevices { get; private set; } = [];
 
+    /// <summary>The chunk tree uuid every tree block header carries, taken from the chunk root block (null if unreadable).</summary>
+    public Guid? ChunkTreeUuid { get; private set; }
+
     public uint NodeSize => Super.NodeSize;
     public uint SectorSize => Super.SectorSize;
     public ChecksumType CsumType => Super.CsumType;
@@ -234,6 +237,7 @@ public sealed class BtrfsVolume : IDisposable
                 continue;
             }
             var view = read.Block.View;
+            if (bytenr == Super.ChunkRoot) ChunkTreeUuid = Uuids.Read(view.Header.ChunkTreeUuid);
             if (view.Header.Level != level || level >= Header.MaxLevel) continue; // the tree walker reports it
             try
             {
