@@ -13,6 +13,9 @@ public abstract class CommonOptions
     [Option("super", HelpText = "Use superblock copy N (0: 64 KiB, 1: 64 MiB, 2: 256 GiB) instead of the newest valid copy.")]
     public int? Super { get; set; }
 
+    [Option("backup-root", HelpText = "Use the superblock's backup root N (0-3) for the root tree (used automatically when the root tree is unreadable).")]
+    public int? BackupRoot { get; set; }
+
     [Option("debug", HelpText = "On an internal error, print the stack trace.")]
     public bool Debug { get; set; }
 }

@@ -119,3 +119,15 @@ internal struct BlockGroupRec
     public ulong Sum; // filled by the accounting pass
     public readonly ulong End => Start + Length;
 }
+
+/// <summary>A DEV_EXTENT: [Physical, Physical + Length) on device DevId belongs to the chunk at ChunkOffset.</summary>
+internal struct DevExtentRec
+{
+    public ulong DevId;
+    public ulong Physical;
+    public ulong Length;
+    public ulong ChunkOffset;
+    public ulong ItemBlock;
+    public int Slot;
+    public readonly ulong End => Physical + Length;
+}

@@ -234,6 +234,11 @@ internal sealed class RefAnalysis(CheckContext ctx, ReferencePass pass)
                 F.Add(new Finding(FindingCode.MetadataLevelMismatch, Severity.Error,
                     $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)}: the extent item's level differs from the block header's",
                     Bytenr: b.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: b.Level.ToString(), Found: x.Level.ToString()));
+            const ulong StripeLen = 64 * 1024; // BTRFS_STRIPE_LEN: the kernel never lets a tree block cross one
+            if (ctx.Volume.NodeSize <= StripeLen && b.Bytenr / StripeLen != (b.Bytenr + ctx.Volume.NodeSize - 1) / StripeLen)
+                F.Add(new Finding(FindingCode.MetadataCrossesStripe, Severity.Error,
+                    $"tree block [{b.Bytenr}, {b.Bytenr + ctx.Volume.NodeSize}) of {ObjectIds.TreeName(b.Tree)} crosses a 64 KiB stripe boundary",
+                    Bytenr: b.Bytenr, Tree: b.Tree, Expected: "inside one 64 KiB stripe", Found: $"crosses {(b.Bytenr / StripeLen + 1) * StripeLen}"));
             if (!x.IsMetadataItem && x.Length != ctx.Volume.NodeSize)
                 F.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
                     $"tree block {b.Bytenr}: its EXTENT_ITEM length differs from the nodesize",
@@ -297,9 +302,11 @@ internal sealed class RefAnalysis(CheckContext ctx, ReferencePass pass)
                     Bytenr: bg.Start, Tree: ObjectIds.ExtentTree, Slot: bg.Slot, Key: key,
                     Expected: "a matching chunk", Found: chunk == null ? "none" : $"chunk [{chunk.Logical}, {chunk.End}) {chunk.Type.Describe()}"));
         }
-        if (bgs.Length > 0 && total != ctx.Volume.Super.BytesUsed)
+        ulong bytesUsed = ctx.Volume.ExpectedBytesUsed;
+        string whose = ctx.Volume.RootTree.BackupIndex is { } bi ? $"backup root {bi}'s" : "superblock";
+        if (bgs.Length > 0 && total != bytesUsed)
             F.Add(new Finding(FindingCode.SuperBytesUsedMismatch, Severity.Error,
-                "superblock bytes_used differs from the sum of the block groups' used",
-                Bytenr: (ulong)ctx.Volume.ChosenCopy.Offset, Expected: total.ToString(), Found: ctx.Volume.Super.BytesUsed.ToString()));
+                $"{whose} bytes_used differs from the sum of the block groups' used",
+                Bytenr: (ulong)ctx.Volume.ChosenCopy.Offset, Expected: total.ToString(), Found: bytesUsed.ToString()));
     }
 }

@@ -18,6 +18,7 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
     internal readonly List<ExtentRec> Extents = [];
     internal readonly List<RefRec> Found = [];
     internal readonly List<BlockGroupRec> BlockGroups = [];
+    internal readonly List<DevExtentRec> DevExtents = [];
     internal readonly List<(ulong Bytenr, ulong Tree, bool SharedSelf)> RootRefs = [];
 
     /// <summary>Blocks whose subtree could not be read: references under them are unknown.</summary>
@@ -41,6 +42,7 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
         Stats.Items = walker.Stats.Items;
         Stats.UnreadableBlocks = walker.Stats.Unreadable;
         new RefAnalysis(ctx, this).Run();
+        new DeviceAccounting(ctx, this).Run();
     }
 
     public void OnUnreadable(in BlockContext bc, TreeBlockRead read) => Unreadable.Add((bc.Bytenr, bc.Tree.Id));
@@ -85,6 +87,13 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
                     break;
                 case ItemType.BlockGroupItem when tree is ObjectIds.ExtentTree or ObjectIds.BlockGroupTree:
                     BlockGroup(block.Logical, i, key, data);
+                    break;
+                case ItemType.DevExtent when tree == ObjectIds.DevTree && data.Length >= DevExtent.Size:
+                    DevExtents.Add(new DevExtentRec
+                    {
+                        DevId = key.ObjectId, Physical = key.Offset, ChunkOffset = Le.U64(data, 16), Length = Le.U64(data, 24),
+                        ItemBlock = block.Logical, Slot = i,
+                    });
                     break;
             }
         }

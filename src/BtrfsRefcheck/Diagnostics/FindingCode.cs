@@ -45,6 +45,20 @@ public enum FindingCode
     ItemUndecodable = 400,
     ItemUnknownType = 401,
     RootItemInvalid = 402,
+    InodeItemInvalid = 410,
+    InodeRefInvalid = 411,
+    DirItemInvalid = 412,
+    FileExtentInvalid = 413,
+    CsumItemInvalid = 414,
+    BlockGroupItemInvalid = 415,
+    DevItemInvalid = 416,
+    DevExtentInvalid = 417,
+    KeyedBackrefInvalid = 418,
+    RootRefInvalid = 419,
+    ItemGenerationTooNew = 420,
+    FreeSpaceItemInvalid = 421,
+    TreeBlockHeaderFlagsInvalid = 422,
+    TreeBlockReferencedTwice = 423,
 
     // 500-599: tree block back-references and metadata extent items
     DuplicateTreeBlockRef = 500,
@@ -77,7 +91,17 @@ public enum FindingCode
     BlockGroupUsedMismatch = 702,
     SuperBytesUsedMismatch = 703,
     BlockGroupNoChunk = 704,
+    MetadataCrossesStripe = 710,
+    DevExtentNoChunk = 711,
+    ChunkStripeNoDevExtent = 712,
+    DevExtentBeyondDevice = 713,
+    DevExtentOverlap = 714,
+    DevItemBytesUsedMismatch = 715,
+    SuperNumDevicesMismatch = 716,
+    ChunkBeyondDevice = 717,
 
     // 900-999: what could not be checked
     SubtreeNotChecked = 900,
+    RootTreeFallback = 901,
+    ChunkTreeFallback = 902,
 }

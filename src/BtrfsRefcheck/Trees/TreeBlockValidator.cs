@@ -39,6 +39,13 @@ public static class TreeBlockValidator
         if (h.Generation > maxGen)
             Add(FindingCode.TreeBlockGenerationTooNew, "generation is newer than the superblock's", $"<= {maxGen}", h.Generation.ToString());
 
+        ulong unknownFlags = h.Flags & ~(Header.FlagWritten | Header.FlagReloc);
+        if ((h.Flags & Header.FlagWritten) == 0 || unknownFlags != 0)
+            Add(FindingCode.TreeBlockHeaderFlagsInvalid, (h.Flags & Header.FlagWritten) == 0 ? "header WRITTEN flag is clear" : "header has unknown flag bits",
+                "WRITTEN, optionally RELOC", $"0x{h.Flags:x}");
+        bool mixedBackref = (super.IncompatFlags & Features.IncompatMixedBackref) != 0;
+        if (mixedBackref && h.BackrefRev != 1)
+            Add(FindingCode.TreeBlockHeaderFlagsInvalid, "backref revision is not 1 (MIXED_BACKREF)", "1", h.BackrefRev.ToString());
         if (volume.ChunkTreeUuid is { } ctu && Uuids.Read(h.ChunkTreeUuid) != ctu)
             Add(FindingCode.TreeBlockChunkTreeUuidMismatch, "header chunk tree uuid differs from the chunk root's", ctu.ToString(), Uuids.Format(h.ChunkTreeUuid));
         if (!OwnerPlausible(ctx.Tree, h.Owner))
@@ -103,6 +110,16 @@ public static class TreeBlockValidator
                 ok = false;
             }
             prev = key;
+        }
+
+        if (ctx.EndKey is { } endKey && count > 0)
+        {
+            var last = view.IsLeaf ? view.ItemKey(count - 1) : view.KeyPtr(count - 1).Key;
+            if (last >= endKey)
+            {
+                Add(FindingCode.TreeBlockKeyOrder, $"last key is not below the next key in parent {ctx.ParentBytenr}", $"< {endKey}", last.ToString(), count - 1, last);
+                ok = false;
+            }
         }
 
         if (ctx.ExpectedFirstKey is { } fk && count > 0)

@@ -10,8 +10,8 @@ namespace BtrfsRefcheck.Trees;
 /// free-space, block-group trees), and the log root tree with the per-subvolume log trees it lists.</summary>
 public static class TreeRoots
 {
-    public static TreeRoot RootTree(Superblock sb) => new(ObjectIds.RootTree, sb.Root, sb.RootLevel, sb.Generation, RootSource.Superblock);
-    public static TreeRoot ChunkTree(Superblock sb) => new(ObjectIds.ChunkTree, sb.ChunkRoot, sb.ChunkRootLevel, sb.ChunkRootGeneration, RootSource.Superblock);
+    public static TreeRoot RootTree(BtrfsVolume v) => new(ObjectIds.RootTree, v.RootTree.Bytenr, v.RootTree.Level, v.RootTree.Generation, RootSource.Superblock);
+    public static TreeRoot ChunkTree(BtrfsVolume v) => new(ObjectIds.ChunkTree, v.CheckedChunkTree.Bytenr, v.CheckedChunkTree.Level, v.CheckedChunkTree.Generation, RootSource.Superblock);
 
     /// <summary>The log root tree, when the superblock has one.</summary>
     public static TreeRoot? LogRootTree(Superblock sb) =>
@@ -21,9 +21,10 @@ public static class TreeRoots
     /// ROOT_ITEMs in key order, then the log root tree and its log trees.</summary>
     public static List<TreeRoot> Enumerate(BtrfsVolume vol, FindingBag findings)
     {
-        var list = new List<TreeRoot> { RootTree(vol.Super), ChunkTree(vol.Super) };
-        list.AddRange(ReadRootItems(vol, findings, RootTree(vol.Super), RootSource.RootItem));
-        if (LogRootTree(vol.Super) is { } log)
+        var list = new List<TreeRoot> { RootTree(vol), ChunkTree(vol) };
+        list.AddRange(ReadRootItems(vol, findings, RootTree(vol), RootSource.RootItem));
+        // A log tree belongs to the superblock's generation: replaying it onto an older backup root makes no sense.
+        if (vol.RootTree.BackupIndex == null && LogRootTree(vol.Super) is { } log)
         {
             list.Add(log);
             list.AddRange(ReadRootItems(vol, findings, log, RootSource.LogRootItem));

@@ -6,7 +6,11 @@ namespace BtrfsRefcheck.Trees;
 
 /// <summary>Where a block sits: its tree, its parent (none for a root block) and what the parent promised.</summary>
 public readonly record struct BlockContext(TreeRoot Tree, ulong Bytenr, int ExpectedLevel, ulong? ParentBytenr, int ParentSlot,
-    ulong? ParentOwner, BtrfsKey? ExpectedFirstKey, ulong ExpectedGeneration);
+    ulong? ParentOwner, BtrfsKey? ExpectedFirstKey, ulong ExpectedGeneration, BtrfsKey? EndKey = null)
+{
+    /// <summary>"[(256 1 0), (300 1 0))": the key range this block covers, as its parent says.</summary>
+    public string KeyRange => $"[{(ExpectedFirstKey is { } f ? f.ToString() : "start")}, {(EndKey is { } e ? e.ToString() : "end")})";
+}
 
 /// <summary>Receives the blocks of a walk. Blocks arrive after structural validation; <paramref name="valid"/>
 /// says whether their items may be trusted.</summary>
@@ -40,10 +44,15 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
 {
     public WalkStats Stats { get; } = new();
 
+    // Blocks reached in the current walk: a second pointer to one of them within one tree is corruption, and
+    // without this bound a crafted tree whose nodes all point at the same children would be walked exponentially.
+    private readonly HashSet<ulong> _seenThisWalk = [];
+
     public void Walk(TreeRoot root, ITreeVisitor visitor, WalkOptions? options = null)
     {
         options ??= new WalkOptions();
         var ancestors = new List<ulong>(Header.MaxLevel);
+        _seenThisWalk.Clear();
         var ctx = new BlockContext(root, root.Bytenr, root.Level, null, -1, null, null, root.Generation);
         if (root.Level >= Header.MaxLevel)
         {
@@ -63,6 +72,13 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
                 Bytenr: ctx.ParentBytenr, Tree: ctx.Tree.Id, Slot: ctx.ParentSlot));
             return;
         }
+        if (!_seenThisWalk.Add(ctx.Bytenr))
+        {
+            findings.Add(new Finding(FindingCode.TreeBlockReferencedTwice, Severity.Error,
+                $"{ctx.Tree.Name}: block {ctx.Bytenr} is reached a second time, from block {ctx.ParentBytenr} slot {ctx.ParentSlot}; not descended again",
+                Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id, Slot: ctx.ParentSlot));
+            return;
+        }
         if (options.Visited != null && !options.Visited.Add(ctx.Bytenr))
         {
             visitor.OnSharedBlock(ctx);
@@ -71,7 +87,7 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
         var read = volume.ReadTreeBlock(ctx.Bytenr);
         foreach (var f in read.Failures)
         {
-            if (read.Block == null) continue;
+            if (read.Block == null || f.DeviceMissing) continue; // a missing device is reported once, as DeviceMissing
             findings.Add(new Finding(FindingCode.TreeBlockBadCopy, Severity.Error,
                 $"{ctx.Tree.Name}: copy {f.Copy} of block {ctx.Bytenr} is bad ({f.Reason}); copy {read.Block.Copy} is good",
                 Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id, Mirror: f.Copy));
@@ -87,6 +103,7 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
                 $"{ctx.Tree.Name}: block {ctx.Bytenr} ({from}, level {ctx.ExpectedLevel}) unreadable: {read.Describe()}; its subtree is not checked",
                 Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id));
             visitor.OnUnreadable(ctx, read);
+            NotChecked(ctx, "unreadable");
             return;
         }
 
@@ -94,7 +111,9 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
         bool valid = TreeBlockValidator.Validate(ctx, block, volume, findings);
         var view = block.View;
         if (view.IsLeaf) { Stats.Leaves++; Stats.Items += view.Count; } else Stats.Nodes++;
+        if (valid && view.IsLeaf) ItemValidator.ValidateLeaf(ctx, block, volume, findings);
         bool descend = visitor.OnBlock(ctx, block, valid);
+        if (!valid && !view.IsLeaf) NotChecked(ctx, "invalid");
         if (!descend || view.IsLeaf || !valid) return;
 
         ancestors.Add(ctx.Bytenr);
@@ -102,10 +121,23 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
         for (int i = 0; i < count; i++)
         {
             var ptr = block.View.KeyPtr(i);
+            var end = i + 1 < count ? block.View.KeyPtr(i + 1).Key : ctx.EndKey;
             var child = new BlockContext(ctx.Tree, ptr.BlockPtr, view.Header.Level - 1, ctx.Bytenr, i, view.Header.Owner,
-                ptr.Key, ptr.Generation);
+                ptr.Key, ptr.Generation, end);
             Visit(child, visitor, options, ancestors);
         }
         ancestors.RemoveAt(ancestors.Count - 1);
+    }
+
+    /// <summary>Says what a block that cannot be descended hides: its tree, level and key range.</summary>
+    private void NotChecked(in BlockContext ctx, string why)
+    {
+        string hidden = ctx.ExpectedLevel > 0 ? $"up to {ctx.ExpectedLevel} levels of blocks" : "one leaf";
+        string what = ctx.Tree.IsFsTree ? "inodes, file extents and their data back-refs there are not verified"
+            : ctx.Tree.Id == ObjectIds.ExtentTree ? "extent items and back-refs there are unknown, so references to them cannot be verified"
+            : "its items there are not verified";
+        findings.Add(new Finding(FindingCode.SubtreeNotChecked, Severity.Warning,
+            $"{ctx.Tree.Name}: {why} block {ctx.Bytenr} (level {ctx.ExpectedLevel}) hides {hidden} covering keys {ctx.KeyRange}; {what}",
+            Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id, Key: ctx.ExpectedFirstKey));
     }
 }

@@ -27,6 +27,19 @@ public sealed class BtrfsVolume : IDisposable
     /// <summary>Devices the chunk tree lists that were not given (or not found).</summary>
     public IReadOnlyList<DevItemInfo> MissingDevices { get; private set; } = [];
 
+    /// <summary>The root tree and chunk tree actually used: the superblock's, or a backup root's when those were
+    /// unreadable (or when <see cref="VolumeOptions.BackupRoot"/> asked for one).</summary>
+    public RootChoice RootTree { get; private set; } = null!;
+    public RootChoice ChunkTree { get; private set; } = null!;
+
+    /// <summary>The chunk tree walked by the check: the one belonging to <see cref="RootTree"/>'s generation (a backup
+    /// root's own chunk root when the root tree came from a backup and that is readable), so the check sees one
+    /// consistent snapshot. The chunk map itself always comes from <see cref="ChunkTree"/>.</summary>
+    public RootChoice CheckedChunkTree { get; private set; } = null!;
+
+    /// <summary>bytes_used of the snapshot being checked: the superblock's, or the backup root's.</summary>
+    public ulong ExpectedBytesUsed => RootTree.BackupIndex == null ? Super.BytesUsed : RootTree.BytesUsed;
+
     /// <summary>The chunk tree uuid every tree block header carries, taken from the chunk root block (null if unreadable).</summary>
     public Guid? ChunkTreeUuid { get; private set; }
 
@@ -58,6 +71,8 @@ public sealed class BtrfsVolume : IDisposable
         options ??= new VolumeOptions();
         findings ??= new FindingBag();
         if (paths.Count == 0) throw new VolumeException("no device given");
+        if (options.BackupRoot is { } br && (br < 0 || br >= Superblock.BackupRootCount))
+            throw new VolumeException($"--backup-root {br}: backup roots are numbered 0 to {Superblock.BackupRootCount - 1}");
         if (options.SuperMirror is { } sm && (sm < 0 || sm >= Superblock.MirrorOffsets.Length))
             throw new VolumeException($"--super {sm}: copies are numbered 0 to {Superblock.MirrorOffsets.Length - 1}");
 
@@ -117,7 +132,8 @@ public sealed class BtrfsVolume : IDisposable
             vol.ReportSuperblockCopies();
             vol.CheckSuperblockFields();
             vol.LoadSysChunkArray();
-            vol.LoadChunkTree();
+            vol.ChooseChunkTreeAndLoad(options.BackupRoot);
+            vol.ChooseRootTree(options.BackupRoot);
             vol.CheckDevices();
             return vol;
         }
@@ -220,11 +236,95 @@ public sealed class BtrfsVolume : IDisposable
             Device: ChosenCopy.Device.Path));
 
     /// <summary>Reads every leaf of the chunk tree: CHUNK_ITEMs extend the map, DEV_ITEMs list the devices.</summary>
-    private void LoadChunkTree()
+    /// <summary>Backup roots, newest tree root generation first (slots that were never written are skipped).</summary>
+    private IEnumerable<(int Index, ulong TreeRoot, int TreeLevel, ulong TreeGen, ulong ChunkRoot, int ChunkLevel, ulong ChunkGen)> BackupRootsNewestFirst()
+    {
+        var list = new List<(int, ulong, int, ulong, ulong, int, ulong)>();
+        for (int i = 0; i < Superblock.BackupRootCount; i++)
+        {
+            var b = Super.GetBackupRoot(i);
+            if (b.TreeRoot == 0 && b.ChunkRoot == 0) continue;
+            list.Add((i, b.TreeRoot, b.TreeRootLevel, b.TreeRootGen, b.ChunkRoot, b.ChunkRootLevel, b.ChunkRootGen));
+        }
+        return list.OrderByDescending(x => x.Item4);
+    }
+
+    private bool RootReadable(ulong bytenr, int level, out string why)
+    {
+        var r = ReadTreeBlock(bytenr);
+        if (r.Block == null) { why = r.Describe(); return false; }
+        if (r.Block.Level != level || level >= Header.MaxLevel) { why = $"level {r.Block.Level}, expected {level}"; return false; }
+        why = "";
+        return true;
+    }
+
+    private void ChooseChunkTreeAndLoad(int? backup)
+    {
+        var primary = new RootChoice(Super.ChunkRoot, Super.ChunkRootLevel, Super.ChunkRootGeneration, null);
+        RootChoice chosen = primary;
+        if (backup is { } n)
+        {
+            var b = Super.GetBackupRoot(n);
+            var cand = new RootChoice(b.ChunkRoot, b.ChunkRootLevel, b.ChunkRootGen, n);
+            if (b.ChunkRoot != 0 && RootReadable(b.ChunkRoot, b.ChunkRootLevel, out _)) chosen = cand;
+            else Notes.Add($"backup root {n} has no readable chunk root; using the superblock's chunk root");
+        }
+        else if (!RootReadable(primary.Bytenr, primary.Level, out string why))
+        {
+            foreach (var b in BackupRootsNewestFirst())
+            {
+                if (b.ChunkRoot == 0 || b.ChunkRoot == primary.Bytenr || !RootReadable(b.ChunkRoot, b.ChunkLevel, out _)) continue;
+                chosen = new RootChoice(b.ChunkRoot, b.ChunkLevel, b.ChunkGen, b.Index);
+                Findings.Add(new Finding(FindingCode.ChunkTreeFallback, Severity.Error,
+                    $"chunk root {primary.Bytenr} is unreadable ({why}); using backup root {b.Index}'s chunk root {b.ChunkRoot} (generation {b.ChunkGen})",
+                    Bytenr: primary.Bytenr, Tree: ObjectIds.ChunkTree, Expected: primary.Bytenr.ToString(), Found: b.ChunkRoot.ToString()));
+                break;
+            }
+        }
+        ChunkTree = chosen;
+        if (chosen.BackupIndex is { } bi) Notes.Add($"using backup root {bi}'s chunk root {chosen.Bytenr} (generation {chosen.Generation})");
+        LoadChunkTree(chosen);
+    }
+
+    private void ChooseRootTree(int? backup)
+    {
+        var primary = new RootChoice(Super.Root, Super.RootLevel, Super.Generation, null, Super.BytesUsed);
+        RootChoice chosen = primary;
+        if (backup is { } n)
+        {
+            var b = Super.GetBackupRoot(n);
+            if (b.TreeRoot == 0) throw new VolumeException($"--backup-root {n}: that backup root slot is empty");
+            chosen = new RootChoice(b.TreeRoot, b.TreeRootLevel, b.TreeRootGen, n, b.BytesUsed);
+            Notes.Add($"using backup root {n}: root tree {b.TreeRoot} (generation {b.TreeRootGen}), as asked");
+        }
+        else if (!RootReadable(primary.Bytenr, primary.Level, out string why))
+        {
+            foreach (var b in BackupRootsNewestFirst())
+            {
+                if (b.TreeRoot == 0 || b.TreeRoot == primary.Bytenr || !RootReadable(b.TreeRoot, b.TreeLevel, out _)) continue;
+                chosen = new RootChoice(b.TreeRoot, b.TreeLevel, b.TreeGen, b.Index, Super.GetBackupRoot(b.Index).BytesUsed);
+                Findings.Add(new Finding(FindingCode.RootTreeFallback, Severity.Error,
+                    $"root tree {primary.Bytenr} is unreadable ({why}); using backup root {b.Index}: root tree {b.TreeRoot} (generation {b.TreeGen}); what changed since then is not seen",
+                    Bytenr: primary.Bytenr, Tree: ObjectIds.RootTree, Expected: primary.Bytenr.ToString(), Found: b.TreeRoot.ToString()));
+                Notes.Add($"root tree unreadable; using backup root {b.Index} (generation {b.TreeGen})");
+                break;
+            }
+        }
+        RootTree = chosen;
+        CheckedChunkTree = ChunkTree;
+        if (chosen.BackupIndex is { } idx)
+        {
+            var b = Super.GetBackupRoot(idx);
+            if (b.ChunkRoot != 0 && b.ChunkRoot != ChunkTree.Bytenr && RootReadable(b.ChunkRoot, b.ChunkRootLevel, out _))
+                CheckedChunkTree = new RootChoice(b.ChunkRoot, b.ChunkRootLevel, b.ChunkRootGen, idx);
+        }
+    }
+
+    private void LoadChunkTree(RootChoice root)
     {
         var seen = new HashSet<ulong>();
         var stack = new Stack<(ulong Bytenr, int Level)>();
-        stack.Push((Super.ChunkRoot, Super.ChunkRootLevel));
+        stack.Push((root.Bytenr, root.Level));
         while (stack.Count > 0)
         {
             var (bytenr, level) = stack.Pop();
@@ -237,7 +337,7 @@ public sealed class BtrfsVolume : IDisposable
                 continue;
             }
             var view = read.Block.View;
-            if (bytenr == Super.ChunkRoot) ChunkTreeUuid = Uuids.Read(view.Header.ChunkTreeUuid);
+            if (bytenr == root.Bytenr) ChunkTreeUuid = Uuids.Read(view.Header.ChunkTreeUuid);
             if (view.Header.Level != level || level >= Header.MaxLevel) continue; // the tree walker reports it
             try
             {
@@ -368,7 +468,7 @@ public sealed class BtrfsVolume : IDisposable
             var loc = chunk.Map(logical + (ulong)done, copy, out ulong contiguous);
             int n = (int)Math.Min((ulong)(dest.Length - done), contiguous);
             if (!_byDevId.TryGetValue(loc.DevId, out var dev))
-                return new CopyFailure(copy, FindingCode.TreeBlockUnreadable, $"device devid {loc.DevId} is missing", loc.DevId, loc.Offset);
+                return new CopyFailure(copy, FindingCode.TreeBlockUnreadable, $"device devid {loc.DevId} is missing", loc.DevId, loc.Offset, DeviceMissing: true);
             if (loc.Offset > long.MaxValue)
                 return new CopyFailure(copy, FindingCode.StripeBeyondDevice, $"physical offset {loc.Offset} is out of range", loc.DevId, loc.Offset);
             int got = dev.Read((long)loc.Offset, dest.Slice(done, n));

@@ -18,6 +18,15 @@ public sealed class Chunk
     public RaidProfile Profile => Type.Profile() ?? RaidProfile.Single;
     public bool Contains(ulong logical) => logical >= Logical && logical - Logical < Length;
 
+    /// <summary>Bytes each stripe occupies on its device (what its DEV_EXTENT must cover).</summary>
+    public ulong StripeSize => Profile switch
+    {
+        RaidProfile.Raid0 => Length / (ulong)Stripes.Length,
+        RaidProfile.Raid10 => Length / (ulong)Math.Max(1, Stripes.Length / Math.Max(1, (int)SubStripes)),
+        RaidProfile.Raid5 or RaidProfile.Raid6 => Length / (ulong)Math.Max(1, Stripes.Length - ParityStripes),
+        _ => Length,
+    };
+
     public int ParityStripes => Profile switch { RaidProfile.Raid5 => 1, RaidProfile.Raid6 => 2, _ => 0 };
 
     /// <summary>How many independent copies of each byte exist (RAID5/6: the data stripe only; rebuilding

@@ -19,7 +19,7 @@ public sealed class TreeBlock(ulong logical, byte[] data, int copy)
 }
 
 /// <summary>Why one copy of a tree block was rejected.</summary>
-public sealed record CopyFailure(int Copy, FindingCode Code, string Reason, ulong? DevId = null, ulong? Physical = null);
+public sealed record CopyFailure(int Copy, FindingCode Code, string Reason, ulong? DevId = null, ulong? Physical = null, bool DeviceMissing = false);
 
 /// <summary>Result of reading a tree block: the first good copy (or null) and every copy that failed before it.</summary>
 public sealed record TreeBlockRead(ulong Logical, TreeBlock? Block, IReadOnlyList<CopyFailure> Failures)

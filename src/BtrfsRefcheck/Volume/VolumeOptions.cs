@@ -5,9 +5,15 @@ public sealed class VolumeOptions
     /// <summary>Use this superblock copy (0 = 64 KiB, 1 = 64 MiB, 2 = 256 GiB) instead of the newest valid one.</summary>
     public int? SuperMirror { get; init; }
 
+    /// <summary>Use backup root N (0-3) of the superblock for the root tree (and its chunk root when readable).</summary>
+    public int? BackupRoot { get; init; }
+
     /// <summary>How many tree blocks the read cache keeps.</summary>
     public int CacheBlocks { get; init; } = 8192;
 }
 
 /// <summary>A device listed by a DEV_ITEM in the chunk tree.</summary>
 public sealed record DevItemInfo(ulong DevId, Guid Uuid, Guid Fsid, ulong TotalBytes, ulong BytesUsed);
+
+/// <summary>A tree root as used: address, level, generation, and which backup root slot it came from (null: the superblock's own).</summary>
+public sealed record RootChoice(ulong Bytenr, int Level, ulong Generation, int? BackupIndex, ulong BytesUsed = 0);
