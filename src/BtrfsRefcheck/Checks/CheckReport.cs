@@ -23,6 +23,15 @@ public sealed class CheckStats
     public long FileExtents;
     public long BlockGroups;
     public long UnreadableBlocks;
+
+    /// <summary>Adds the per-worker counters of the extent tree and file extent passes.</summary>
+    public void Add(CheckStats o)
+    {
+        ExtentItems += o.ExtentItems; MetadataExtentItems += o.MetadataExtentItems; DataExtentItems += o.DataExtentItems;
+        InlineRefs += o.InlineRefs; KeyedRefs += o.KeyedRefs; TreeBlockRefs += o.TreeBlockRefs; SharedBlockRefs += o.SharedBlockRefs;
+        ExtentDataRefs += o.ExtentDataRefs; SharedDataRefs += o.SharedDataRefs; ExtentOwnerRefs += o.ExtentOwnerRefs;
+        FileExtents += o.FileExtents; BlockGroups += o.BlockGroups;
+    }
 }
 
 public sealed record PhaseTiming(string Name, TimeSpan Elapsed);

@@ -13,6 +13,9 @@ public sealed class CheckContext(BtrfsVolume volume, FindingBag findings)
     public FindingBag Findings { get; } = findings;
     public CheckStats Stats { get; } = new();
     public List<TreeRoot> Roots { get; set; } = [];
+
+    /// <summary>Worker threads for the scan (null: one per core).</summary>
+    public int? DegreeOfParallelism { get; init; }
 }
 
 public static class Checker

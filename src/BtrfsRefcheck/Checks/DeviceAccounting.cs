@@ -13,7 +13,10 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
     public void Run()
     {
         var vol = ctx.Volume;
-        var extents = pass.DevExtents.ToArray();
+        // The walked chunk tree is the generation being checked (a backup root's when one is used).
+        var chunks = pass.Chunks.Chunks.Count > 0 ? pass.Chunks : vol.Chunks;
+        var devItems = pass.DevItems.Count > 0 ? (IReadOnlyList<Volume.DevItemInfo>)pass.DevItems : vol.DevItems;
+        var extents = pass.DevExtents;
         Array.Sort(extents, (a, b) => a.DevId != b.DevId ? a.DevId.CompareTo(b.DevId) : a.Physical.CompareTo(b.Physical));
         var byStripe = new HashSet<(ulong DevId, ulong Physical)>();
         foreach (var e in extents) byStripe.Add((e.DevId, e.Physical));
@@ -22,7 +25,7 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
         foreach (var e in extents)
         {
             var key = new BtrfsKey(e.DevId, (byte)ItemType.DevExtent, e.Physical);
-            var chunk = vol.Chunks.Find(e.ChunkOffset);
+            var chunk = chunks.Find(e.ChunkOffset);
             bool matches = chunk != null && chunk.Logical == e.ChunkOffset &&
                            chunk.Stripes.Any(s => s.DevId == e.DevId && s.Offset == e.Physical) && chunk.StripeSize == e.Length;
             if (!matches)
@@ -36,11 +39,11 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
         }
 
         // chunk stripe -> DEV_EXTENT, and stripe inside the device image
-        foreach (var c in vol.Chunks.Chunks)
+        foreach (var c in chunks.Chunks)
         {
             foreach (var s in c.Stripes)
             {
-                if (pass.DevExtents.Count > 0 && !byStripe.Contains((s.DevId, s.Offset)))
+                if (pass.DevExtents.Length > 0 && !byStripe.Contains((s.DevId, s.Offset)))
                     F.Add(new Finding(FindingCode.ChunkStripeNoDevExtent, Severity.Error,
                         $"chunk [{c.Logical}, {c.End}) {c.Type.Describe()}: stripe on devid {s.DevId} at {s.Offset} has no DEV_EXTENT",
                         Bytenr: c.Logical, Tree: ObjectIds.ChunkTree, Expected: "a dev extent", Found: "none"));
@@ -53,7 +56,7 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
         }
 
         // per device: overlap, bounds, bytes_used
-        foreach (var item in vol.DevItems)
+        foreach (var item in devItems)
         {
             ulong sum = 0;
             DevExtentRec? prev = null;
@@ -71,15 +74,15 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
                         Bytenr: e.ChunkOffset, Tree: ObjectIds.DevTree, Slot: e.Slot, Key: key, Expected: $"<= {item.TotalBytes}", Found: e.End.ToString()));
                 prev = e;
             }
-            if (pass.DevExtents.Count > 0 && sum != item.BytesUsed)
+            if (pass.DevExtents.Length > 0 && sum != item.BytesUsed)
                 F.Add(new Finding(FindingCode.DevItemBytesUsedMismatch, Severity.Error,
                     $"DEV_ITEM devid {item.DevId}: bytes_used differs from the sum of its dev extents",
                     Tree: ObjectIds.ChunkTree, Key: new BtrfsKey(ObjectIds.DevItems, (byte)ItemType.DevItem, item.DevId),
                     Expected: sum.ToString(), Found: item.BytesUsed.ToString()));
         }
-        if (vol.DevItems.Count > 0 && (ulong)vol.DevItems.Count != vol.Super.NumDevices)
+        if (devItems.Count > 0 && (ulong)devItems.Count != vol.Super.NumDevices)
             F.Add(new Finding(FindingCode.SuperNumDevicesMismatch, Severity.Error,
                 "superblock num_devices differs from the number of DEV_ITEMs in the chunk tree",
-                Bytenr: (ulong)vol.ChosenCopy.Offset, Expected: vol.DevItems.Count.ToString(), Found: vol.Super.NumDevices.ToString()));
+                Bytenr: (ulong)vol.ChosenCopy.Offset, Expected: devItems.Count.ToString(), Found: vol.Super.NumDevices.ToString()));
     }
 }

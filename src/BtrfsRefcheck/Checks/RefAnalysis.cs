@@ -17,11 +17,11 @@ internal sealed class RefAnalysis(CheckContext ctx, ReferencePass pass)
 
     public void Run()
     {
-        _extents = pass.Extents.ToArray();
+        _extents = pass.Extents;
         Array.Sort(_extents, (a, b) => a.Bytenr != b.Bytenr ? a.Bytenr.CompareTo(b.Bytenr) : a.Length.CompareTo(b.Length));
         CheckOverlaps();
         var expected = BuildExpected();
-        var found = pass.Found.ToArray();
+        var found = pass.Found;
         Array.Sort(found, RefRec.CompareKey);
         ReportFoundDuplicates(found);
         Merge(Aggregate(expected, reportMultipleParents: true), Aggregate(found, reportMultipleParents: false));
@@ -63,9 +63,9 @@ internal sealed class RefAnalysis(CheckContext ctx, ReferencePass pass)
 
     private RefRec[] BuildExpected()
     {
-        var blocks = pass.Blocks.ToArray();
+        var blocks = pass.Blocks;
         Array.Sort(blocks, (a, b) => a.Bytenr.CompareTo(b.Bytenr));
-        var list = new List<RefRec>(pass.Ptrs.Count + pass.Data.Count + pass.RootRefs.Count);
+        var list = new List<RefRec>(pass.Ptrs.Length + pass.Data.Length + pass.RootRefs.Count);
         foreach (var (bytenr, tree, sharedSelf) in pass.RootRefs)
         {
             // btrfs check's add_root_to_pending: relocation roots and pre-mixed-backref roots are shared by themselves.
@@ -268,7 +268,7 @@ internal sealed class RefAnalysis(CheckContext ctx, ReferencePass pass)
 
     private void CheckBlockGroups()
     {
-        var bgs = pass.BlockGroups.ToArray();
+        var bgs = pass.BlockGroups;
         Array.Sort(bgs, (a, b) => a.Start.CompareTo(b.Start));
         ulong total = 0;
         int g = 0;
@@ -295,7 +295,7 @@ internal sealed class RefAnalysis(CheckContext ctx, ReferencePass pass)
                 F.Add(new Finding(FindingCode.BlockGroupUsedMismatch, Severity.Error,
                     $"block group [{bg.Start}, {bg.End}) used differs from the sum of its extents",
                     Bytenr: bg.Start, Tree: ObjectIds.ExtentTree, Slot: bg.Slot, Key: key, Expected: bg.Sum.ToString(), Found: bg.Used.ToString()));
-            var chunk = ctx.Volume.Chunks.Find(bg.Start);
+            var chunk = (pass.Chunks.Chunks.Count > 0 ? pass.Chunks : ctx.Volume.Chunks).Find(bg.Start);
             if (chunk == null || chunk.Logical != bg.Start || chunk.Length != bg.Length || (ulong)chunk.Type != bg.Flags)
                 F.Add(new Finding(FindingCode.BlockGroupNoChunk, Severity.Error,
                     $"block group [{bg.Start}, {bg.End}) {((BlockGroupFlags)bg.Flags).Describe()} has no chunk with the same range and type",

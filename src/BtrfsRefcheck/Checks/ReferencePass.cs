@@ -10,57 +10,94 @@ namespace BtrfsRefcheck.Checks;
 /// records, as compact structs: every block, every parent pointer, every file extent's data reference, and
 /// from the extent tree every extent item with its inline and keyed back-refs and every block group.
 /// <see cref="RefAnalysis"/> then sorts and merges the two sides.</summary>
-internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
+internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
 {
-    internal readonly List<BlockRec> Blocks = [];
-    internal readonly List<PtrRec> Ptrs = [];
-    internal readonly List<DataRec> Data = [];
-    internal readonly List<ExtentRec> Extents = [];
-    internal readonly List<RefRec> Found = [];
-    internal readonly List<BlockGroupRec> BlockGroups = [];
-    internal readonly List<DevExtentRec> DevExtents = [];
+    internal BlockRec[] Blocks = [];
+    internal PtrRec[] Ptrs = [];
+    internal DataRec[] Data = [];
+    internal ExtentRec[] Extents = [];
+    internal RefRec[] Found = [];
+    internal BlockGroupRec[] BlockGroups = [];
+    internal DevExtentRec[] DevExtents = [];
     internal readonly List<(ulong Bytenr, ulong Tree, bool SharedSelf)> RootRefs = [];
+
+    /// <summary>Chunks and devices as the walked chunk tree lists them (the generation being checked).</summary>
+    internal readonly ChunkMap Chunks = new();
+    internal readonly List<DevItemInfo> DevItems = [];
 
     /// <summary>Blocks whose subtree could not be read: references under them are unknown.</summary>
     internal readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];
 
-    private CheckStats Stats => ctx.Stats;
-
     public void Run()
     {
-        var visited = new HashSet<ulong>();
-        var walker = new TreeWalker(ctx.Volume, ctx.Findings);
         foreach (var root in ctx.Roots)
         {
             ctx.Stats.Trees++;
             if (!root.IsLog) RootRefs.Add((root.Bytenr, root.Id, root.IsReloc));
-            walker.Walk(root, this, new WalkOptions { Visited = visited });
         }
-        Stats.Nodes = walker.Stats.Nodes;
-        Stats.Leaves = walker.Stats.Leaves;
-        Stats.TreeBlocks = walker.Stats.Nodes + walker.Stats.Leaves;
-        Stats.Items = walker.Stats.Items;
-        Stats.UnreadableBlocks = walker.Stats.Unreadable;
+        var scanner = new ParallelScanner(ctx.Volume, ctx.Findings, ctx.DegreeOfParallelism);
+        var states = scanner.Scan(ctx.Roots, this);
+        Merge(states);
+        ctx.Stats.Nodes = scanner.Stats.Nodes;
+        ctx.Stats.Leaves = scanner.Stats.Leaves;
+        ctx.Stats.TreeBlocks = scanner.Stats.Nodes + scanner.Stats.Leaves;
+        ctx.Stats.Items = scanner.Stats.Items;
+        ctx.Stats.UnreadableBlocks = scanner.Stats.Unreadable;
         new RefAnalysis(ctx, this).Run();
         new DeviceAccounting(ctx, this).Run();
     }
 
-    public void OnUnreadable(in BlockContext bc, TreeBlockRead read) => Unreadable.Add((bc.Bytenr, bc.Tree.Id));
+    /// <summary>Concatenates the workers' lists into flat arrays, releasing each list as it goes.</summary>
+    private void Merge(List<ScanState> states)
+    {
+        static T[] Concat<T>(List<ScanState> states, Func<ScanState, List<T>> pick)
+        {
+            var arr = new T[states.Sum(s => pick(s).Count)];
+            int at = 0;
+            foreach (var s in states)
+            {
+                var l = pick(s);
+                l.CopyTo(arr, at);
+                at += l.Count;
+                l.Clear();
+                l.TrimExcess();
+            }
+            return arr;
+        }
+        Blocks = Concat(states, s => s.Blocks);
+        Ptrs = Concat(states, s => s.Ptrs);
+        Data = Concat(states, s => s.Data);
+        Extents = Concat(states, s => s.Extents);
+        Found = Concat(states, s => s.Found);
+        BlockGroups = Concat(states, s => s.BlockGroups);
+        DevExtents = Concat(states, s => s.DevExtents);
+        foreach (var s in states)
+        {
+            ctx.Stats.Add(s.Stats);
+            Unreadable.AddRange(s.Unreadable);
+            DevItems.AddRange(s.DevItems);
+            foreach (var c in s.Chunks) Chunks.TryAdd(c);
+        }
+    }
 
-    public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
+    public ScanState CreateState() => new();
+
+    public void OnUnreadable(in BlockContext bc, TreeBlockRead read, ScanState st) => st.Unreadable.Add((bc.Bytenr, bc.Tree.Id));
+
+    public void OnBlock(in BlockContext bc, TreeBlock block, bool valid, ScanState st)
     {
         var view = block.View;
         var h = view.Header;
         bool log = bc.Tree.IsLog; // log tree blocks have no extent items and add no references
         if (!log)
-            Blocks.Add(new BlockRec { Bytenr = block.Logical, Owner = h.Owner, Tree = bc.Tree.Id, Level = h.Level, BackrefRev = (byte)h.BackrefRev });
-        if (!valid) return false;
+            st.Blocks.Add(new BlockRec { Bytenr = block.Logical, Owner = h.Owner, Tree = bc.Tree.Id, Level = h.Level, BackrefRev = (byte)h.BackrefRev });
+        if (!valid) return;
         if (!view.IsLeaf)
         {
             if (!log)
                 for (int i = 0; i < view.Count; i++)
-                    Ptrs.Add(new PtrRec { Child = view.KeyPtr(i).BlockPtr, Parent = block.Logical, ParentOwner = h.Owner, Tree = bc.Tree.Id, Slot = i });
-            return true;
+                    st.Ptrs.Add(new PtrRec { Child = view.KeyPtr(i).BlockPtr, Parent = block.Logical, ParentOwner = h.Owner, Tree = bc.Tree.Id, Slot = i });
+            return;
         }
         ulong tree = bc.Tree.Id;
         for (int i = 0; i < view.Count; i++)
@@ -76,31 +113,37 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
             switch (key.ItemType)
             {
                 case ItemType.ExtentData when !log:
-                    FileExtent(block, h.Owner, tree, i, key, data);
+                    FileExtent(st, block, h.Owner, tree, i, key, data);
                     break;
                 case ItemType.ExtentItem or ItemType.MetadataItem when tree == ObjectIds.ExtentTree:
-                    ExtentItemFound(block.Logical, i, key, data);
+                    ExtentItemFound(st, block.Logical, i, key, data);
                     break;
                 case ItemType.TreeBlockRef or ItemType.SharedBlockRef or ItemType.ExtentDataRef or ItemType.SharedDataRef
                     when tree == ObjectIds.ExtentTree:
-                    KeyedRef(block.Logical, i, key, data);
+                    KeyedRef(st, block.Logical, i, key, data);
                     break;
                 case ItemType.BlockGroupItem when tree is ObjectIds.ExtentTree or ObjectIds.BlockGroupTree:
-                    BlockGroup(block.Logical, i, key, data);
+                    BlockGroup(st, block.Logical, i, key, data);
                     break;
                 case ItemType.DevExtent when tree == ObjectIds.DevTree && data.Length >= DevExtent.Size:
-                    DevExtents.Add(new DevExtentRec
+                    st.DevExtents.Add(new DevExtentRec
                     {
                         DevId = key.ObjectId, Physical = key.Offset, ChunkOffset = Le.U64(data, 16), Length = Le.U64(data, 24),
                         ItemBlock = block.Logical, Slot = i,
                     });
                     break;
+                case ItemType.ChunkItem when tree == ObjectIds.ChunkTree:
+                    if (ChunkMap.Decode(key, data, out _) is { } chunk) st.Chunks.Add(chunk);
+                    break;
+                case ItemType.DevItem when tree == ObjectIds.ChunkTree && data.Length >= DevItem.Size:
+                    var di = new DevItem(data);
+                    st.DevItems.Add(new DevItemInfo(di.DevId, di.Uuid, di.Fsid, di.TotalBytes, di.BytesUsed));
+                    break;
             }
         }
-        return true;
     }
 
-    private void FileExtent(TreeBlock leaf, ulong owner, ulong tree, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    private void FileExtent(ScanState st, TreeBlock leaf, ulong owner, ulong tree, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         if (data.Length < FileExtentItem.InlineHeaderSize) return;
         var type = (FileExtentType)data[FileExtentItem.InlineHeaderSize - 1];
@@ -114,15 +157,15 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
         }
         var fe = new FileExtentItem(data);
         if (fe.DiskBytenr == 0) return; // a hole
-        Stats.FileExtents++;
-        Data.Add(new DataRec
+        st.Stats.FileExtents++;
+        st.Data.Add(new DataRec
         {
             Disk = fe.DiskBytenr, DiskLen = fe.DiskNumBytes, Leaf = leaf.Logical, LeafOwner = owner,
             Inode = key.ObjectId, Offset = unchecked(key.Offset - fe.Offset), Tree = tree, Slot = slot,
         });
     }
 
-    private void ExtentItemFound(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    private void ExtentItemFound(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         Finding Malformed(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, msg, Bytenr: key.ObjectId,
             Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
@@ -145,7 +188,7 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
             if (data.Length < ExtentItem.FixedSize + ExtentItem.TreeBlockInfoSize)
             {
                 ctx.Findings.Add(Malformed($"extent tree leaf {leaf}: EXTENT_ITEM of a tree block has {data.Length} bytes, too short for tree_block_info"));
-                Extents.Add(rec);
+                st.Extents.Add(rec);
                 return;
             }
             rec.Level = ei.TreeBlockLevel;
@@ -154,9 +197,9 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
             ctx.Findings.Add(Malformed($"extent tree leaf {leaf}: METADATA_ITEM without the TREE_BLOCK flag (flags 0x{rec.Flags:x})"));
         if (ei.IsTreeBlock == ei.IsData)
             ctx.Findings.Add(Malformed($"extent tree leaf {leaf}: extent flags 0x{rec.Flags:x} must have exactly one of DATA and TREE_BLOCK"));
-        Extents.Add(rec);
-        if (ei.IsTreeBlock) Stats.MetadataExtentItems++; else Stats.DataExtentItems++;
-        Stats.ExtentItems++;
+        st.Extents.Add(rec);
+        if (ei.IsTreeBlock) st.Stats.MetadataExtentItems++; else st.Stats.DataExtentItems++;
+        st.Stats.ExtentItems++;
 
         byte lastType = 0;
         ulong lastSeq = ulong.MaxValue;
@@ -164,8 +207,8 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
         while (refs.MoveNext())
         {
             var r = refs.Current;
-            Stats.InlineRefs++;
-            CountKind((RefKind)r.Type);
+            st.Stats.InlineRefs++;
+            CountKind(st, (RefKind)r.Type);
             // Kernel order (tree-checker check_extent_item): types ascending; within a type, offsets (or data ref hashes) descending.
             byte t = (byte)r.Type;
             ulong seq = r.SortKey;
@@ -178,7 +221,7 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
             lastType = t;
             lastSeq = Math.Min(lastSeq, seq);
             if (r.Type == ItemType.ExtentOwnerRef) continue;
-            Found.Add(new RefRec
+            st.Found.Add(new RefRec
             {
                 Bytenr = key.ObjectId, Kind = (RefKind)r.Type, A = r.Root | r.Parent, ObjectId = r.ObjectId, Offset = r.Offset,
                 Count = r.RefCount, Where = leaf, Slot = slot, Inline = true,
@@ -194,23 +237,23 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
         }
     }
 
-    private void CountKind(RefKind k)
+    private static void CountKind(ScanState st, RefKind k)
     {
         switch (k)
         {
-            case RefKind.TreeBlock: Stats.TreeBlockRefs++; break;
-            case RefKind.SharedBlock: Stats.SharedBlockRefs++; break;
-            case RefKind.ExtentData: Stats.ExtentDataRefs++; break;
-            case RefKind.SharedData: Stats.SharedDataRefs++; break;
-            case RefKind.Owner: Stats.ExtentOwnerRefs++; break;
+            case RefKind.TreeBlock: st.Stats.TreeBlockRefs++; break;
+            case RefKind.SharedBlock: st.Stats.SharedBlockRefs++; break;
+            case RefKind.ExtentData: st.Stats.ExtentDataRefs++; break;
+            case RefKind.SharedData: st.Stats.SharedDataRefs++; break;
+            case RefKind.Owner: st.Stats.ExtentOwnerRefs++; break;
         }
     }
 
-    private void KeyedRef(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    private void KeyedRef(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         var kind = (RefKind)key.Type;
-        Stats.KeyedRefs++;
-        CountKind(kind);
+        st.Stats.KeyedRefs++;
+        CountKind(st, kind);
         var rec = new RefRec { Bytenr = key.ObjectId, Kind = kind, Where = leaf, Slot = slot, Count = 1 };
         Finding Bad(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, $"extent {key.ObjectId}: {msg}",
             Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
@@ -236,10 +279,10 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
                         Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key, Expected: $"0x{hash:x}", Found: $"0x{key.Offset:x}"));
                 break;
         }
-        Found.Add(rec);
+        st.Found.Add(rec);
     }
 
-    private void BlockGroup(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    private void BlockGroup(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         if (data.Length < 24)
         {
@@ -247,10 +290,26 @@ internal sealed class ReferencePass(CheckContext ctx) : ITreeVisitor
                 Bytenr: leaf, Slot: slot, Key: key));
             return;
         }
-        Stats.BlockGroups++;
-        BlockGroups.Add(new BlockGroupRec
+        st.Stats.BlockGroups++;
+        st.BlockGroups.Add(new BlockGroupRec
         {
             Start = key.ObjectId, Length = key.Offset, Used = Le.U64(data, 0), Flags = Le.U64(data, 16), ItemBlock = leaf, Slot = slot,
         });
     }
+}
+
+/// <summary>One worker's records; merged after the scan.</summary>
+internal sealed class ScanState
+{
+    public readonly List<BlockRec> Blocks = [];
+    public readonly List<PtrRec> Ptrs = [];
+    public readonly List<DataRec> Data = [];
+    public readonly List<ExtentRec> Extents = [];
+    public readonly List<RefRec> Found = [];
+    public readonly List<BlockGroupRec> BlockGroups = [];
+    public readonly List<DevExtentRec> DevExtents = [];
+    public readonly List<Chunk> Chunks = [];
+    public readonly List<DevItemInfo> DevItems = [];
+    public readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];
+    public readonly CheckStats Stats = new();
 }

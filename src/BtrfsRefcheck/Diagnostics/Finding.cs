@@ -62,11 +62,34 @@ public sealed class FindingBag
         }
     }
 
-    public IReadOnlyList<Finding> Items { get { lock (_lock) return _items.ToArray(); } }
+    /// <summary>The stored findings in a stable order (code, bytenr, tree, slot, message), whatever order the
+    /// parallel passes found them in.</summary>
+    public IReadOnlyList<Finding> Items
+    {
+        get
+        {
+            Finding[] copy;
+            lock (_lock) copy = _items.ToArray();
+            Array.Sort(copy, Compare);
+            return copy;
+        }
+    }
+
+    private static int Compare(Finding a, Finding b)
+    {
+        int c = a.Code.CompareTo(b.Code);
+        if (c == 0) c = Nullable.Compare(a.Bytenr, b.Bytenr);
+        if (c == 0) c = Nullable.Compare(a.Tree, b.Tree);
+        if (c == 0) c = Nullable.Compare(a.Slot, b.Slot);
+        if (c == 0) c = string.CompareOrdinal(a.Message, b.Message);
+        return c;
+    }
 
     /// <summary>Total per code, including findings past the storage cap.</summary>
     public IReadOnlyDictionary<FindingCode, long> Counts { get { lock (_lock) return new Dictionary<FindingCode, long>(_counts); } }
 
     public long Count(Severity atLeast) { lock (_lock) return _items.Count(i => i.Severity >= atLeast); }
+
+    public void AddRange(IEnumerable<Finding> findings) { foreach (var f in findings) Add(f); }
     public bool Any(FindingCode code) { lock (_lock) return _counts.ContainsKey(code); }
 }

@@ -85,59 +85,27 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
             return;
         }
         var read = volume.ReadTreeBlock(ctx.Bytenr);
-        foreach (var f in read.Failures)
-        {
-            if (read.Block == null || f.DeviceMissing) continue; // a missing device is reported once, as DeviceMissing
-            findings.Add(new Finding(FindingCode.TreeBlockBadCopy, Severity.Error,
-                $"{ctx.Tree.Name}: copy {f.Copy} of block {ctx.Bytenr} is bad ({f.Reason}); copy {read.Block.Copy} is good",
-                Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id, Mirror: f.Copy));
-        }
+        BlockSteps.ReportReadProblems(ctx, read, findings);
         if (read.Block == null)
         {
             Stats.Unreadable++;
-            var code = read.Failures.Count > 0 && read.Failures.All(f => f.Code == read.Failures[0].Code) ? read.Failures[0].Code : FindingCode.TreeBlockUnreadable;
-            if (code is not (FindingCode.TreeBlockChecksumMismatch or FindingCode.TreeBlockBytenrMismatch or FindingCode.TreeBlockFsidMismatch or FindingCode.LogicalAddressUnmapped))
-                code = FindingCode.TreeBlockUnreadable;
-            string from = ctx.ParentBytenr is { } p ? $"pointed to by block {p} slot {ctx.ParentSlot}" : "root block";
-            findings.Add(new Finding(code, Severity.Error,
-                $"{ctx.Tree.Name}: block {ctx.Bytenr} ({from}, level {ctx.ExpectedLevel}) unreadable: {read.Describe()}; its subtree is not checked",
-                Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id));
             visitor.OnUnreadable(ctx, read);
-            NotChecked(ctx, "unreadable");
             return;
         }
 
         var block = read.Block;
-        bool valid = TreeBlockValidator.Validate(ctx, block, volume, findings);
         var view = block.View;
         if (view.IsLeaf) { Stats.Leaves++; Stats.Items += view.Count; } else Stats.Nodes++;
-        if (valid && view.IsLeaf) ItemValidator.ValidateLeaf(ctx, block, volume, findings);
+        bool valid = BlockSteps.Validate(ctx, block, volume, findings);
         bool descend = visitor.OnBlock(ctx, block, valid);
-        if (!valid && !view.IsLeaf) NotChecked(ctx, "invalid");
         if (!descend || view.IsLeaf || !valid) return;
 
         ancestors.Add(ctx.Bytenr);
         int count = view.Count;
         for (int i = 0; i < count; i++)
         {
-            var ptr = block.View.KeyPtr(i);
-            var end = i + 1 < count ? block.View.KeyPtr(i + 1).Key : ctx.EndKey;
-            var child = new BlockContext(ctx.Tree, ptr.BlockPtr, view.Header.Level - 1, ctx.Bytenr, i, view.Header.Owner,
-                ptr.Key, ptr.Generation, end);
-            Visit(child, visitor, options, ancestors);
+            Visit(BlockSteps.Child(ctx, block.View, i), visitor, options, ancestors);
         }
         ancestors.RemoveAt(ancestors.Count - 1);
-    }
-
-    /// <summary>Says what a block that cannot be descended hides: its tree, level and key range.</summary>
-    private void NotChecked(in BlockContext ctx, string why)
-    {
-        string hidden = ctx.ExpectedLevel > 0 ? $"up to {ctx.ExpectedLevel} levels of blocks" : "one leaf";
-        string what = ctx.Tree.IsFsTree ? "inodes, file extents and their data back-refs there are not verified"
-            : ctx.Tree.Id == ObjectIds.ExtentTree ? "extent items and back-refs there are unknown, so references to them cannot be verified"
-            : "its items there are not verified";
-        findings.Add(new Finding(FindingCode.SubtreeNotChecked, Severity.Warning,
-            $"{ctx.Tree.Name}: {why} block {ctx.Bytenr} (level {ctx.ExpectedLevel}) hides {hidden} covering keys {ctx.KeyRange}; {what}",
-            Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id, Key: ctx.ExpectedFirstKey));
     }
 }

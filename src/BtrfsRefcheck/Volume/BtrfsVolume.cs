@@ -421,7 +421,35 @@ public sealed class BtrfsVolume : IDisposable
 
     public (long Hits, long Misses) CacheStats => (_cache.Hits, _cache.Misses);
 
-    private TreeBlockRead ReadTreeBlockUncached(ulong logical)
+    /// <summary>Reads <paramref name="count"/> consecutive tree blocks starting at <paramref name="logical"/> from copy 0
+    /// in as few reads as the mapping allows, into <paramref name="dest"/> (count * nodesize bytes). False when the run
+    /// leaves its chunk or a read comes up short: the caller then reads block by block. Nothing is verified or cached.</summary>
+    public bool TryReadRun(ulong logical, int count, Span<byte> dest)
+    {
+        var chunk = Chunks.Find(logical);
+        ulong len = (ulong)count * NodeSize;
+        if (chunk == null || logical + len > chunk.End) return false;
+        return ReadCopy(chunk, logical, 0, dest[..(int)len]) == null;
+    }
+
+    /// <summary>Checks one copy's bytes: checksum, bytenr, fsid. Null when good.</summary>
+    public CopyFailure? VerifyTreeBlock(ulong logical, ReadOnlySpan<byte> block, int copy)
+    {
+        Span<byte> csum = stackalloc byte[Checksum.FieldSize];
+        var h = new Header(block);
+        if (!Checksum.Verify(CsumType, block, csum))
+            return new CopyFailure(copy, FindingCode.TreeBlockChecksumMismatch,
+                $"checksum mismatch: have {Checksum.ToHex(CsumType, h.Csum)}, computed {Checksum.ToHex(CsumType, csum)}");
+        if (h.Bytenr != logical)
+            return new CopyFailure(copy, FindingCode.TreeBlockBytenrMismatch, $"header bytenr {h.Bytenr}, expected {logical}");
+        if (!h.Fsid.SequenceEqual(Super.MetadataFsidBytes))
+            return new CopyFailure(copy, FindingCode.TreeBlockFsidMismatch,
+                $"header fsid {Uuids.Format(h.Fsid)}, expected {Uuids.Format(Super.MetadataFsidBytes)}");
+        return null;
+    }
+
+    /// <summary>Like <see cref="ReadTreeBlock"/> but bypasses the cache (for single passes over all metadata).</summary>
+    public TreeBlockRead ReadTreeBlockUncached(ulong logical)
     {
         int size = (int)NodeSize;
         var failures = new List<CopyFailure>();
@@ -438,22 +466,9 @@ public sealed class BtrfsVolume : IDisposable
             return new TreeBlockRead(logical, null, failures);
         }
         var buf = new byte[size];
-        Span<byte> csum = stackalloc byte[Checksum.FieldSize];
         for (int copy = 0; copy < chunk.Copies; copy++)
         {
-            var fail = ReadCopy(chunk, logical, copy, buf);
-            if (fail == null)
-            {
-                var h = new Header(buf);
-                if (!Checksum.Verify(CsumType, buf, csum))
-                    fail = new CopyFailure(copy, FindingCode.TreeBlockChecksumMismatch,
-                        $"checksum mismatch: have {Checksum.ToHex(CsumType, h.Csum)}, computed {Checksum.ToHex(CsumType, csum)}");
-                else if (h.Bytenr != logical)
-                    fail = new CopyFailure(copy, FindingCode.TreeBlockBytenrMismatch, $"header bytenr {h.Bytenr}, expected {logical}");
-                else if (!h.Fsid.SequenceEqual(Super.MetadataFsidBytes))
-                    fail = new CopyFailure(copy, FindingCode.TreeBlockFsidMismatch,
-                        $"header fsid {Uuids.Format(h.Fsid)}, expected {Uuids.Format(Super.MetadataFsidBytes)}");
-            }
+            var fail = ReadCopy(chunk, logical, copy, buf) ?? VerifyTreeBlock(logical, buf, copy);
             if (fail == null) return new TreeBlockRead(logical, new TreeBlock(logical, buf, copy), failures);
             failures.Add(fail);
         }

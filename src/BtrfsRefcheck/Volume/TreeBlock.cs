@@ -3,19 +3,40 @@ using BtrfsRefcheck.Format;
 
 namespace BtrfsRefcheck.Volume;
 
-/// <summary>A tree block whose checksum, bytenr and fsid were verified on the copy it came from.</summary>
-public sealed class TreeBlock(ulong logical, byte[] data, int copy)
+/// <summary>A tree block whose checksum, bytenr and fsid were verified on the copy it came from. It may be a window
+/// into a larger read buffer that is reused afterwards (the parallel scanner does this): do not keep it past the
+/// call that received it; <see cref="Data"/> gives a standalone copy when needed.</summary>
+public sealed class TreeBlock
 {
-    public ulong Logical { get; } = logical;
-    public byte[] Data { get; } = data;
+    private readonly byte[] _buffer;
+    private readonly int _offset;
+    private readonly int _length;
+
+    public TreeBlock(ulong logical, byte[] data, int copy) : this(logical, data, 0, data.Length, copy) { }
+
+    public TreeBlock(ulong logical, byte[] buffer, int offset, int length, int copy)
+    {
+        Logical = logical;
+        _buffer = buffer;
+        _offset = offset;
+        _length = length;
+        Copy = copy;
+    }
+
+    public ulong Logical { get; }
 
     /// <summary>The copy (mirror number - 1) the verified bytes were read from.</summary>
-    public int Copy { get; } = copy;
+    public int Copy { get; }
 
-    public BlockView View => new(Data);
-    public int Level => Data[Header.LevelAt];
-    public ulong Owner => new Header(Data).Owner;
-    public ulong Generation => new Header(Data).Generation;
+    public ReadOnlySpan<byte> Bytes => _buffer.AsSpan(_offset, _length);
+
+    /// <summary>The block's bytes as an array of exactly nodesize bytes (a copy when this block is a window).</summary>
+    public byte[] Data => _offset == 0 && _length == _buffer.Length ? _buffer : Bytes.ToArray();
+
+    public BlockView View => new(Bytes);
+    public int Level => _buffer[_offset + Header.LevelAt];
+    public ulong Owner => new Header(Bytes).Owner;
+    public ulong Generation => new Header(Bytes).Generation;
 }
 
 /// <summary>Why one copy of a tree block was rejected.</summary>

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Benchmark btrfs-refcheck against `btrfs check --readonly` on the same image.
+#
+#   scripts/bench.sh build [--files N] [--size SIZE] [--out IMG]   build a kernel-written image (needs root, loop mounts)
+#   scripts/bench.sh compare IMG [--runs N] [--out FILE]           time both tools side by side, alternating
+#   scripts/bench.sh --ci                                           compare once on a small committed fixture
+#
+# Defaults: 600000 files on a 24 GiB sparse image (about 2.7 GB of tree blocks); 1/4 and 1/2 sizes with --files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+die() { echo "bench: $*" >&2; exit 2; }
+
+build() {
+  local files=600000 size=24G out=/var/tmp/btrfs-bench.img
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --files) files=$2; shift 2 ;;
+      --size) size=$2; shift 2 ;;
+      --out) out=$2; shift 2 ;;
+      *) die "unknown build option $1" ;;
+    esac
+  done
+  [ "$(id -u)" -eq 0 ] || die "build needs root (loop mount)"
+  local mnt; mnt=$(mktemp -d)
+  trap 'umount "$mnt" 2>/dev/null || true; rmdir "$mnt" 2>/dev/null || true' EXIT
+  rm -f "$out"
+  truncate -s "$size" "$out"
+  mkfs.btrfs -q -f -U 5a1eb0b0-0000-4000-8000-000000000001 "$out" >/dev/null
+  mount -o loop "$out" "$mnt"
+  echo "populating $out with $files files (8 snapshots, modified after each)..." >&2
+  local t0=$SECONDS
+  python3 "$repo/scripts/bench-populate.py" "$mnt" "$files"
+  sync
+  umount "$mnt"
+  echo "built $out in $((SECONDS - t0)) s" >&2
+  btrfs inspect-internal dump-super "$out" | awk '/^(generation|bytes_used|nodesize)/' >&2
+}
+
+# Prints the median of the numbers on stdin.
+median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+compare() {
+  local img="" runs=5 outfile=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --runs) runs=$2; shift 2 ;;
+      --out) outfile=$2; shift 2 ;;
+      -*) die "unknown compare option $1" ;;
+      *) img=$1; shift ;;
+    esac
+  done
+  [ -n "$img" ] && [ -e "$img" ] || die "compare needs an image"
+  command -v btrfs >/dev/null || die "btrfs-progs is not installed"
+  [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
+  dotnet build "$repo/src/BtrfsRefcheck.Cli" -c Release --nologo -v q >/dev/null
+  local ours=(dotnet "$repo/src/BtrfsRefcheck.Cli/bin/Release/net10.0/btrfs-refcheck.dll" "$img")
+  local theirs=(btrfs check --readonly "$img")
+  local tmp; tmp=$(mktemp -d)
+  # warm-up: page cache and JIT-independent file reads
+  "${theirs[@]}" >/dev/null 2>&1 || true
+  "${ours[@]}" >/dev/null 2>&1 || true
+  for i in $(seq 1 "$runs"); do
+    /usr/bin/time -f "%e %U %S %M" -o "$tmp/theirs.$i" "${theirs[@]}" >/dev/null 2>&1 || true
+    /usr/bin/time -f "%e %U %S %M" -o "$tmp/ours.$i" "${ours[@]}" >"$tmp/ours.out.$i" 2>&1 || true
+  done
+  # I/O floor: read every metadata chunk once (one copy), from the page cache, after a warm-up read.
+  python3 - "$img" "$tmp/floor" <<'PY'
+import subprocess, sys, time, os
+img, out = sys.argv[1], sys.argv[2]
+dump = subprocess.run(["btrfs", "inspect-internal", "dump-tree", "-t", "chunk", img], capture_output=True, text=True).stdout
+ranges, cur = [], None
+for line in dump.splitlines():
+    s = line.split()
+    if "CHUNK_ITEM" in line and "key" in s:
+        cur = {}
+    elif cur is not None and s[:1] == ["length"]:
+        cur["length"], cur["type"] = int(s[1]), s[7] if len(s) > 7 else ""
+    elif cur is not None and s[:1] == ["stripe"] and "offset" in s:
+        if "METADATA" in cur.get("type", "") or "SYSTEM" in cur.get("type", ""):
+            ranges.append((int(s[s.index("offset") + 1]), cur["length"]))
+        cur = None
+def read_all():
+    total = 0
+    fd = os.open(img, os.O_RDONLY)
+    buf = bytearray(4 << 20)
+    for off, length in ranges:
+        pos = off
+        while pos < off + length:
+            n = os.preadv(fd, [memoryview(buf)[:min(len(buf), off + length - pos)]], pos)
+            if n <= 0: break
+            total += n; pos += n
+    os.close(fd)
+    return total
+read_all()
+times = []
+for _ in range(3):
+    t = time.perf_counter(); total = read_all(); times.append(time.perf_counter() - t)
+times.sort()
+open(out, "w").write(f"{times[1]:.3f} {total}\n")
+PY
+  local tw tc tm ow oc om floor metabytes tb
+  tw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/theirs.$i"; done | median)
+  tc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/theirs.$i"; done | median)
+  tm=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/theirs.$i"; done | median)
+  ow=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/ours.$i"; done | median)
+  oc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/ours.$i"; done | median)
+  om=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/ours.$i"; done | median)
+  read -r floor metabytes < "$tmp/floor"
+  tb=$(grep -Eo "tree blocks [0-9]+" "$tmp/ours.out.1" | head -1 | awk "{print \$3}" || true)
+  local nodesize; nodesize=$(btrfs inspect-internal dump-super "$img" | awk '$1=="nodesize"{print $2}')
+  local report
+  report=$(cat <<REP
+image: $img ($(du -h --apparent-size "$img" | cut -f1) apparent, metadata chunks $((metabytes / 1048576)) MiB, tree blocks ${tb:-?} x $nodesize B = $(( ${tb:-0} * nodesize / 1048576 )) MiB)
+machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; runs: $runs each, alternating, after one warm-up; medians
+btrfs check --readonly : wall ${tw} s, cpu ${tc} s, peak RSS $((tm / 1024)) MiB
+btrfs-refcheck         : wall ${ow} s, cpu ${oc} s, peak RSS $((om / 1024)) MiB
+ratio ours/theirs      : wall $(awk -v a="$ow" -v b="$tw" 'BEGIN{printf "%.3f", a/b}'), cpu $(awk -v a="$oc" -v b="$tc" 'BEGIN{printf "%.3f", a/b}'), RSS $(awk -v a="$om" -v b="$tm" 'BEGIN{printf "%.3f", a/b}')
+I/O floor (read metadata chunks once, page cache): ${floor} s; ours / floor: $(awk -v a="$ow" -v b="$floor" 'BEGIN{printf "%.2f", a/b}')x
+throughput: $(awk -v t="${tb:-0}" -v n="$nodesize" -v w="$ow" 'BEGIN{printf "%.0f", t*n/w/1048576}') MiB of tree blocks per second
+REP
+)
+  echo "$report"
+  [ -n "$outfile" ] && { echo "$report" > "$outfile"; echo "written to $outfile" >&2; }
+  rm -rf "$tmp"
+}
+
+case "${1:-}" in
+  build) shift; build "$@" ;;
+  compare) shift; compare "$@" ;;
+  --ci)
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    gzip -dc testdata/kernel-snapshots.img.gz | cp --sparse=always /dev/stdin "$tmp/ci.img"
+    compare "$tmp/ci.img" --runs 1 ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Volume;
+
+namespace BtrfsRefcheck.Trees;
+
+/// <summary>Receives the blocks of a parallel scan. Called concurrently from several workers, each with its own
+/// <typeparamref name="TState"/>; a block passed in is only valid during the call.</summary>
+public interface IScanSink<TState> where TState : class
+{
+    TState CreateState();
+    void OnBlock(in BlockContext ctx, TreeBlock block, bool valid, TState state);
+    void OnUnreadable(in BlockContext ctx, TreeBlockRead read, TState state) { }
+}
+
+/// <summary>Visits every block of many trees once, level by level: all trees advance together from the highest
+/// level down, each level's blocks are de-duplicated (a block shared by snapshots is visited once), sorted by
+/// address, read in coalesced runs into per-worker buffers, and verified, validated and handed to the sink on
+/// every core. Memory holds one level's frontier of small contexts, never the blocks. Bounded by the format:
+/// levels strictly decrease, so the scan ends after at most 8 rounds whatever the pointers say.</summary>
+public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null)
+{
+    /// <summary>Blocks per batch handed to a worker; runs of adjacent blocks inside a batch are read with one request.</summary>
+    public const int BatchBlocks = 64;
+
+    public WalkStats Stats { get; } = new();
+
+    /// <summary>Scans <paramref name="roots"/> and returns the workers' states (in worker order).</summary>
+    public List<TState> Scan<TState>(IReadOnlyList<TreeRoot> roots, IScanSink<TState> sink) where TState : class
+    {
+        int degree = Math.Max(1, degreeOfParallelism ?? Environment.ProcessorCount);
+        var workers = Enumerable.Range(0, degree).Select(_ => new Worker<TState>(sink.CreateState(), (int)volume.NodeSize)).ToArray();
+        var frontier = new List<BlockContext>[Header.MaxLevel];
+        for (int l = 0; l < frontier.Length; l++) frontier[l] = [];
+        foreach (var root in roots)
+        {
+            if (root.Level >= Header.MaxLevel)
+            {
+                findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
+                    $"{root.Name}: root level {root.Level} is not below {Header.MaxLevel}; tree not walked", Bytenr: root.Bytenr, Tree: root.Id));
+                continue;
+            }
+            frontier[root.Level].Add(new BlockContext(root, root.Bytenr, root.Level, null, -1, null, null, root.Generation));
+        }
+
+        var visitedLevel = new Dictionary<ulong, int>();
+        for (int level = Header.MaxLevel - 1; level >= 0; level--)
+        {
+            var todo = Deduplicate(frontier[level], level, visitedLevel);
+            frontier[level] = [];
+            if (todo.Count == 0) continue;
+            int batches = (todo.Count + BatchBlocks - 1) / BatchBlocks;
+            var children = new List<BlockContext>[batches];
+            int next = -1;
+            void Work(Worker<TState> w)
+            {
+                int b;
+                while ((b = Interlocked.Increment(ref next)) < batches)
+                {
+                    int start = b * BatchBlocks;
+                    children[b] = ProcessBatch(todo, start, Math.Min(BatchBlocks, todo.Count - start), w, sink);
+                }
+            }
+            if (degree == 1 || batches == 1) Work(workers[0]);
+            else Parallel.For(0, degree, new ParallelOptions { MaxDegreeOfParallelism = degree }, i => Work(workers[i]));
+            if (level > 0)
+                foreach (var c in children) frontier[level - 1].AddRange(c);
+        }
+        foreach (var w in workers)
+        {
+            Stats.Nodes += w.Stats.Nodes;
+            Stats.Leaves += w.Stats.Leaves;
+            Stats.Items += w.Stats.Items;
+            Stats.Unreadable += w.Stats.Unreadable;
+        }
+        return workers.Select(w => w.State).ToList();
+    }
+
+    /// <summary>Keeps the first pointer to each block (in a deterministic order: address, then arrival), reports a
+    /// second pointer from the same tree, and a pointer to a block already visited at another level.</summary>
+    private List<BlockContext> Deduplicate(List<BlockContext> list, int level, Dictionary<ulong, int> visitedLevel)
+    {
+        var order = new (ulong Bytenr, int Index)[list.Count];
+        for (int i = 0; i < order.Length; i++) order[i] = (list[i].Bytenr, i);
+        Array.Sort(order);
+        var todo = new List<BlockContext>(list.Count);
+        for (int i = 0; i < order.Length;)
+        {
+            int j = i + 1;
+            while (j < order.Length && order[j].Bytenr == order[i].Bytenr) j++;
+            var first = list[order[i].Index];
+            if (visitedLevel.TryGetValue(first.Bytenr, out int seenAt))
+            {
+                for (int k = i; k < j; k++)
+                {
+                    var c = list[order[k].Index];
+                    findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
+                        $"{c.Tree.Name}: block {c.ParentBytenr} slot {c.ParentSlot} points to block {c.Bytenr} as level {level}, but it was reached as level {seenAt}; not followed",
+                        Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot, Expected: level.ToString(), Found: seenAt.ToString()));
+                }
+                i = j;
+                continue;
+            }
+            visitedLevel[first.Bytenr] = level;
+            todo.Add(first);
+            for (int k = i + 1; k < j; k++)
+            {
+                var c = list[order[k].Index];
+                if (c.Tree == first.Tree)
+                    findings.Add(new Finding(FindingCode.TreeBlockReferencedTwice, Severity.Error,
+                        $"{c.Tree.Name}: block {c.Bytenr} is reached a second time, from block {c.ParentBytenr} slot {c.ParentSlot}; not descended again",
+                        Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot));
+            }
+            i = j;
+        }
+        return todo;
+    }
+
+    private List<BlockContext> ProcessBatch<TState>(List<BlockContext> todo, int start, int count, Worker<TState> w, IScanSink<TState> sink)
+        where TState : class
+    {
+        var next = new List<BlockContext>();
+        int ns = (int)volume.NodeSize;
+        for (int i = 0; i < count;)
+        {
+            // a run of adjacent addresses: one read request
+            int run = 1;
+            while (i + run < count && todo[start + i + run].Bytenr == todo[start + i + run - 1].Bytenr + (ulong)ns) run++;
+            bool runOk = volume.TryReadRun(todo[start + i].Bytenr, run, w.Buffer);
+            for (int k = 0; k < run; k++)
+            {
+                var ctx = todo[start + i + k];
+                TreeBlock? block = null;
+                if (runOk && volume.VerifyTreeBlock(ctx.Bytenr, w.Buffer.AsSpan(k * ns, ns), 0) == null)
+                    block = new TreeBlock(ctx.Bytenr, w.Buffer, k * ns, ns, 0);
+                else
+                {
+                    // slow path: every copy in turn, with the failures reported
+                    var read = volume.ReadTreeBlockUncached(ctx.Bytenr);
+                    BlockSteps.ReportReadProblems(ctx, read, findings);
+                    if (read.Block == null)
+                    {
+                        w.Stats.Unreadable++;
+                        sink.OnUnreadable(ctx, read, w.State);
+                        continue;
+                    }
+                    block = read.Block;
+                }
+                var view = block.View;
+                if (view.IsLeaf) { w.Stats.Leaves++; w.Stats.Items += view.Count; } else w.Stats.Nodes++;
+                bool valid = BlockSteps.Validate(ctx, block, volume, findings);
+                sink.OnBlock(ctx, block, valid, w.State);
+                if (valid && !view.IsLeaf)
+                    for (int p = 0; p < view.Count; p++) next.Add(BlockSteps.Child(ctx, view, p));
+            }
+            i += run;
+        }
+        return next;
+    }
+
+    private sealed class Worker<TState>(TState state, int nodeSize) where TState : class
+    {
+        public TState State { get; } = state;
+        public byte[] Buffer { get; } = new byte[nodeSize * BatchBlocks];
+        public WalkStats Stats { get; } = new();
+    }
+}
