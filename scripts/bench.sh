@@ -23,8 +23,8 @@ build() {
     esac
   done
   [ "$(id -u)" -eq 0 ] || die "build needs root (loop mount)"
-  local mnt; mnt=$(mktemp -d)
-  trap 'umount "$mnt" 2>/dev/null || true; rmdir "$mnt" 2>/dev/null || true' EXIT
+  mnt=$(mktemp -d)
+  trap 'umount "${mnt:-}" 2>/dev/null || true; rmdir "${mnt:-}" 2>/dev/null || true' EXIT
   rm -f "$out"
   truncate -s "$size" "$out"
   mkfs.btrfs -q -f -U 5a1eb0b0-0000-4000-8000-000000000001 "$out" >/dev/null

@@ -20,6 +20,15 @@ public sealed class CheckContext(BtrfsVolume volume, FindingBag findings)
 
 public static class Checker
 {
+    /// <summary>With BTRFS_REFCHECK_MEMTRACE=1, phase boundaries print the GC heap and peak working set to stderr
+    /// (used when tuning memory; see scripts/bench.sh).</summary>
+    internal static void MemTrace(string where)
+    {
+        if (Environment.GetEnvironmentVariable("BTRFS_REFCHECK_MEMTRACE") != "1") return;
+        var p = System.Diagnostics.Process.GetCurrentProcess();
+        Console.Error.WriteLine($"memtrace {where}: heap {GC.GetTotalMemory(false) >> 20} MiB, working set {p.WorkingSet64 >> 20} MiB, peak {p.PeakWorkingSet64 >> 20} MiB");
+    }
+
     /// <summary>Phase names, in order, as progress reports them.</summary>
     public static readonly string[] PhaseNames = ["superblock and devices", "chunks", "roots", "trees and references", "summary"];
 

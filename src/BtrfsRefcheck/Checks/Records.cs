@@ -12,20 +12,22 @@ public enum RefKind : byte
     SharedData = (byte)ItemType.SharedDataRef,
 }
 
-/// <summary>One back-reference, found in the extent tree or expected from the trees. Compact: a struct kept
-/// in a flat list, sorted and merged; no per-reference objects.</summary>
+/// <summary>One back-reference, found in the extent tree or expected from the trees. Compact (56 bytes): a struct
+/// kept in flat arrays, sorted and merged; no per-reference objects.</summary>
 internal struct RefRec
 {
     public ulong Bytenr;   // extent start
     public ulong A;        // root (TREE_BLOCK_REF, EXTENT_DATA_REF, EXTENT_OWNER_REF) or parent block (SHARED_*)
     public ulong ObjectId; // EXTENT_DATA_REF: inode
     public ulong Offset;   // EXTENT_DATA_REF: file offset minus extent offset
-    public ulong Count;
     public ulong Where;    // found: extent-tree leaf holding the item; expected: the referencing block (0: a root item)
-    public ulong Tree;     // expected: the tree walked
-    public int Slot;       // slot of the item (found) or of the pointer / file extent (expected)
+    public uint Count;
+    public uint Aux;       // expected data refs: disk_num_bytes (capped at 4 GiB; extents are at most 128 MiB); found inline refs: offset in the item
+    public ushort Slot;    // slot of the item (found) or of the pointer / file extent (expected); NoSlot for root items
     public RefKind Kind;
     public bool Inline;    // found: inline in the extent item rather than a keyed item
+
+    public const ushort NoSlot = ushort.MaxValue;
 
     public static int CompareKey(RefRec x, RefRec y)
     {
@@ -41,7 +43,12 @@ internal struct RefRec
 
     public readonly bool SameKey(in RefRec o) => Bytenr == o.Bytenr && Kind == o.Kind && A == o.A && ObjectId == o.ObjectId && Offset == o.Offset;
 
+    public readonly int? SlotOrNull => Slot == NoSlot ? null : Slot;
+
     public readonly bool IsTreeRef => Kind is RefKind.TreeBlock or RefKind.SharedBlock;
+
+    /// <summary>The tree a reference comes from, where the record says it (owner roots; shared refs name a parent).</summary>
+    public readonly ulong? Tree => Kind is RefKind.TreeBlock or RefKind.ExtentData ? A : null;
 
     public readonly string Describe() => Kind switch
     {
@@ -51,6 +58,80 @@ internal struct RefRec
         RefKind.SharedData => $"SHARED_DATA_REF parent={A}",
         _ => $"EXTENT_OWNER_REF root={ObjectIds.TreeName(A)}",
     };
+
+    /// <summary>Where an expected reference comes from, for messages.</summary>
+    public readonly string Origin() => (Kind, Where) switch
+    {
+        (RefKind.TreeBlock, 0) => $"the root item of {ObjectIds.TreeName(A)}",
+        (RefKind.SharedBlock, 0) => "its relocation root item",
+        (RefKind.TreeBlock, _) => $"{ObjectIds.TreeName(A)} block {Where} slot {Slot}",
+        (RefKind.SharedBlock, _) => $"FULL_BACKREF block {Where} slot {Slot}",
+        (RefKind.ExtentData, _) => $"{ObjectIds.TreeName(A)} leaf {Where} slot {Slot}",
+        _ => $"FULL_BACKREF leaf {Where} slot {Slot}",
+    };
+}
+
+/// <summary>A growing list kept in fixed-size segments: no doubling copies, and the segments can be released one by
+/// one while the list is copied into its final array.</summary>
+internal sealed class ChunkedList<T>
+{
+    private const int SegmentSize = 1 << 14;
+    private readonly List<T[]> _segments = [];
+    private int _last = SegmentSize;
+
+    public long Count { get; private set; }
+
+    public void Add(in T item)
+    {
+        if (_last == SegmentSize)
+        {
+            _segments.Add(new T[SegmentSize]);
+            _last = 0;
+        }
+        _segments[^1][_last++] = item;
+        Count++;
+    }
+
+    /// <summary>Copies everything to <paramref name="dest"/> at <paramref name="at"/> and empties the list.</summary>
+    public void MoveTo(T[] dest, long at)
+    {
+        for (int i = 0; i < _segments.Count; i++)
+        {
+            int n = i == _segments.Count - 1 ? _last : SegmentSize;
+            Array.Copy(_segments[i], 0, dest, at, n);
+            at += n;
+            _segments[i] = null!;
+        }
+        _segments.Clear();
+        _last = SegmentSize;
+        Count = 0;
+    }
+
+    /// <summary>The filled segments, each with its element count; the list gives them up (it is empty afterwards).</summary>
+    public List<(T[] Array, int Count)> TakeSegments()
+    {
+        var result = new List<(T[], int)>(_segments.Count);
+        for (int i = 0; i < _segments.Count; i++)
+            result.Add((_segments[i], i == _segments.Count - 1 ? _last : SegmentSize));
+        _segments.Clear();
+        _last = SegmentSize;
+        Count = 0;
+        return result;
+    }
+
+    public static T[] Concat(IEnumerable<ChunkedList<T>> lists, int extra = 0)
+    {
+        var all = lists.ToList();
+        var arr = new T[all.Sum(l => l.Count) + extra];
+        long at = 0;
+        foreach (var l in all)
+        {
+            long n = l.Count;
+            l.MoveTo(arr, at);
+            at += n;
+        }
+        return arr;
+    }
 }
 
 /// <summary>An EXTENT_ITEM or METADATA_ITEM.</summary>
@@ -60,7 +141,6 @@ internal struct ExtentRec
     public ulong Length;
     public ulong Refs;
     public ulong Flags;
-    public ulong Generation;
     public ulong ItemBlock;
     public int ItemSlot;
     public byte Level;          // tree blocks: level from the key or tree_block_info; 0xff: not a tree block
@@ -85,29 +165,6 @@ internal struct BlockRec
     public byte BackrefRev;
 }
 
-/// <summary>A node's pointer to a child: resolved to TREE_BLOCK_REF or SHARED_BLOCK_REF once the parent's flags are known.</summary>
-internal struct PtrRec
-{
-    public ulong Child;
-    public ulong Parent;
-    public ulong ParentOwner;
-    public ulong Tree;
-    public int Slot;
-}
-
-/// <summary>A file extent item referencing a data extent.</summary>
-internal struct DataRec
-{
-    public ulong Disk;
-    public ulong DiskLen;
-    public ulong Leaf;
-    public ulong LeafOwner;
-    public ulong Inode;
-    public ulong Offset;
-    public ulong Tree;
-    public int Slot;
-}
-
 internal struct BlockGroupRec
 {
     public ulong Start;
@@ -130,4 +187,74 @@ internal struct DevExtentRec
     public ulong ItemBlock;
     public int Slot;
     public readonly ulong End => Physical + Length;
+}
+
+/// <summary>The expected back-refs in key order, aggregated, without ever holding them in one array: each segment
+/// is sorted on its own (in parallel), then a k-way merge hands them out in order. Equal keys are merged and their
+/// counts summed; <see cref="OnDuplicateTreeRef"/> hears of a tree back-ref claimed by more than one reference.</summary>
+internal sealed class SortedRefStream
+{
+    private readonly List<(RefRec[] Array, int Count)> _segs;
+    private readonly int[] _pos;
+    private readonly PriorityQueue<int, RefRec> _heap;
+    private bool _hasCurrent;
+    private RefRec _current;
+    private readonly List<RefRec> _group = [];
+
+    public Action<RefRec, List<RefRec>>? OnDuplicateTreeRef { get; init; }
+
+    private static readonly Comparer<RefRec> KeyOrder = Comparer<RefRec>.Create(RefRec.CompareKey);
+
+    public SortedRefStream(List<(RefRec[] Array, int Count)> segments, int? degreeOfParallelism = null)
+    {
+        _segs = segments;
+        Parallel.For(0, _segs.Count, new ParallelOptions { MaxDegreeOfParallelism = degreeOfParallelism ?? Environment.ProcessorCount },
+            i => Array.Sort(_segs[i].Array, 0, _segs[i].Count, KeyOrder));
+        _pos = new int[_segs.Count];
+        _heap = new PriorityQueue<int, RefRec>(_segs.Count, KeyOrder);
+        for (int i = 0; i < _segs.Count; i++)
+            if (_segs[i].Count > 0) _heap.Enqueue(i, _segs[i].Array[0]);
+        Advance();
+    }
+
+    /// <summary>Address of the next aggregated ref, or ulong.MaxValue at the end.</summary>
+    public ulong PeekBytenr => _hasCurrent ? _current.Bytenr : ulong.MaxValue;
+
+    /// <summary>Moves every aggregated ref for <paramref name="bytenr"/> (which must be the next one) into <paramref name="into"/>.</summary>
+    public void TakeGroup(ulong bytenr, List<RefRec> into)
+    {
+        while (_hasCurrent && _current.Bytenr == bytenr)
+        {
+            into.Add(_current);
+            Advance();
+        }
+    }
+
+    private bool Pop(out RefRec r)
+    {
+        if (!_heap.TryDequeue(out int seg, out r)) return false;
+        int p = ++_pos[seg];
+        if (p < _segs[seg].Count) _heap.Enqueue(seg, _segs[seg].Array[p]);
+        else _segs[seg] = (null!, 0); // release the segment as soon as it is consumed
+        return true;
+    }
+
+    private void Advance()
+    {
+        if (!Pop(out var agg)) { _hasCurrent = false; return; }
+        _group.Clear();
+        _group.Add(agg);
+        ulong count = agg.Count;
+        while (_heap.TryPeek(out _, out var next) && next.SameKey(agg))
+        {
+            Pop(out next);
+            _group.Add(next);
+            count += next.Count;
+            if (next.Aux != agg.Aux) agg.Aux = 0; // file extents disagreeing on disk_num_bytes match no extent
+        }
+        agg.Count = (uint)Math.Min(count, uint.MaxValue);
+        if (_group.Count > 1 && agg.IsTreeRef) OnDuplicateTreeRef?.Invoke(agg, _group);
+        _current = agg;
+        _hasCurrent = true;
+    }
 }

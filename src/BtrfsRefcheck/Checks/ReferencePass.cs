@@ -13,10 +13,11 @@ namespace BtrfsRefcheck.Checks;
 internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
 {
     internal BlockRec[] Blocks = [];
-    internal PtrRec[] Ptrs = [];
-    internal DataRec[] Data = [];
-    internal ExtentRec[] Extents = [];
-    internal RefRec[] Found = [];
+
+    /// <summary>References the trees really make: parent pointers (as TREE_BLOCK_REF by the parent's owner) and file
+    /// extents (as EXTENT_DATA_REF by the leaf's owner), turned into SHARED_* refs once the referencing block's
+    /// FULL_BACKREF flag is known; then the root items' references.</summary>
+    internal List<(RefRec[] Array, int Count)> ExpectedSegments = [];
     internal BlockGroupRec[] BlockGroups = [];
     internal DevExtentRec[] DevExtents = [];
     internal readonly List<(ulong Bytenr, ulong Tree, bool SharedSelf)> RootRefs = [];
@@ -28,8 +29,13 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
     /// <summary>Blocks whose subtree could not be read: references under them are unknown.</summary>
     internal readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];
 
+    /// <summary>Tree blocks whose extent item carries FULL_BACKREF: their pointers and file extents are SHARED_* refs.
+    /// Read from the extent tree before the scan, so the scan can record each reference in its final form.</summary>
+    private HashSet<ulong> _fullBackref = [];
+
     public void Run()
     {
+        _fullBackref = FullBackrefBlocks();
         foreach (var root in ctx.Roots)
         {
             ctx.Stats.Trees++;
@@ -37,40 +43,30 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         }
         var scanner = new ParallelScanner(ctx.Volume, ctx.Findings, ctx.DegreeOfParallelism);
         var states = scanner.Scan(ctx.Roots, this);
+        Checker.MemTrace("after scan");
         Merge(states);
+        Checker.MemTrace("after merge");
         ctx.Stats.Nodes = scanner.Stats.Nodes;
         ctx.Stats.Leaves = scanner.Stats.Leaves;
         ctx.Stats.TreeBlocks = scanner.Stats.Nodes + scanner.Stats.Leaves;
         ctx.Stats.Items = scanner.Stats.Items;
         ctx.Stats.UnreadableBlocks = scanner.Stats.Unreadable;
-        new RefAnalysis(ctx, this).Run();
+        new ExtentJoin(ctx, this).Run();
+        Checker.MemTrace("after analysis");
         new DeviceAccounting(ctx, this).Run();
     }
 
-    /// <summary>Concatenates the workers' lists into flat arrays, releasing each list as it goes.</summary>
+    /// <summary>Concatenates the workers' small lists into flat arrays, releasing each list as it goes.</summary>
     private void Merge(List<ScanState> states)
     {
-        static T[] Concat<T>(List<ScanState> states, Func<ScanState, List<T>> pick)
-        {
-            var arr = new T[states.Sum(s => pick(s).Count)];
-            int at = 0;
-            foreach (var s in states)
-            {
-                var l = pick(s);
-                l.CopyTo(arr, at);
-                at += l.Count;
-                l.Clear();
-                l.TrimExcess();
-            }
-            return arr;
-        }
-        Blocks = Concat(states, s => s.Blocks);
-        Ptrs = Concat(states, s => s.Ptrs);
-        Data = Concat(states, s => s.Data);
-        Extents = Concat(states, s => s.Extents);
-        Found = Concat(states, s => s.Found);
-        BlockGroups = Concat(states, s => s.BlockGroups);
-        DevExtents = Concat(states, s => s.DevExtents);
+        // Each concatenation frees the segments it copied: collect before the next one so the peak holds the final
+        // arrays plus one list's segments, not every list twice.
+        Blocks = ChunkedList<BlockRec>.Concat(states.Select(s => s.Blocks));
+        ReleaseMemory();
+        // The expected refs stay in their segments: they are sorted per segment and merged as they are joined.
+        foreach (var s in states) ExpectedSegments.AddRange(s.Expected.TakeSegments());
+        BlockGroups = ChunkedList<BlockGroupRec>.Concat(states.Select(s => s.BlockGroups));
+        DevExtents = ChunkedList<DevExtentRec>.Concat(states.Select(s => s.DevExtents));
         foreach (var s in states)
         {
             ctx.Stats.Add(s.Stats);
@@ -79,6 +75,40 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
             foreach (var c in s.Chunks) Chunks.TryAdd(c);
         }
     }
+
+    /// <summary>A light walk of the extent tree collecting the FULL_BACKREF tree blocks (a small set: blocks that
+    /// were shared when their owner copied them). Problems in the walk are reported by the main scan.</summary>
+    private HashSet<ulong> FullBackrefBlocks()
+    {
+        var set = new HashSet<ulong>();
+        if (ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem) is { } extentRoot)
+            new TreeWalker(ctx.Volume, new FindingBag()).Walk(extentRoot, new FullBackrefCollector(set));
+        return set;
+    }
+
+    private sealed class FullBackrefCollector(HashSet<ulong> set) : ITreeVisitor
+    {
+        public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
+        {
+            var view = block.View;
+            if (!view.IsLeaf) return valid;
+            for (int i = 0; i < view.Count; i++)
+            {
+                try
+                {
+                    var key = view.ItemKey(i);
+                    if (key.ItemType is not (ItemType.ExtentItem or ItemType.MetadataItem)) continue;
+                    var data = view.ItemData(i);
+                    if (data.Length >= ExtentItem.FixedSize && (new ExtentItem(data, key.ItemType).Flags & ExtentFlags.FullBackref) != 0)
+                        set.Add(key.ObjectId);
+                }
+                catch (BtrfsFormatException) { }
+            }
+            return true;
+        }
+    }
+
+    private static void ReleaseMemory() => GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
 
     public ScanState CreateState() => new();
 
@@ -95,8 +125,16 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         if (!view.IsLeaf)
         {
             if (!log)
+            {
+                // btrfs check's run_next_block: a FULL_BACKREF parent is named by address, any other by its owner
+                bool full = _fullBackref.Contains(block.Logical);
                 for (int i = 0; i < view.Count; i++)
-                    st.Ptrs.Add(new PtrRec { Child = view.KeyPtr(i).BlockPtr, Parent = block.Logical, ParentOwner = h.Owner, Tree = bc.Tree.Id, Slot = i });
+                    st.Expected.Add(new RefRec
+                    {
+                        Bytenr = view.KeyPtr(i).BlockPtr, Kind = full ? RefKind.SharedBlock : RefKind.TreeBlock, A = full ? block.Logical : h.Owner,
+                        Where = block.Logical, Slot = (ushort)i, Count = 1,
+                    });
+            }
             return;
         }
         ulong tree = bc.Tree.Id;
@@ -114,13 +152,6 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
             {
                 case ItemType.ExtentData when !log:
                     FileExtent(st, block, h.Owner, tree, i, key, data);
-                    break;
-                case ItemType.ExtentItem or ItemType.MetadataItem when tree == ObjectIds.ExtentTree:
-                    ExtentItemFound(st, block.Logical, i, key, data);
-                    break;
-                case ItemType.TreeBlockRef or ItemType.SharedBlockRef or ItemType.ExtentDataRef or ItemType.SharedDataRef
-                    when tree == ObjectIds.ExtentTree:
-                    KeyedRef(st, block.Logical, i, key, data);
                     break;
                 case ItemType.BlockGroupItem when tree is ObjectIds.ExtentTree or ObjectIds.BlockGroupTree:
                     BlockGroup(st, block.Logical, i, key, data);
@@ -158,128 +189,13 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         var fe = new FileExtentItem(data);
         if (fe.DiskBytenr == 0) return; // a hole
         st.Stats.FileExtents++;
-        st.Data.Add(new DataRec
+        bool full = _fullBackref.Contains(leaf.Logical);
+        st.Expected.Add(new RefRec
         {
-            Disk = fe.DiskBytenr, DiskLen = fe.DiskNumBytes, Leaf = leaf.Logical, LeafOwner = owner,
-            Inode = key.ObjectId, Offset = unchecked(key.Offset - fe.Offset), Tree = tree, Slot = slot,
+            Bytenr = fe.DiskBytenr, Kind = full ? RefKind.SharedData : RefKind.ExtentData, A = full ? leaf.Logical : owner,
+            ObjectId = full ? 0 : key.ObjectId, Offset = full ? 0 : unchecked(key.Offset - fe.Offset),
+            Where = leaf.Logical, Slot = (ushort)slot, Count = 1, Aux = (uint)Math.Min(fe.DiskNumBytes, uint.MaxValue),
         });
-    }
-
-    private void ExtentItemFound(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
-    {
-        Finding Malformed(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, msg, Bytenr: key.ObjectId,
-            Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
-        if (data.Length < ExtentItem.FixedSize)
-        {
-            ctx.Findings.Add(Malformed($"extent tree leaf {leaf}: {ItemTypes.Name(key.Type)} of {data.Length} bytes, need at least {ExtentItem.FixedSize} (v0 extent items are not supported)"));
-            return;
-        }
-        var ei = new ExtentItem(data, key.ItemType);
-        bool meta = key.ItemType == ItemType.MetadataItem;
-        var rec = new ExtentRec
-        {
-            Bytenr = key.ObjectId, Refs = ei.Refs, Flags = (ulong)ei.Flags, Generation = ei.Generation,
-            ItemBlock = leaf, ItemSlot = slot, IsMetadataItem = meta, Level = 0xff,
-            Length = meta ? ctx.Volume.NodeSize : key.Offset,
-        };
-        if (meta) rec.Level = (byte)Math.Min(key.Offset, 0xfe);
-        else if (ei.HasTreeBlockInfo)
-        {
-            if (data.Length < ExtentItem.FixedSize + ExtentItem.TreeBlockInfoSize)
-            {
-                ctx.Findings.Add(Malformed($"extent tree leaf {leaf}: EXTENT_ITEM of a tree block has {data.Length} bytes, too short for tree_block_info"));
-                st.Extents.Add(rec);
-                return;
-            }
-            rec.Level = ei.TreeBlockLevel;
-        }
-        if (meta && !ei.IsTreeBlock)
-            ctx.Findings.Add(Malformed($"extent tree leaf {leaf}: METADATA_ITEM without the TREE_BLOCK flag (flags 0x{rec.Flags:x})"));
-        if (ei.IsTreeBlock == ei.IsData)
-            ctx.Findings.Add(Malformed($"extent tree leaf {leaf}: extent flags 0x{rec.Flags:x} must have exactly one of DATA and TREE_BLOCK"));
-        st.Extents.Add(rec);
-        if (ei.IsTreeBlock) st.Stats.MetadataExtentItems++; else st.Stats.DataExtentItems++;
-        st.Stats.ExtentItems++;
-
-        byte lastType = 0;
-        ulong lastSeq = ulong.MaxValue;
-        var refs = ei.InlineRefs;
-        while (refs.MoveNext())
-        {
-            var r = refs.Current;
-            st.Stats.InlineRefs++;
-            CountKind(st, (RefKind)r.Type);
-            // Kernel order (tree-checker check_extent_item): types ascending; within a type, offsets (or data ref hashes) descending.
-            byte t = (byte)r.Type;
-            ulong seq = r.SortKey;
-            if (t < lastType || (t == lastType && seq > lastSeq))
-                ctx.Findings.Add(new Finding(FindingCode.InlineRefsOutOfOrder, Severity.Error,
-                    $"extent {key.ObjectId}: inline ref at item offset {r.ItemOffset} ({ItemTypes.Name(t)} 0x{seq:x}) is out of the kernel's order after {ItemTypes.Name(lastType)} 0x{lastSeq:x}",
-                    Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
-                    Expected: "types ascending, same-type offsets descending", Found: $"{ItemTypes.Name(t)} after {ItemTypes.Name(lastType)}"));
-            if (t > lastType) lastSeq = ulong.MaxValue;
-            lastType = t;
-            lastSeq = Math.Min(lastSeq, seq);
-            if (r.Type == ItemType.ExtentOwnerRef) continue;
-            st.Found.Add(new RefRec
-            {
-                Bytenr = key.ObjectId, Kind = (RefKind)r.Type, A = r.Root | r.Parent, ObjectId = r.ObjectId, Offset = r.Offset,
-                Count = r.RefCount, Where = leaf, Slot = slot, Inline = true,
-            });
-        }
-        if (refs.Error != null)
-        {
-            bool unknown = InlineRefEnumerator.SizeOf((ItemType)refs.ErrorType) < 0;
-            ctx.Findings.Add(new Finding(unknown ? FindingCode.UnknownInlineRefType : FindingCode.ExtentItemMalformed, Severity.Error,
-                $"extent {key.ObjectId}: {refs.Error}; the inline refs after it are not checked",
-                Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
-                Found: unknown ? $"type {refs.ErrorType}" : null));
-        }
-    }
-
-    private static void CountKind(ScanState st, RefKind k)
-    {
-        switch (k)
-        {
-            case RefKind.TreeBlock: st.Stats.TreeBlockRefs++; break;
-            case RefKind.SharedBlock: st.Stats.SharedBlockRefs++; break;
-            case RefKind.ExtentData: st.Stats.ExtentDataRefs++; break;
-            case RefKind.SharedData: st.Stats.SharedDataRefs++; break;
-            case RefKind.Owner: st.Stats.ExtentOwnerRefs++; break;
-        }
-    }
-
-    private void KeyedRef(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
-    {
-        var kind = (RefKind)key.Type;
-        st.Stats.KeyedRefs++;
-        CountKind(st, kind);
-        var rec = new RefRec { Bytenr = key.ObjectId, Kind = kind, Where = leaf, Slot = slot, Count = 1 };
-        Finding Bad(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, $"extent {key.ObjectId}: {msg}",
-            Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
-        switch (kind)
-        {
-            case RefKind.TreeBlock or RefKind.SharedBlock:
-                if (data.Length != 0) ctx.Findings.Add(Bad($"keyed {ItemTypes.Name(key.Type)} has {data.Length} bytes of data, expected 0"));
-                rec.A = key.Offset;
-                break;
-            case RefKind.SharedData:
-                if (data.Length < 4) { ctx.Findings.Add(Bad($"keyed SHARED_DATA_REF has {data.Length} bytes, expected 4")); return; }
-                rec.A = key.Offset;
-                rec.Count = Le.U32(data, 0);
-                break;
-            case RefKind.ExtentData:
-                if (data.Length < ExtentDataRefs.Size) { ctx.Findings.Add(Bad($"keyed EXTENT_DATA_REF has {data.Length} bytes, expected {ExtentDataRefs.Size}")); return; }
-                var (root, objectId, offset, count) = ExtentDataRefs.Read(data);
-                rec.A = root; rec.ObjectId = objectId; rec.Offset = offset; rec.Count = count;
-                ulong hash = ExtentDataRefs.Hash(root, objectId, offset);
-                if (hash != key.Offset)
-                    ctx.Findings.Add(new Finding(FindingCode.KeyedDataRefHashMismatch, Severity.Error,
-                        $"extent {key.ObjectId}: keyed EXTENT_DATA_REF root={root} objectid={objectId} offset={offset} is filed under the wrong hash",
-                        Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key, Expected: $"0x{hash:x}", Found: $"0x{key.Offset:x}"));
-                break;
-        }
-        st.Found.Add(rec);
     }
 
     private void BlockGroup(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
@@ -301,13 +217,10 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
 /// <summary>One worker's records; merged after the scan.</summary>
 internal sealed class ScanState
 {
-    public readonly List<BlockRec> Blocks = [];
-    public readonly List<PtrRec> Ptrs = [];
-    public readonly List<DataRec> Data = [];
-    public readonly List<ExtentRec> Extents = [];
-    public readonly List<RefRec> Found = [];
-    public readonly List<BlockGroupRec> BlockGroups = [];
-    public readonly List<DevExtentRec> DevExtents = [];
+    public readonly ChunkedList<BlockRec> Blocks = new();
+    public readonly ChunkedList<RefRec> Expected = new();
+    public readonly ChunkedList<BlockGroupRec> BlockGroups = new();
+    public readonly ChunkedList<DevExtentRec> DevExtents = new();
     public readonly List<Chunk> Chunks = [];
     public readonly List<DevItemInfo> DevItems = [];
     public readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];

@@ -31,6 +31,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
     {
         int degree = Math.Max(1, degreeOfParallelism ?? Environment.ProcessorCount);
         var workers = Enumerable.Range(0, degree).Select(_ => new Worker<TState>(sink.CreateState(), (int)volume.NodeSize)).ToArray();
+        // One level's pointers at a time, in exact-size arrays (a list that doubles would hold up to twice as much).
         var frontier = new List<BlockContext>[Header.MaxLevel];
         for (int l = 0; l < frontier.Length; l++) frontier[l] = [];
         foreach (var root in roots)
@@ -65,7 +66,13 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             if (degree == 1 || batches == 1) Work(workers[0]);
             else Parallel.For(0, degree, new ParallelOptions { MaxDegreeOfParallelism = degree }, i => Work(workers[i]));
             if (level > 0)
-                foreach (var c in children) frontier[level - 1].AddRange(c);
+            {
+                var nextLevel = frontier[level - 1];
+                nextLevel.Capacity = nextLevel.Count + children.Sum(c => c.Count);
+                for (int b = 0; b < children.Length; b++) { nextLevel.AddRange(children[b]); children[b] = null!; }
+            }
+            if (Environment.GetEnvironmentVariable("BTRFS_REFCHECK_MEMTRACE") == "1")
+                Console.Error.WriteLine($"memtrace level {level} done ({todo.Count} blocks): heap {GC.GetTotalMemory(false) >> 20} MiB, peak {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 >> 20} MiB");
         }
         foreach (var w in workers)
         {
@@ -85,6 +92,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         for (int i = 0; i < order.Length; i++) order[i] = (list[i].Bytenr, i);
         Array.Sort(order);
         var todo = new List<BlockContext>(list.Count);
+        // (the caller drops `list` right after this returns)
         for (int i = 0; i < order.Length;)
         {
             int j = i + 1;
@@ -107,7 +115,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             for (int k = i + 1; k < j; k++)
             {
                 var c = list[order[k].Index];
-                if (c.Tree == first.Tree)
+                if (c.Tree.Equals(first.Tree))
                     findings.Add(new Finding(FindingCode.TreeBlockReferencedTwice, Severity.Error,
                         $"{c.Tree.Name}: block {c.Bytenr} is reached a second time, from block {c.ParentBytenr} slot {c.ParentSlot}; not descended again",
                         Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot));
@@ -120,7 +128,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
     private List<BlockContext> ProcessBatch<TState>(List<BlockContext> todo, int start, int count, Worker<TState> w, IScanSink<TState> sink)
         where TState : class
     {
-        var next = new List<BlockContext>();
+        var next = new List<BlockContext>(0);
         int ns = (int)volume.NodeSize;
         for (int i = 0; i < count;)
         {
@@ -152,7 +160,10 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 bool valid = BlockSteps.Validate(ctx, block, volume, findings);
                 sink.OnBlock(ctx, block, valid, w.State);
                 if (valid && !view.IsLeaf)
+                {
+                    next.EnsureCapacity(next.Count + view.Count);
                     for (int p = 0; p < view.Count; p++) next.Add(BlockSteps.Child(ctx, view, p));
+                }
             }
             i += run;
         }

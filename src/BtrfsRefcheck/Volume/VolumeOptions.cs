@@ -8,8 +8,9 @@ public sealed class VolumeOptions
     /// <summary>Use backup root N (0-3) of the superblock for the root tree (and its chunk root when readable).</summary>
     public int? BackupRoot { get; init; }
 
-    /// <summary>How many tree blocks the read cache keeps.</summary>
-    public int CacheBlocks { get; init; } = 8192;
+    /// <summary>How many tree blocks the read cache keeps. Walks read each block once; the cache only spares
+    /// re-reads of the upper levels (root tree, chunk tree, the extent tree's nodes).</summary>
+    public int CacheBlocks { get; init; } = 256;
 }
 
 /// <summary>A device listed by a DEV_ITEM in the chunk tree.</summary>

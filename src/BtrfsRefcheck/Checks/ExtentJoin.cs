@@ -1,0 +1,390 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Trees;
+using BtrfsRefcheck.Volume;
+
+namespace BtrfsRefcheck.Checks;
+
+/// <summary>Joins what the trees really reference (the expected back-refs, sorted) with the extent tree, streamed in
+/// key order one extent at a time: only the current extent's items and back-refs are in memory, never the whole
+/// extent tree. Every difference becomes a finding; blocks and block groups are joined on the way.</summary>
+internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
+{
+    private FindingBag F => ctx.Findings;
+    private SortedRefStream _exp = null!;         // expected refs, aggregated, in key order
+    private readonly List<RefRec> _groupExp = []; // the current address's expected refs
+    private BlockRec[] _blocks = [];
+    private int _bi;            // visited blocks (sorted) and the next one to join
+    private BlockGroupRec[] _bgs = [];
+    private int _gi;
+    private ulong _prevEnd;
+    private BtrfsKey? _prevExtentKey;
+    private ulong _lastGroup;
+    private bool _anyGroup;
+    private readonly HashSet<ulong> _noExtentReported = [];
+
+    // the group being collected: every extent-tree item whose objectid is _groupBytenr
+    private ulong _groupBytenr;
+    private readonly List<ExtentRec> _groupExtents = [];
+    private readonly List<RefRec> _groupFound = [];
+    private ExtentTreeDecoder? _decoder;
+
+    /// <summary>References under an unreadable block are unknown: "stale" and "leaked" can then only be suspected.</summary>
+    private bool Incomplete => pass.Unreadable.Count > 0;
+    private Severity Unverifiable => Incomplete ? Severity.Warning : Severity.Error;
+    private string UnverifiableNote => Incomplete ? $" (may be a consequence of the {pass.Unreadable.Count} unreadable block(s))" : "";
+
+    public void Run()
+    {
+        _blocks = pass.Blocks;
+        Array.Sort(_blocks, (a, b) => a.Bytenr.CompareTo(b.Bytenr));
+        pass.ExpectedSegments.Add(RootRefs());
+        _exp = new SortedRefStream(pass.ExpectedSegments, ctx.DegreeOfParallelism) { OnDuplicateTreeRef = MultipleParents };
+        pass.ExpectedSegments = [];
+        _bgs = pass.BlockGroups;
+        Array.Sort(_bgs, (a, b) => a.Start.CompareTo(b.Start));
+        _decoder = new ExtentTreeDecoder(F, ctx.Stats, ctx.Volume.NodeSize, _groupExtents, _groupFound);
+
+        if (ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem) is { } extentRoot)
+        {
+            // Block findings of the extent tree were recorded by the scan; this second pass only reads items.
+            new TreeWalker(ctx.Volume, new FindingBag()).Walk(extentRoot, new Streamer(this));
+        }
+        FlushGroup();
+        Advance(ulong.MaxValue, inclusive: true);
+        CheckBlockGroupTotals();
+    }
+
+    /// <summary>btrfs check's add_root_to_pending: a tree's root block is referenced by its root id; relocation
+    /// roots and roots of pre-mixed-backref filesystems are shared by themselves.</summary>
+    private (RefRec[], int) RootRefs()
+    {
+        var cmp = Comparer<BlockRec>.Create((a, b) => a.Bytenr.CompareTo(b.Bytenr));
+        var refs = new RefRec[pass.RootRefs.Count];
+        int n = 0;
+        foreach (var (bytenr, tree, sharedSelf) in pass.RootRefs)
+        {
+            int bi = Array.BinarySearch(_blocks, new BlockRec { Bytenr = bytenr }, cmp);
+            bool oldRev = bi >= 0 && _blocks[bi].BackrefRev < 1;
+            refs[n++] = sharedSelf || oldRev
+                ? new RefRec { Bytenr = bytenr, Kind = RefKind.SharedBlock, A = bytenr, Count = 1, Slot = RefRec.NoSlot }
+                : new RefRec { Bytenr = bytenr, Kind = RefKind.TreeBlock, A = tree, Count = 1, Slot = RefRec.NoSlot };
+        }
+        return (refs, n);
+    }
+
+    /// <summary>Two pointers (or a root item and a pointer) that make the same tree back-ref: two parents claim one reference.</summary>
+    private void MultipleParents(RefRec agg, List<RefRec> group) =>
+        F.Add(new Finding(FindingCode.TreeBlockMultipleParents, Severity.Error,
+            $"tree block {agg.Bytenr} is referenced {group.Count} times as {agg.Describe()}: from {string.Join(", ", group.Select(x => x.Origin()))}",
+            Bytenr: agg.Bytenr, Tree: agg.Tree, Expected: "1", Found: group.Count.ToString()));
+
+    /// <summary>Merges a group's equal found back-refs in place, summing counts; returns the new length.</summary>
+    private static int Aggregate(Span<RefRec> sorted)
+    {
+        int w = 0;
+        for (int i = 0; i < sorted.Length;)
+        {
+            var agg = sorted[i];
+            int j = i + 1;
+            ulong count = agg.Count;
+            while (j < sorted.Length && sorted[j].SameKey(agg))
+            {
+                count += sorted[j].Count;
+                j++;
+            }
+            agg.Count = (uint)Math.Min(count, uint.MaxValue);
+            sorted[w++] = agg;
+            i = j;
+        }
+        return w;
+    }
+
+    /// <summary>Feeds the extent tree's leaves, in key order, to the join.</summary>
+    private sealed class Streamer(ExtentJoin join) : ITreeVisitor
+    {
+        public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
+        {
+            var view = block.View;
+            if (!view.IsLeaf) return valid;
+            if (!valid) return false;
+            for (int i = 0; i < view.Count; i++)
+            {
+                BtrfsKey key;
+                ReadOnlySpan<byte> data;
+                try { key = view.ItemKey(i); data = view.ItemData(i); }
+                catch (BtrfsFormatException) { continue; }
+                if (key.ItemType is not (ItemType.ExtentItem or ItemType.MetadataItem or ItemType.TreeBlockRef or ItemType.SharedBlockRef
+                    or ItemType.ExtentDataRef or ItemType.SharedDataRef)) continue;
+                join.Item(block.Logical, i, key, data);
+            }
+            return true;
+        }
+    }
+
+    private void Item(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    {
+        if (!_anyGroup || key.ObjectId != _groupBytenr)
+        {
+            if (_anyGroup && key.ObjectId < _groupBytenr) return; // out of key order: the block validator reported it
+            FlushGroup();
+            _groupBytenr = key.ObjectId;
+            _anyGroup = true;
+        }
+        if (key.ItemType is ItemType.ExtentItem or ItemType.MetadataItem) _decoder!.DecodeExtentItem(leaf, slot, key, data);
+        else _decoder!.DecodeKeyedRef(leaf, slot, key, data);
+    }
+
+    /// <summary>Joins everything known about one extent start: its extent item(s), back-refs, expected refs and block.</summary>
+    private void FlushGroup()
+    {
+        if (!_anyGroup || (_groupExtents.Count == 0 && _groupFound.Count == 0)) return;
+        ulong b = _groupBytenr;
+        Advance(b, inclusive: false); // everything below b has no extent item
+        var found = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupFound);
+        found.Sort(RefRec.CompareKey);
+        _groupExp.Clear();
+        _exp.TakeGroup(b, _groupExp);
+        var expected = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupExp);
+        bool hasBlock = _bi < _blocks.Length && _blocks[_bi].Bytenr == b;
+
+        if (_groupExtents.Count == 0)
+        {
+            foreach (var f in found)
+                F.Add(new Finding(FindingCode.KeyedRefWithoutExtentItem, Severity.Error,
+                    $"keyed back-ref {f.Describe()} for {f.Bytenr} has no extent item",
+                    Bytenr: f.Bytenr, Tree: ObjectIds.ExtentTree, Slot: f.Slot, Key: new BtrfsKey(f.Bytenr, (byte)f.Kind, f.A)));
+            NoExtent(expected, hasBlock ? _blocks[_bi] : null);
+        }
+        else
+        {
+            var x = _groupExtents[0];
+            for (int k = 1; k < _groupExtents.Count; k++) Overlap(_groupExtents[k], x);
+            if (_anyExtentSeen && x.Bytenr < _prevEnd) Overlap(x, _prevExtent);
+            ReportFoundDuplicates(found, x);
+            int nf = Aggregate(found);
+            bool referenced = expected.Length > 0 || hasBlock;
+            // An extent nothing references is reported once, as leaked / orphan, not once more per back-ref.
+            ulong sum = Join(expected, found[..nf], x, reportStale: referenced);
+            if (sum != x.Refs)
+                F.Add(new Finding(FindingCode.ExtentRefsMismatch, Severity.Error,
+                    $"{(x.IsTreeBlock ? "tree block" : "data extent")} {x.Bytenr}: refs field differs from the sum of its back-refs",
+                    Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: sum.ToString(), Found: x.Refs.ToString()));
+            if (hasBlock) CheckBlock(_blocks[_bi], x);
+            if (!referenced)
+                F.Add(x.IsTreeBlock
+                    ? new Finding(FindingCode.MetadataExtentLeaked, Unverifiable,
+                        $"metadata extent {x.Bytenr} (level {x.Level}) is not a block of any tree, yet has {nf} back-ref(s){UnverifiableNote}",
+                        Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: "a tree block", Found: "none")
+                    : new Finding(FindingCode.OrphanDataExtentItem, Unverifiable,
+                        $"data extent {x.Bytenr} length {x.Length} is referenced by no file extent, yet has {nf} back-ref(s){UnverifiableNote}",
+                        Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: "a file extent", Found: "none"));
+            foreach (var e in _groupExtents) BlockGroupAccount(e);
+            var last = _groupExtents[^1];
+            if (!_anyExtentSeen || last.End > _prevEnd) { _prevEnd = last.End; _prevExtent = last; }
+            _anyExtentSeen = true;
+        }
+        if (hasBlock) _bi++;
+        _groupExtents.Clear();
+        _groupFound.Clear();
+        _lastGroup = b;
+    }
+
+    private bool _anyExtentSeen;
+    private ExtentRec _prevExtent;
+
+    private void Overlap(ExtentRec cur, ExtentRec prev) =>
+        F.Add(new Finding(FindingCode.ExtentOverlap, Severity.Error,
+            $"extent item {cur.Key} overlaps extent item {prev.Key} [{prev.Bytenr}, {prev.End})",
+            Bytenr: cur.Bytenr, Tree: ObjectIds.ExtentTree, Slot: cur.ItemSlot, Key: cur.Key,
+            Expected: $"start >= {prev.End}", Found: cur.Bytenr.ToString()));
+
+    /// <summary>Expected refs and visited blocks below <paramref name="limit"/> (or up to it) have no extent item.</summary>
+    private void Advance(ulong limit, bool inclusive)
+    {
+        while (true)
+        {
+            ulong eb = _exp.PeekBytenr;
+            ulong bb = _bi < _blocks.Length ? _blocks[_bi].Bytenr : ulong.MaxValue;
+            bool any = eb != ulong.MaxValue || _bi < _blocks.Length;
+            if (!any) return;
+            ulong next = Math.Min(eb, bb);
+            if (inclusive ? next > limit : next >= limit) return;
+            _groupExp.Clear();
+            if (eb == next) _exp.TakeGroup(next, _groupExp);
+            bool hasBlock = _bi < _blocks.Length && bb == next;
+            NoExtent(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupExp), hasBlock ? _blocks[_bi] : null);
+            if (hasBlock) _bi++;
+        }
+    }
+
+    /// <summary>References to an address the extent tree has no extent item for.</summary>
+    private void NoExtent(ReadOnlySpan<RefRec> expected, BlockRec? block)
+    {
+        if (block is { } bl)
+            F.Add(new Finding(FindingCode.TreeBlockNoExtentItem, Severity.Error,
+                $"{ObjectIds.TreeName(bl.Tree)}: tree block {bl.Bytenr} (level {bl.Level}, owner {ObjectIds.TreeName(bl.Owner)}) has no METADATA_ITEM or EXTENT_ITEM",
+                Bytenr: bl.Bytenr, Tree: bl.Tree, Expected: "one extent item", Found: "none"));
+        foreach (var exp in expected)
+        {
+            if (exp.IsTreeRef || !_noExtentReported.Add(exp.Bytenr)) continue; // tree blocks are reported per block
+            F.Add(new Finding(FindingCode.DataExtentNoExtentItem, Severity.Error,
+                $"file extent in {exp.Origin()} points to data extent {exp.Bytenr}, which has no extent item",
+                Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull));
+        }
+    }
+
+    /// <summary>The same back-ref recorded twice (inline twice, or inline and keyed). For tree blocks this is the
+    /// signature of the 2015 delayed-ref merge regression (kernels 4.2/4.3, again 6.10/6.11) that hit BUG_ON in
+    /// insert_inline_extent_backref.</summary>
+    private void ReportFoundDuplicates(ReadOnlySpan<RefRec> found, ExtentRec x)
+    {
+        for (int i = 0; i < found.Length;)
+        {
+            int j = i + 1;
+            while (j < found.Length && found[j].SameKey(found[i])) j++;
+            if (j - i > 1)
+            {
+                var r = found[i];
+                var places = new List<string>();
+                for (int k = i; k < j; k++) places.Add(found[k].Inline ? $"inline at offset {found[k].Aux} of slot {found[k].Slot}" : $"keyed item in leaf {found[k].Where} slot {found[k].Slot}");
+                string where = string.Join(", ", places);
+                if (r.IsTreeRef)
+                    F.Add(new Finding(FindingCode.DuplicateTreeBlockRef, Severity.Error,
+                        $"tree block {r.Bytenr}: duplicate {r.Describe()} (refs={x.Refs}, one {(r.Kind == RefKind.TreeBlock ? "owner" : "parent")} expected; {where}): the signature of the delayed-ref merge regression (kernel 4.2/4.3, again 6.10/6.11)",
+                        Bytenr: r.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: "1", Found: (j - i).ToString()));
+                else
+                    F.Add(new Finding(FindingCode.DuplicateDataRef, Severity.Error,
+                        $"data extent {r.Bytenr}: {r.Describe()} is recorded {j - i} times ({where})",
+                        Bytenr: r.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: "1", Found: (j - i).ToString()));
+            }
+            i = j;
+        }
+    }
+
+    /// <summary>Merges one extent's expected and found back-refs (both sorted, aggregated); returns the sum of the found counts.</summary>
+    private ulong Join(ReadOnlySpan<RefRec> expected, ReadOnlySpan<RefRec> found, ExtentRec x, bool reportStale)
+    {
+        ulong sum = 0;
+        int i = 0, j = 0;
+        bool typeMismatchReported = false;
+        while (i < expected.Length || j < found.Length)
+        {
+            int c = i >= expected.Length ? 1 : j >= found.Length ? -1 : RefRec.CompareKey(expected[i], found[j]);
+            if (c <= 0)
+            {
+                var exp = expected[i++];
+                if (exp.IsTreeRef != x.IsTreeBlock)
+                {
+                    if (!typeMismatchReported)
+                        F.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
+                            $"{(exp.IsTreeRef ? "tree block" : "file extent")} reference to extent {exp.Bytenr} from {exp.Origin()}, whose extent item is {(x.IsTreeBlock ? "a tree block" : "data")}",
+                            Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull, Key: x.Key));
+                    typeMismatchReported = true;
+                    if (c == 0) sum += found[j++].Count;
+                    continue;
+                }
+                if (!exp.IsTreeRef && x.IsData && exp.Aux != x.Length && exp.Aux != (uint)Math.Min(x.Length, uint.MaxValue))
+                    F.Add(new Finding(FindingCode.DataExtentLengthMismatch, Severity.Error,
+                        $"file extents in {exp.Origin()} give a disk_num_bytes for data extent {exp.Bytenr} that differs from its extent item (or from each other)",
+                        Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull, Key: x.Key, Expected: x.Length.ToString(), Found: exp.Aux.ToString()));
+                if (c == 0)
+                {
+                    var fnd = found[j++];
+                    sum += fnd.Count;
+                    if (!exp.IsTreeRef && exp.Count != fnd.Count)
+                        F.Add(new Finding(FindingCode.DataRefCountMismatch, Severity.Error,
+                            $"data extent {exp.Bytenr}: {exp.Describe()} count differs from the file extents that use it",
+                            Bytenr: exp.Bytenr, Tree: ObjectIds.ExtentTree, Slot: fnd.Slot, Key: x.Key,
+                            Expected: exp.Count.ToString(), Found: fnd.Count.ToString()));
+                    continue;
+                }
+                F.Add(new Finding(exp.IsTreeRef ? FindingCode.MissingTreeBlockRef : FindingCode.MissingDataRef, Severity.Error,
+                    $"{(exp.IsTreeRef ? "tree block" : "data extent")} {exp.Bytenr} is referenced by {exp.Origin()} but the extent tree has no {exp.Describe()}",
+                    Bytenr: exp.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key,
+                    Expected: exp.Describe() + (exp.IsTreeRef ? "" : $" count={exp.Count}"), Found: "none"));
+            }
+            else
+            {
+                var fnd = found[j++];
+                sum += fnd.Count;
+                if (!reportStale) continue;
+                F.Add(new Finding(fnd.IsTreeRef ? FindingCode.StaleTreeBlockRef : FindingCode.StaleDataRef, Unverifiable,
+                    $"{(fnd.IsTreeRef ? "tree block" : "data extent")} {fnd.Bytenr}: back-ref {fnd.Describe()}{(fnd.IsTreeRef ? "" : $" count={fnd.Count}")} " +
+                    $"({(fnd.Inline ? "inline" : "keyed")}) names a {(fnd.Kind is RefKind.SharedBlock or RefKind.SharedData ? "parent" : "root")} that does not reference it{UnverifiableNote}",
+                    Bytenr: fnd.Bytenr, Tree: ObjectIds.ExtentTree, Slot: fnd.Slot, Key: x.Key,
+                    Expected: "no such back-ref", Found: fnd.Describe()));
+            }
+        }
+        return sum;
+    }
+
+    private void CheckBlock(BlockRec b, ExtentRec x)
+    {
+        if (!x.IsTreeBlock)
+        {
+            F.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
+                $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)} has a data extent item",
+                Bytenr: b.Bytenr, Tree: b.Tree, Key: x.Key, Expected: "TREE_BLOCK", Found: "DATA"));
+            return;
+        }
+        if (x.Level != b.Level)
+            F.Add(new Finding(FindingCode.MetadataLevelMismatch, Severity.Error,
+                $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)}: the extent item's level differs from the block header's",
+                Bytenr: b.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: b.Level.ToString(), Found: x.Level.ToString()));
+        const ulong StripeLen = 64 * 1024; // BTRFS_STRIPE_LEN: the kernel never lets a tree block cross one
+        uint ns = ctx.Volume.NodeSize;
+        if (ns <= StripeLen && b.Bytenr / StripeLen != (b.Bytenr + ns - 1) / StripeLen)
+            F.Add(new Finding(FindingCode.MetadataCrossesStripe, Severity.Error,
+                $"tree block [{b.Bytenr}, {b.Bytenr + ns}) of {ObjectIds.TreeName(b.Tree)} crosses a 64 KiB stripe boundary",
+                Bytenr: b.Bytenr, Tree: b.Tree, Expected: "inside one 64 KiB stripe", Found: $"crosses {(b.Bytenr / StripeLen + 1) * StripeLen}"));
+        if (!x.IsMetadataItem && x.Length != ns)
+            F.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
+                $"tree block {b.Bytenr}: its EXTENT_ITEM length differs from the nodesize",
+                Bytenr: b.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: ns.ToString(), Found: x.Length.ToString()));
+    }
+
+    /// <summary>Extents arrive in address order: find the block group holding each, check its type, and sum.</summary>
+    private void BlockGroupAccount(ExtentRec x)
+    {
+        while (_gi < _bgs.Length && _bgs[_gi].End <= x.Bytenr) _gi++;
+        bool inside = _gi < _bgs.Length && _bgs[_gi].Start <= x.Bytenr && x.End <= _bgs[_gi].End;
+        ulong want = x.IsTreeBlock ? (ulong)(BlockGroupFlags.Metadata | BlockGroupFlags.System) : (ulong)BlockGroupFlags.Data;
+        if (!inside || (_bgs[_gi].Flags & want) == 0)
+        {
+            string where = inside ? $"block group [{_bgs[_gi].Start}, {_bgs[_gi].End}) of type {((BlockGroupFlags)_bgs[_gi].Flags).Describe()}" : "no block group";
+            F.Add(new Finding(FindingCode.ExtentOutsideBlockGroup, Severity.Error,
+                $"{(x.IsTreeBlock ? "metadata" : "data")} extent [{x.Bytenr}, {x.End}) lies in {where}",
+                Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key,
+                Expected: x.IsTreeBlock ? "a METADATA or SYSTEM block group" : "a DATA block group", Found: inside ? ((BlockGroupFlags)_bgs[_gi].Flags).Describe() : "none"));
+        }
+        if (inside) _bgs[_gi].Sum += x.Length;
+    }
+
+    private void CheckBlockGroupTotals()
+    {
+        ulong total = 0;
+        var chunks = pass.Chunks.Chunks.Count > 0 ? pass.Chunks : ctx.Volume.Chunks;
+        foreach (var bg in _bgs)
+        {
+            total += bg.Used;
+            var key = new BtrfsKey(bg.Start, (byte)ItemType.BlockGroupItem, bg.Length);
+            if (bg.Sum != bg.Used)
+                F.Add(new Finding(FindingCode.BlockGroupUsedMismatch, Severity.Error,
+                    $"block group [{bg.Start}, {bg.End}) used differs from the sum of its extents",
+                    Bytenr: bg.Start, Tree: ObjectIds.ExtentTree, Slot: bg.Slot, Key: key, Expected: bg.Sum.ToString(), Found: bg.Used.ToString()));
+            var chunk = chunks.Find(bg.Start);
+            if (chunk == null || chunk.Logical != bg.Start || chunk.Length != bg.Length || (ulong)chunk.Type != bg.Flags)
+                F.Add(new Finding(FindingCode.BlockGroupNoChunk, Severity.Error,
+                    $"block group [{bg.Start}, {bg.End}) {((BlockGroupFlags)bg.Flags).Describe()} has no chunk with the same range and type",
+                    Bytenr: bg.Start, Tree: ObjectIds.ExtentTree, Slot: bg.Slot, Key: key,
+                    Expected: "a matching chunk", Found: chunk == null ? "none" : $"chunk [{chunk.Logical}, {chunk.End}) {chunk.Type.Describe()}"));
+        }
+        ulong bytesUsed = ctx.Volume.ExpectedBytesUsed;
+        string whose = ctx.Volume.RootTree.BackupIndex is { } bi ? $"backup root {bi}'s" : "superblock";
+        if (_bgs.Length > 0 && total != bytesUsed)
+            F.Add(new Finding(FindingCode.SuperBytesUsedMismatch, Severity.Error,
+                $"{whose} bytes_used differs from the sum of the block groups' used",
+                Bytenr: (ulong)ctx.Volume.ChosenCopy.Offset, Expected: total.ToString(), Found: bytesUsed.ToString()));
+    }
+}

@@ -1,0 +1,128 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Format.Items;
+
+namespace BtrfsRefcheck.Checks;
+
+/// <summary>Decodes the extent tree's EXTENT_ITEM / METADATA_ITEM and keyed back-ref items into compact records,
+/// checking what can be checked on the item alone (size, flags, inline ref bounds, types and order, keyed ref
+/// hashes) and counting every back-ref type.</summary>
+internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, uint nodeSize, List<ExtentRec> extents, List<RefRec> found)
+{
+    public void DecodeExtentItem(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    {
+        Finding Malformed(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, msg, Bytenr: key.ObjectId,
+            Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
+        if (data.Length < ExtentItem.FixedSize)
+        {
+            findings.Add(Malformed($"extent tree leaf {leaf}: {ItemTypes.Name(key.Type)} of {data.Length} bytes, need at least {ExtentItem.FixedSize} (v0 extent items are not supported)"));
+            return;
+        }
+        var ei = new ExtentItem(data, key.ItemType);
+        bool meta = key.ItemType == ItemType.MetadataItem;
+        var rec = new ExtentRec
+        {
+            Bytenr = key.ObjectId, Refs = ei.Refs, Flags = (ulong)ei.Flags,
+            ItemBlock = leaf, ItemSlot = slot, IsMetadataItem = meta, Level = 0xff,
+            Length = meta ? nodeSize : key.Offset,
+        };
+        if (meta) rec.Level = (byte)Math.Min(key.Offset, 0xfe);
+        else if (ei.HasTreeBlockInfo)
+        {
+            if (data.Length < ExtentItem.FixedSize + ExtentItem.TreeBlockInfoSize)
+            {
+                findings.Add(Malformed($"extent tree leaf {leaf}: EXTENT_ITEM of a tree block has {data.Length} bytes, too short for tree_block_info"));
+                extents.Add(rec);
+                return;
+            }
+            rec.Level = ei.TreeBlockLevel;
+        }
+        if (meta && !ei.IsTreeBlock)
+            findings.Add(Malformed($"extent tree leaf {leaf}: METADATA_ITEM without the TREE_BLOCK flag (flags 0x{rec.Flags:x})"));
+        if (ei.IsTreeBlock == ei.IsData)
+            findings.Add(Malformed($"extent tree leaf {leaf}: extent flags 0x{rec.Flags:x} must have exactly one of DATA and TREE_BLOCK"));
+        extents.Add(rec);
+        if (ei.IsTreeBlock) stats.MetadataExtentItems++; else stats.DataExtentItems++;
+        stats.ExtentItems++;
+
+        byte lastType = 0;
+        ulong lastSeq = ulong.MaxValue;
+        var refs = ei.InlineRefs;
+        while (refs.MoveNext())
+        {
+            var r = refs.Current;
+            stats.InlineRefs++;
+            CountKind((RefKind)r.Type);
+            // Kernel order (tree-checker check_extent_item): types ascending; within a type, offsets (or data ref hashes) descending.
+            byte t = (byte)r.Type;
+            ulong seq = r.SortKey;
+            if (t < lastType || (t == lastType && seq > lastSeq))
+                findings.Add(new Finding(FindingCode.InlineRefsOutOfOrder, Severity.Error,
+                    $"extent {key.ObjectId}: inline ref at item offset {r.ItemOffset} ({ItemTypes.Name(t)} 0x{seq:x}) is out of the kernel's order after {ItemTypes.Name(lastType)} 0x{lastSeq:x}",
+                    Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
+                    Expected: "types ascending, same-type offsets descending", Found: $"{ItemTypes.Name(t)} after {ItemTypes.Name(lastType)}"));
+            if (t > lastType) lastSeq = ulong.MaxValue;
+            lastType = t;
+            lastSeq = Math.Min(lastSeq, seq);
+            if (r.Type == ItemType.ExtentOwnerRef) continue;
+            found.Add(new RefRec
+            {
+                Bytenr = key.ObjectId, Kind = (RefKind)r.Type, A = r.Root | r.Parent, ObjectId = r.ObjectId, Offset = r.Offset,
+                Count = (uint)Math.Min(r.RefCount, uint.MaxValue), Where = leaf, Slot = (ushort)slot, Inline = true, Aux = (uint)r.ItemOffset,
+            });
+        }
+        if (refs.Error != null)
+        {
+            bool unknown = InlineRefEnumerator.SizeOf((ItemType)refs.ErrorType) < 0;
+            findings.Add(new Finding(unknown ? FindingCode.UnknownInlineRefType : FindingCode.ExtentItemMalformed, Severity.Error,
+                $"extent {key.ObjectId}: {refs.Error}; the inline refs after it are not checked",
+                Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
+                Expected: unknown ? "a known inline ref type (172, 176, 178, 182, 184)" : null, Found: unknown ? $"type {refs.ErrorType}" : null));
+        }
+    }
+
+    private void CountKind(RefKind k)
+    {
+        switch (k)
+        {
+            case RefKind.TreeBlock: stats.TreeBlockRefs++; break;
+            case RefKind.SharedBlock: stats.SharedBlockRefs++; break;
+            case RefKind.ExtentData: stats.ExtentDataRefs++; break;
+            case RefKind.SharedData: stats.SharedDataRefs++; break;
+            case RefKind.Owner: stats.ExtentOwnerRefs++; break;
+        }
+    }
+
+    public void DecodeKeyedRef(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    {
+        var kind = (RefKind)key.Type;
+        stats.KeyedRefs++;
+        CountKind(kind);
+        var rec = new RefRec { Bytenr = key.ObjectId, Kind = kind, Where = leaf, Slot = (ushort)slot, Count = 1 };
+        Finding Bad(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, $"extent {key.ObjectId}: {msg}",
+            Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
+        switch (kind)
+        {
+            case RefKind.TreeBlock or RefKind.SharedBlock:
+                if (data.Length != 0) findings.Add(Bad($"keyed {ItemTypes.Name(key.Type)} has {data.Length} bytes of data, expected 0"));
+                rec.A = key.Offset;
+                break;
+            case RefKind.SharedData:
+                if (data.Length < 4) { findings.Add(Bad($"keyed SHARED_DATA_REF has {data.Length} bytes, expected 4")); return; }
+                rec.A = key.Offset;
+                rec.Count = Le.U32(data, 0);
+                break;
+            case RefKind.ExtentData:
+                if (data.Length < ExtentDataRefs.Size) { findings.Add(Bad($"keyed EXTENT_DATA_REF has {data.Length} bytes, expected {ExtentDataRefs.Size}")); return; }
+                var (root, objectId, offset, count) = ExtentDataRefs.Read(data);
+                rec.A = root; rec.ObjectId = objectId; rec.Offset = offset; rec.Count = count;
+                ulong hash = ExtentDataRefs.Hash(root, objectId, offset);
+                if (hash != key.Offset)
+                    findings.Add(new Finding(FindingCode.KeyedDataRefHashMismatch, Severity.Error,
+                        $"extent {key.ObjectId}: keyed EXTENT_DATA_REF root={root} objectid={objectId} offset={offset} is filed under the wrong hash",
+                        Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key, Expected: $"0x{hash:x}", Found: $"0x{key.Offset:x}"));
+                break;
+        }
+        found.Add(rec);
+    }
+}
