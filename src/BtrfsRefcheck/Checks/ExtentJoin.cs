@@ -7,19 +7,127 @@ namespace BtrfsRefcheck.Checks;
 
 /// <summary>Joins what the trees really reference (the expected back-refs, sorted) with the extent tree, streamed in
 /// key order one extent at a time: only the current extent's items and back-refs are in memory, never the whole
-/// extent tree. Every difference becomes a finding; blocks and block groups are joined on the way.</summary>
+/// extent tree. The address space is cut into one range per core and the ranges are joined in parallel; every
+/// difference becomes a finding; blocks and block groups are joined on the way.</summary>
 internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
 {
+    public void Run()
+    {
+        var blocks = pass.Blocks;
+        Array.Sort(blocks, (a, b) => a.Bytenr.CompareTo(b.Bytenr));
+        pass.ExpectedSegments.Add(RootRefs(blocks));
+        var segments = pass.ExpectedSegments;
+        pass.ExpectedSegments = [];
+        SortedRefStream.SortSegments(segments, ctx.DegreeOfParallelism);
+        var bgs = pass.BlockGroups;
+        Array.Sort(bgs, (a, b) => a.Start.CompareTo(b.Start));
+        var extentRoot = ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem);
+
+        var cuts = SplitPoints(segments, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
+        var ranges = new RangeJoin[cuts.Count - 1];
+        for (int i = 0; i < ranges.Length; i++)
+            ranges[i] = new RangeJoin(ctx, pass, cuts[i], cuts[i + 1], segments, blocks, bgs, extentRoot);
+        if (ranges.Length == 1) ranges[0].Run();
+        else Parallel.ForEach(ranges, new ParallelOptions { MaxDegreeOfParallelism = ranges.Length }, r => r.Run());
+        for (int i = 0; i < ranges.Length; i++)
+        {
+            ctx.Stats.Add(ranges[i].Stats);
+            // the one overlap no single range can see: the first extent of a range against the end of the ranges before it
+            if (i > 0 && ranges[i].FirstExtent is { } first)
+                for (int k = i - 1; k >= 0; k--)
+                    if (ranges[k].LastExtent is { } prev)
+                    {
+                        if (first.Bytenr < prev.End) ranges[i].Overlap(first, prev);
+                        break;
+                    }
+        }
+        RangeJoin.CheckBlockGroupTotals(ctx, pass, bgs);
+    }
+
+    /// <summary>btrfs check's add_root_to_pending: a tree's root block is referenced by its root id; relocation
+    /// roots and roots of pre-mixed-backref filesystems are shared by themselves.</summary>
+    private (RefRec[], int) RootRefs(BlockRec[] blocks)
+    {
+        var cmp = Comparer<BlockRec>.Create((a, b) => a.Bytenr.CompareTo(b.Bytenr));
+        var refs = new RefRec[pass.RootRefs.Count];
+        int n = 0;
+        foreach (var (bytenr, tree, sharedSelf) in pass.RootRefs)
+        {
+            int bi = Array.BinarySearch(blocks, new BlockRec { Bytenr = bytenr }, cmp);
+            bool oldRev = bi >= 0 && blocks[bi].BackrefRev < 1;
+            refs[n++] = sharedSelf || oldRev
+                ? new RefRec { Bytenr = bytenr, Kind = RefKind.SharedBlock, A = bytenr, Count = 1, Slot = RefRec.NoSlot }
+                : new RefRec { Bytenr = bytenr, Kind = RefKind.TreeBlock, A = tree, Count = 1, Slot = RefRec.NoSlot };
+        }
+        return (refs, n);
+    }
+
+    /// <summary>Cut points [0, c1, ..., ulong.MaxValue] that give each range about the same number of expected refs
+    /// (quantiles of a sample taken from every sorted segment). One range when there is little to join.</summary>
+    private static List<ulong> SplitPoints(List<(RefRec[] Array, int Count)> segments, int parts)
+    {
+        long total = segments.Sum(s => (long)s.Count);
+        var cuts = new List<ulong> { 0 };
+        if (parts > 1 && total >= 200_000)
+        {
+            var sample = new List<ulong>();
+            foreach (var (arr, count) in segments)
+                for (int k = 1; k < 16; k++) if (count > 0) sample.Add(arr[(int)((long)count * k / 16)].Bytenr);
+            sample.Sort();
+            for (int p = 1; p < parts; p++)
+            {
+                ulong c = sample[sample.Count * p / parts];
+                if (c > cuts[^1]) cuts.Add(c);
+            }
+        }
+        cuts.Add(ulong.MaxValue);
+        return cuts;
+    }
+}
+
+/// <summary>The join over one address range [Lo, Hi).</summary>
+internal sealed class RangeJoin
+{
+    private readonly CheckContext ctx;
+    private readonly ReferencePass pass;
+    private readonly ulong _lo, _hi;
+    private readonly TreeRoot? _extentRoot;
     private FindingBag F => ctx.Findings;
-    private SortedRefStream _exp = null!;         // expected refs, aggregated, in key order
+    public CheckStats Stats { get; } = new();
+    public ExtentRec? FirstExtent { get; private set; }
+    public ExtentRec? LastExtent => _anyExtentSeen ? _prevExtent : null;
+
+    public RangeJoin(CheckContext ctx, ReferencePass pass, ulong lo, ulong hi, List<(RefRec[] Array, int Count)> sortedSegments,
+        BlockRec[] blocks, BlockGroupRec[] bgs, TreeRoot? extentRoot)
+    {
+        this.ctx = ctx;
+        this.pass = pass;
+        _lo = lo;
+        _hi = hi;
+        _extentRoot = extentRoot;
+        _blocks = blocks;
+        _bi = LowerBound(blocks, lo);
+        _biEnd = hi == ulong.MaxValue ? blocks.Length : LowerBound(blocks, hi);
+        _bgs = bgs;
+        _exp = new SortedRefStream(sortedSegments, lo, hi) { OnDuplicateTreeRef = MultipleParents };
+        _decoder = new ExtentTreeDecoder(F, Stats, ctx.Volume.NodeSize, _groupExtents, _groupFound);
+    }
+
+    private static int LowerBound(BlockRec[] a, ulong v)
+    {
+        int lo = 0, hi = a.Length;
+        while (lo < hi) { int m = (lo + hi) >>> 1; if (a[m].Bytenr < v) lo = m + 1; else hi = m; }
+        return lo;
+    }
+
+    private readonly SortedRefStream _exp;        // expected refs, aggregated, in key order
     private readonly List<RefRec> _groupExp = []; // the current address's expected refs
-    private BlockRec[] _blocks = [];
+    private readonly BlockRec[] _blocks;
     private int _bi;            // visited blocks (sorted) and the next one to join
-    private BlockGroupRec[] _bgs = [];
+    private readonly int _biEnd;
+    private readonly BlockGroupRec[] _bgs;
     private int _gi;
     private ulong _prevEnd;
-    private BtrfsKey? _prevExtentKey;
-    private ulong _lastGroup;
     private bool _anyGroup;
     private readonly HashSet<ulong> _noExtentReported = [];
 
@@ -27,7 +135,7 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
     private ulong _groupBytenr;
     private readonly List<ExtentRec> _groupExtents = [];
     private readonly List<RefRec> _groupFound = [];
-    private ExtentTreeDecoder? _decoder;
+    private readonly ExtentTreeDecoder _decoder;
 
     /// <summary>References under an unreadable block are unknown: "stale" and "leaked" can then only be suspected.</summary>
     private bool Incomplete => pass.Unreadable.Count > 0;
@@ -36,41 +144,13 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
 
     public void Run()
     {
-        _blocks = pass.Blocks;
-        Array.Sort(_blocks, (a, b) => a.Bytenr.CompareTo(b.Bytenr));
-        pass.ExpectedSegments.Add(RootRefs());
-        _exp = new SortedRefStream(pass.ExpectedSegments, ctx.DegreeOfParallelism) { OnDuplicateTreeRef = MultipleParents };
-        pass.ExpectedSegments = [];
-        _bgs = pass.BlockGroups;
-        Array.Sort(_bgs, (a, b) => a.Start.CompareTo(b.Start));
-        _decoder = new ExtentTreeDecoder(F, ctx.Stats, ctx.Volume.NodeSize, _groupExtents, _groupFound);
-
-        if (ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem) is { } extentRoot)
+        if (_extentRoot != null)
         {
-            // Block findings of the extent tree were recorded by the scan; this second pass only reads items.
-            new TreeWalker(ctx.Volume, new FindingBag()).Walk(extentRoot, new Streamer(this));
+            // Block findings of the extent tree were recorded by the scan; this pass only reads items.
+            new TreeWalker(ctx.Volume, new FindingBag()).Walk(_extentRoot, new Streamer(this), new WalkOptions { Validate = false });
         }
         FlushGroup();
-        Advance(ulong.MaxValue, inclusive: true);
-        CheckBlockGroupTotals();
-    }
-
-    /// <summary>btrfs check's add_root_to_pending: a tree's root block is referenced by its root id; relocation
-    /// roots and roots of pre-mixed-backref filesystems are shared by themselves.</summary>
-    private (RefRec[], int) RootRefs()
-    {
-        var cmp = Comparer<BlockRec>.Create((a, b) => a.Bytenr.CompareTo(b.Bytenr));
-        var refs = new RefRec[pass.RootRefs.Count];
-        int n = 0;
-        foreach (var (bytenr, tree, sharedSelf) in pass.RootRefs)
-        {
-            int bi = Array.BinarySearch(_blocks, new BlockRec { Bytenr = bytenr }, cmp);
-            bool oldRev = bi >= 0 && _blocks[bi].BackrefRev < 1;
-            refs[n++] = sharedSelf || oldRev
-                ? new RefRec { Bytenr = bytenr, Kind = RefKind.SharedBlock, A = bytenr, Count = 1, Slot = RefRec.NoSlot }
-                : new RefRec { Bytenr = bytenr, Kind = RefKind.TreeBlock, A = tree, Count = 1, Slot = RefRec.NoSlot };
-        }
-        return (refs, n);
+        Advance(_hi, inclusive: false);
     }
 
     /// <summary>Two pointers (or a root item and a pointer) that make the same tree back-ref: two parents claim one reference.</summary>
@@ -101,7 +181,7 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
     }
 
     /// <summary>Feeds the extent tree's leaves, in key order, to the join.</summary>
-    private sealed class Streamer(ExtentJoin join) : ITreeVisitor
+    private sealed class Streamer(RangeJoin join) : ITreeVisitor
     {
         public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
         {
@@ -116,6 +196,7 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
                 catch (BtrfsFormatException) { continue; }
                 if (key.ItemType is not (ItemType.ExtentItem or ItemType.MetadataItem or ItemType.TreeBlockRef or ItemType.SharedBlockRef
                     or ItemType.ExtentDataRef or ItemType.SharedDataRef)) continue;
+                if (key.ObjectId < join._lo || key.ObjectId >= join._hi) continue;
                 join.Item(block.Logical, i, key, data);
             }
             return true;
@@ -131,8 +212,8 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
             _groupBytenr = key.ObjectId;
             _anyGroup = true;
         }
-        if (key.ItemType is ItemType.ExtentItem or ItemType.MetadataItem) _decoder!.DecodeExtentItem(leaf, slot, key, data);
-        else _decoder!.DecodeKeyedRef(leaf, slot, key, data);
+        if (key.ItemType is ItemType.ExtentItem or ItemType.MetadataItem) _decoder.DecodeExtentItem(leaf, slot, key, data);
+        else _decoder.DecodeKeyedRef(leaf, slot, key, data);
     }
 
     /// <summary>Joins everything known about one extent start: its extent item(s), back-refs, expected refs and block.</summary>
@@ -142,11 +223,11 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
         ulong b = _groupBytenr;
         Advance(b, inclusive: false); // everything below b has no extent item
         var found = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupFound);
-        found.Sort(RefRec.CompareKey);
+        found.Sort(new RefKeyOrder());
         _groupExp.Clear();
         _exp.TakeGroup(b, _groupExp);
         var expected = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupExp);
-        bool hasBlock = _bi < _blocks.Length && _blocks[_bi].Bytenr == b;
+        bool hasBlock = _bi < _biEnd && _blocks[_bi].Bytenr == b;
 
         if (_groupExtents.Count == 0)
         {
@@ -180,6 +261,7 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
                         $"data extent {x.Bytenr} length {x.Length} is referenced by no file extent, yet has {nf} back-ref(s){UnverifiableNote}",
                         Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: "a file extent", Found: "none"));
             foreach (var e in _groupExtents) BlockGroupAccount(e);
+            FirstExtent ??= x;
             var last = _groupExtents[^1];
             if (!_anyExtentSeen || last.End > _prevEnd) { _prevEnd = last.End; _prevExtent = last; }
             _anyExtentSeen = true;
@@ -187,13 +269,12 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
         if (hasBlock) _bi++;
         _groupExtents.Clear();
         _groupFound.Clear();
-        _lastGroup = b;
     }
 
     private bool _anyExtentSeen;
     private ExtentRec _prevExtent;
 
-    private void Overlap(ExtentRec cur, ExtentRec prev) =>
+    public void Overlap(ExtentRec cur, ExtentRec prev) =>
         F.Add(new Finding(FindingCode.ExtentOverlap, Severity.Error,
             $"extent item {cur.Key} overlaps extent item {prev.Key} [{prev.Bytenr}, {prev.End})",
             Bytenr: cur.Bytenr, Tree: ObjectIds.ExtentTree, Slot: cur.ItemSlot, Key: cur.Key,
@@ -205,14 +286,14 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
         while (true)
         {
             ulong eb = _exp.PeekBytenr;
-            ulong bb = _bi < _blocks.Length ? _blocks[_bi].Bytenr : ulong.MaxValue;
-            bool any = eb != ulong.MaxValue || _bi < _blocks.Length;
+            ulong bb = _bi < _biEnd ? _blocks[_bi].Bytenr : ulong.MaxValue;
+            bool any = eb != ulong.MaxValue || _bi < _biEnd;
             if (!any) return;
             ulong next = Math.Min(eb, bb);
             if (inclusive ? next > limit : next >= limit) return;
             _groupExp.Clear();
             if (eb == next) _exp.TakeGroup(next, _groupExp);
-            bool hasBlock = _bi < _blocks.Length && bb == next;
+            bool hasBlock = _bi < _biEnd && bb == next;
             NoExtent(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupExp), hasBlock ? _blocks[_bi] : null);
             if (hasBlock) _bi++;
         }
@@ -358,11 +439,12 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
                 Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key,
                 Expected: x.IsTreeBlock ? "a METADATA or SYSTEM block group" : "a DATA block group", Found: inside ? ((BlockGroupFlags)_bgs[_gi].Flags).Describe() : "none"));
         }
-        if (inside) _bgs[_gi].Sum += x.Length;
+        if (inside) Interlocked.Add(ref _bgs[_gi].Sum, x.Length); // a block group may straddle two ranges
     }
 
-    private void CheckBlockGroupTotals()
+    public static void CheckBlockGroupTotals(CheckContext ctx, ReferencePass pass, BlockGroupRec[] _bgs)
     {
+        var F = ctx.Findings;
         ulong total = 0;
         var chunks = pass.Chunks.Chunks.Count > 0 ? pass.Chunks : ctx.Volume.Chunks;
         foreach (var bg in _bgs)

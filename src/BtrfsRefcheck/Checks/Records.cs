@@ -29,7 +29,9 @@ internal struct RefRec
 
     public const ushort NoSlot = ushort.MaxValue;
 
-    public static int CompareKey(RefRec x, RefRec y)
+    public static int CompareKey(RefRec x, RefRec y) => CompareKey(in x, in y);
+
+    public static int CompareKey(in RefRec x, in RefRec y)
     {
         int c = x.Bytenr.CompareTo(y.Bytenr);
         if (c != 0) return c;
@@ -69,6 +71,19 @@ internal struct RefRec
         (RefKind.ExtentData, _) => $"{ObjectIds.TreeName(A)} leaf {Where} slot {Slot}",
         _ => $"FULL_BACKREF leaf {Where} slot {Slot}",
     };
+}
+
+/// <summary>Key order of back-refs as a struct comparer, so sorts and heaps inline it instead of calling a delegate.</summary>
+internal readonly struct RefKeyOrder : IComparer<RefRec>
+{
+    public int Compare(RefRec x, RefRec y) => RefRec.CompareKey(in x, in y);
+}
+
+/// <summary>The same for the k-way merge's heap (PriorityQueue takes a class comparer).</summary>
+internal sealed class RefKeyOrderComparer : IComparer<RefRec>
+{
+    public static readonly RefKeyOrderComparer Instance = new();
+    public int Compare(RefRec x, RefRec y) => RefRec.CompareKey(in x, in y);
 }
 
 /// <summary>A growing list kept in fixed-size segments: no doubling copies, and the segments can be released one by
@@ -145,8 +160,6 @@ internal struct ExtentRec
     public int ItemSlot;
     public byte Level;          // tree blocks: level from the key or tree_block_info; 0xff: not a tree block
     public bool IsMetadataItem;
-    public ulong FoundRefs;     // sum of back-ref counts (filled in the merge)
-    public bool Referenced;     // some real reference points at it (filled in the merge)
 
     public readonly bool IsTreeBlock => (Flags & (ulong)Format.Items.ExtentFlags.TreeBlock) != 0;
     public readonly bool IsData => (Flags & (ulong)Format.Items.ExtentFlags.Data) != 0;
@@ -194,7 +207,7 @@ internal struct DevExtentRec
 /// counts summed; <see cref="OnDuplicateTreeRef"/> hears of a tree back-ref claimed by more than one reference.</summary>
 internal sealed class SortedRefStream
 {
-    private readonly List<(RefRec[] Array, int Count)> _segs;
+    private readonly (RefRec[] Array, int End)[] _segs;
     private readonly int[] _pos;
     private readonly PriorityQueue<int, RefRec> _heap;
     private bool _hasCurrent;
@@ -203,18 +216,35 @@ internal sealed class SortedRefStream
 
     public Action<RefRec, List<RefRec>>? OnDuplicateTreeRef { get; init; }
 
-    private static readonly Comparer<RefRec> KeyOrder = Comparer<RefRec>.Create(RefRec.CompareKey);
 
-    public SortedRefStream(List<(RefRec[] Array, int Count)> segments, int? degreeOfParallelism = null)
+    /// <summary>Sorts every segment in key order, in parallel.</summary>
+    public static void SortSegments(List<(RefRec[] Array, int Count)> segments, int? degreeOfParallelism = null) =>
+        Parallel.For(0, segments.Count, new ParallelOptions { MaxDegreeOfParallelism = degreeOfParallelism ?? Environment.ProcessorCount },
+            i => segments[i].Array.AsSpan(0, segments[i].Count).Sort(new RefKeyOrder()));
+
+    /// <summary>Streams the refs with addresses in [lo, hi) from segments already sorted by <see cref="SortSegments"/>.</summary>
+    public SortedRefStream(List<(RefRec[] Array, int Count)> sortedSegments, ulong lo = 0, ulong hi = ulong.MaxValue)
     {
-        _segs = segments;
-        Parallel.For(0, _segs.Count, new ParallelOptions { MaxDegreeOfParallelism = degreeOfParallelism ?? Environment.ProcessorCount },
-            i => Array.Sort(_segs[i].Array, 0, _segs[i].Count, KeyOrder));
-        _pos = new int[_segs.Count];
-        _heap = new PriorityQueue<int, RefRec>(_segs.Count, KeyOrder);
-        for (int i = 0; i < _segs.Count; i++)
-            if (_segs[i].Count > 0) _heap.Enqueue(i, _segs[i].Array[0]);
+        _segs = new (RefRec[], int)[sortedSegments.Count];
+        _pos = new int[sortedSegments.Count];
+        _heap = new PriorityQueue<int, RefRec>(sortedSegments.Count, RefKeyOrderComparer.Instance);
+        for (int i = 0; i < sortedSegments.Count; i++)
+        {
+            var (arr, count) = sortedSegments[i];
+            int start = LowerBound(arr, count, lo);
+            int end = hi == ulong.MaxValue ? count : LowerBound(arr, count, hi);
+            _segs[i] = (arr, end);
+            _pos[i] = start;
+            if (start < end) _heap.Enqueue(i, arr[start]);
+        }
         Advance();
+    }
+
+    private static int LowerBound(RefRec[] a, int count, ulong bytenr)
+    {
+        int lo = 0, hi = count;
+        while (lo < hi) { int m = (lo + hi) >>> 1; if (a[m].Bytenr < bytenr) lo = m + 1; else hi = m; }
+        return lo;
     }
 
     /// <summary>Address of the next aggregated ref, or ulong.MaxValue at the end.</summary>
@@ -234,8 +264,7 @@ internal sealed class SortedRefStream
     {
         if (!_heap.TryDequeue(out int seg, out r)) return false;
         int p = ++_pos[seg];
-        if (p < _segs[seg].Count) _heap.Enqueue(seg, _segs[seg].Array[p]);
-        else _segs[seg] = (null!, 0); // release the segment as soon as it is consumed
+        if (p < _segs[seg].End) _heap.Enqueue(seg, _segs[seg].Array[p]);
         return true;
     }
 

@@ -36,6 +36,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
     public void Run()
     {
         _fullBackref = FullBackrefBlocks();
+        Checker.MemTrace("after FULL_BACKREF pre-pass");
         foreach (var root in ctx.Roots)
         {
             ctx.Stats.Trees++;
@@ -82,7 +83,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
     {
         var set = new HashSet<ulong>();
         if (ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem) is { } extentRoot)
-            new TreeWalker(ctx.Volume, new FindingBag()).Walk(extentRoot, new FullBackrefCollector(set));
+            new TreeWalker(ctx.Volume, new FindingBag()).Walk(extentRoot, new FullBackrefCollector(set), new WalkOptions { Validate = false });
         return set;
     }
 

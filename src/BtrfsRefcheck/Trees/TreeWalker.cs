@@ -69,6 +69,10 @@ public sealed class WalkOptions
     /// <summary>Shared across walks so a block referenced by several trees (snapshots) is descended once.
     /// Null: every tree is walked in full.</summary>
     public HashSet<ulong>? Visited { get; init; }
+
+    /// <summary>False for internal re-reads of a tree the check already validated: only the level and nritems are
+    /// checked (enough to walk safely; item accessors are bounds-checked anyway) and nothing is reported.</summary>
+    public bool Validate { get; init; } = true;
 }
 
 public sealed class WalkStats
@@ -134,7 +138,9 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
         var block = read.Block;
         var view = block.View;
         if (view.IsLeaf) { Stats.Leaves++; Stats.Items += view.Count; } else Stats.Nodes++;
-        bool valid = BlockSteps.Validate(ctx, block, volume, findings);
+        bool valid = options.Validate
+            ? BlockSteps.Validate(ctx, block, volume, findings)
+            : view.Header.Level == ctx.ExpectedLevel && view.Header.NrItems <= (uint)(view.IsLeaf ? view.MaxLeafItems : view.MaxNodePtrs);
         bool descend = visitor.OnBlock(ctx, block, valid);
         if (!descend || view.IsLeaf || !valid) return;
 
