@@ -53,7 +53,7 @@ public static class Program
             if (errors.Any(e => e is VersionRequestedError))
                 stdout.WriteLine($"btrfs-refcheck {typeof(Program).Assembly.GetName().Version}");
             else
-                stdout.WriteLine(HelpText.AutoBuild(result, h => { h.AdditionalNewLineAfterOption = false; h.Heading = "btrfs-refcheck: read-only btrfs metadata and back-reference checker"; h.Copyright = ""; return h; }, e => e));
+                stdout.WriteLine(HelpText.AutoBuild(result, h => { h.AdditionalNewLineAfterOption = false; h.Heading = "btrfs-refcheck: read-only btrfs metadata and back-reference checker"; h.Copyright = ""; return h; }, e => e, verbsIndex: result.TypeInfo.Current == typeof(NullInstance)));
             return ExitCodes.Ok;
         }
         stderr.WriteLine($"btrfs-refcheck: {Describe(errors[0])} (see btrfs-refcheck --help)");
@@ -64,7 +64,7 @@ public static class Program
     {
         BadVerbSelectedError b => $"unknown verb '{b.Token}'",
         UnknownOptionError u => $"unknown option '{u.Token}'",
-        MissingRequiredOptionError m when m.NameInfo.NameText == "DEVICE" => "no device given",
+        MissingRequiredOptionError m when m.NameInfo.NameText is "" or "DEVICE" => "no device given", // a [Value] has an empty NameText
         MissingRequiredOptionError m => $"missing required option '{m.NameInfo.NameText}'",
         MissingValueOptionError m => $"option '{m.NameInfo.NameText}' needs a value",
         BadFormatConversionError b => $"bad value for '{b.NameInfo.NameText}'",

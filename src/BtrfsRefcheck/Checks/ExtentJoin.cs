@@ -137,6 +137,17 @@ internal sealed class RangeJoin
     private readonly List<RefRec> _groupFound = [];
     private readonly ExtentTreeDecoder _decoder;
 
+    /// <summary>True when an unreadable or invalid extent-tree block may hold the extent items of <paramref name="bytenr"/>.</summary>
+    private bool Hidden(ulong bytenr)
+    {
+        foreach (var (lo, hi) in pass.HiddenExtentRanges)
+            if (bytenr >= lo && bytenr <= hi) return true;
+        return false;
+    }
+
+    private Severity AbsenceSeverity(ulong bytenr) => Hidden(bytenr) ? Severity.Warning : Severity.Error;
+    private string AbsenceNote(ulong bytenr) => Hidden(bytenr) ? " (unverifiable: the extent-tree block that would hold it is unreadable)" : "";
+
     /// <summary>References under an unreadable block are unknown: "stale" and "leaked" can then only be suspected.</summary>
     private bool Incomplete => pass.Unreadable.Count > 0;
     private Severity Unverifiable => Incomplete ? Severity.Warning : Severity.Error;
@@ -303,14 +314,14 @@ internal sealed class RangeJoin
     private void NoExtent(ReadOnlySpan<RefRec> expected, BlockRec? block)
     {
         if (block is { } bl)
-            F.Add(new Finding(FindingCode.TreeBlockNoExtentItem, Severity.Error,
-                $"{ObjectIds.TreeName(bl.Tree)}: tree block {bl.Bytenr} (level {bl.Level}, owner {ObjectIds.TreeName(bl.Owner)}) has no METADATA_ITEM or EXTENT_ITEM",
+            F.Add(new Finding(FindingCode.TreeBlockNoExtentItem, AbsenceSeverity(bl.Bytenr),
+                $"{ObjectIds.TreeName(bl.Tree)}: tree block {bl.Bytenr} (level {bl.Level}, owner {ObjectIds.TreeName(bl.Owner)}) has no METADATA_ITEM or EXTENT_ITEM{AbsenceNote(bl.Bytenr)}",
                 Bytenr: bl.Bytenr, Tree: bl.Tree, Expected: "one extent item", Found: "none"));
         foreach (var exp in expected)
         {
             if (exp.IsTreeRef || !_noExtentReported.Add(exp.Bytenr)) continue; // tree blocks are reported per block
-            F.Add(new Finding(FindingCode.DataExtentNoExtentItem, Severity.Error,
-                $"file extent in {exp.Origin()} points to data extent {exp.Bytenr}, which has no extent item",
+            F.Add(new Finding(FindingCode.DataExtentNoExtentItem, AbsenceSeverity(exp.Bytenr),
+                $"file extent in {exp.Origin()} points to data extent {exp.Bytenr}, which has no extent item{AbsenceNote(exp.Bytenr)}",
                 Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull));
         }
     }
@@ -380,8 +391,8 @@ internal sealed class RangeJoin
                             Expected: exp.Count.ToString(), Found: fnd.Count.ToString()));
                     continue;
                 }
-                F.Add(new Finding(exp.IsTreeRef ? FindingCode.MissingTreeBlockRef : FindingCode.MissingDataRef, Severity.Error,
-                    $"{(exp.IsTreeRef ? "tree block" : "data extent")} {exp.Bytenr} is referenced by {exp.Origin()} but the extent tree has no {exp.Describe()}",
+                F.Add(new Finding(exp.IsTreeRef ? FindingCode.MissingTreeBlockRef : FindingCode.MissingDataRef, AbsenceSeverity(exp.Bytenr),
+                    $"{(exp.IsTreeRef ? "tree block" : "data extent")} {exp.Bytenr} is referenced by {exp.Origin()} but the extent tree has no {exp.Describe()}{AbsenceNote(exp.Bytenr)}",
                     Bytenr: exp.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key,
                     Expected: exp.Describe() + (exp.IsTreeRef ? "" : $" count={exp.Count}"), Found: "none"));
             }
@@ -434,7 +445,7 @@ internal sealed class RangeJoin
         if (!inside || (_bgs[_gi].Flags & want) == 0)
         {
             string where = inside ? $"block group [{_bgs[_gi].Start}, {_bgs[_gi].End}) of type {((BlockGroupFlags)_bgs[_gi].Flags).Describe()}" : "no block group";
-            F.Add(new Finding(FindingCode.ExtentOutsideBlockGroup, Severity.Error,
+            F.Add(new Finding(FindingCode.ExtentOutsideBlockGroup, pass.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error,
                 $"{(x.IsTreeBlock ? "metadata" : "data")} extent [{x.Bytenr}, {x.End}) lies in {where}",
                 Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key,
                 Expected: x.IsTreeBlock ? "a METADATA or SYSTEM block group" : "a DATA block group", Found: inside ? ((BlockGroupFlags)_bgs[_gi].Flags).Describe() : "none"));
@@ -445,6 +456,9 @@ internal sealed class RangeJoin
     public static void CheckBlockGroupTotals(CheckContext ctx, ReferencePass pass, BlockGroupRec[] _bgs)
     {
         var F = ctx.Findings;
+        // with part of the extent (or block group) tree unreadable, sums over it are incomplete: say so, don't assert
+        var sev = pass.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error;
+        string note = pass.HiddenExtentRanges.Count > 0 ? " (unverifiable: part of the extent tree is unreadable)" : "";
         ulong total = 0;
         var chunks = pass.Chunks.Chunks.Count > 0 ? pass.Chunks : ctx.Volume.Chunks;
         foreach (var bg in _bgs)
@@ -452,8 +466,8 @@ internal sealed class RangeJoin
             total += bg.Used;
             var key = new BtrfsKey(bg.Start, (byte)ItemType.BlockGroupItem, bg.Length);
             if (bg.Sum != bg.Used)
-                F.Add(new Finding(FindingCode.BlockGroupUsedMismatch, Severity.Error,
-                    $"block group [{bg.Start}, {bg.End}) used differs from the sum of its extents",
+                F.Add(new Finding(FindingCode.BlockGroupUsedMismatch, sev,
+                    $"block group [{bg.Start}, {bg.End}) used differs from the sum of its extents{note}",
                     Bytenr: bg.Start, Tree: ObjectIds.ExtentTree, Slot: bg.Slot, Key: key, Expected: bg.Sum.ToString(), Found: bg.Used.ToString()));
             var chunk = chunks.Find(bg.Start);
             if (chunk == null || chunk.Logical != bg.Start || chunk.Length != bg.Length || (ulong)chunk.Type != bg.Flags)
@@ -465,8 +479,8 @@ internal sealed class RangeJoin
         ulong bytesUsed = ctx.Volume.ExpectedBytesUsed;
         string whose = ctx.Volume.RootTree.BackupIndex is { } bi ? $"backup root {bi}'s" : "superblock";
         if (_bgs.Length > 0 && total != bytesUsed)
-            F.Add(new Finding(FindingCode.SuperBytesUsedMismatch, Severity.Error,
-                $"{whose} bytes_used differs from the sum of the block groups' used",
+            F.Add(new Finding(FindingCode.SuperBytesUsedMismatch, sev,
+                $"{whose} bytes_used differs from the sum of the block groups' used{note}",
                 Bytenr: (ulong)ctx.Volume.ChosenCopy.Offset, Expected: total.ToString(), Found: bytesUsed.ToString()));
     }
 }

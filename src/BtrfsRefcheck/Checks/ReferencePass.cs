@@ -29,6 +29,10 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
     /// <summary>Blocks whose subtree could not be read: references under them are unknown.</summary>
     internal readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];
 
+    /// <summary>Address ranges [lo, hi] (by extent-tree key objectid) whose extent items could not be read: an
+    /// unreadable or invalid extent-tree block hides them, so "no extent item there" cannot be asserted.</summary>
+    internal readonly List<(ulong Lo, ulong Hi)> HiddenExtentRanges = [];
+
     /// <summary>Tree blocks whose extent item carries FULL_BACKREF: their pointers and file extents are SHARED_* refs.
     /// Read from the extent tree before the scan, so the scan can record each reference in its final form.</summary>
     private HashSet<ulong> _fullBackref = [];
@@ -46,6 +50,8 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         var states = scanner.Scan(ctx.Roots, this);
         Checker.MemTrace("after scan");
         Merge(states);
+        if (!ctx.Roots.Any(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem))
+            HiddenExtentRanges.Add((0, ulong.MaxValue)); // no extent tree at all: nothing can be said to be missing from it
         Checker.MemTrace("after merge");
         ctx.Stats.Nodes = scanner.Stats.Nodes;
         ctx.Stats.Leaves = scanner.Stats.Leaves;
@@ -72,6 +78,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         {
             ctx.Stats.Add(s.Stats);
             Unreadable.AddRange(s.Unreadable);
+            HiddenExtentRanges.AddRange(s.Hidden);
             DevItems.AddRange(s.DevItems);
             foreach (var c in s.Chunks) Chunks.TryAdd(c);
         }
@@ -113,7 +120,17 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
 
     public ScanState CreateState() => new();
 
-    public void OnUnreadable(in BlockContext bc, TreeBlockRead read, ScanState st) => st.Unreadable.Add((bc.Bytenr, bc.Tree.Id));
+    public void OnUnreadable(in BlockContext bc, TreeBlockRead read, ScanState st)
+    {
+        st.Unreadable.Add((bc.Bytenr, bc.Tree.Id));
+        Hide(bc, st);
+    }
+
+    private static void Hide(in BlockContext bc, ScanState st)
+    {
+        if (bc.Tree.Id is ObjectIds.ExtentTree or ObjectIds.BlockGroupTree)
+            st.Hidden.Add((bc.ExpectedFirstKey?.ObjectId ?? 0, bc.EndKey?.ObjectId ?? ulong.MaxValue));
+    }
 
     public void OnBlock(in BlockContext bc, TreeBlock block, bool valid, ScanState st)
     {
@@ -122,7 +139,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         bool log = bc.Tree.IsLog; // log tree blocks have no extent items and add no references
         if (!log)
             st.Blocks.Add(new BlockRec { Bytenr = block.Logical, Owner = h.Owner, Tree = bc.Tree.Id, Level = h.Level, BackrefRev = (byte)h.BackrefRev });
-        if (!valid) return;
+        if (!valid) { Hide(bc, st); return; }
         if (!view.IsLeaf)
         {
             if (!log)
@@ -225,5 +242,6 @@ internal sealed class ScanState
     public readonly List<Chunk> Chunks = [];
     public readonly List<DevItemInfo> DevItems = [];
     public readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];
+    public readonly List<(ulong Lo, ulong Hi)> Hidden = [];
     public readonly CheckStats Stats = new();
 }

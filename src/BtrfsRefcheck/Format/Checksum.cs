@@ -26,7 +26,7 @@ public static class Checksum
         0 => "crc32c",
         1 => "xxhash64",
         2 => "sha256",
-        3 => "blake2b",
+        3 => "blake2", // as btrfs-progs prints it (dump-super, mkfs --csum); the kernel says "blake2b"
         _ => $"unknown({type})",
     };
 

@@ -387,7 +387,24 @@ public sealed class BtrfsVolume : IDisposable
 
     private void CheckDevices()
     {
-        if (_devItems.Count == 0) return; // chunk tree unreadable: reported already
+        if (_devItems.Count == 0)
+        {
+            // The chunk tree is unreadable (perhaps it lives on the missing device): name the missing devices from
+            // the chunks we do know (the sys_chunk_array's at least) and from the superblock's device count.
+            var known = new Dictionary<ulong, Guid>();
+            foreach (var c in Chunks.Chunks)
+                foreach (var st in c.Stripes)
+                    if (!_byDevId.ContainsKey(st.DevId)) known.TryAdd(st.DevId, st.DevUuid);
+            MissingDevices = known.Select(k => new DevItemInfo(k.Key, k.Value, Super.Fsid, 0, 0)).ToList();
+            foreach (var (devid, uuid) in known)
+                Findings.Add(new Finding(FindingCode.DeviceMissing, Severity.Error,
+                    $"device devid {devid} uuid {uuid} is missing (named by the chunk map; the chunk tree's device list could not be read)"));
+            if ((ulong)_byDevId.Count < Super.NumDevices && known.Count < (int)Super.NumDevices - _byDevId.Count)
+                Findings.Add(new Finding(FindingCode.DeviceMissing, Severity.Error,
+                    $"the superblock counts {Super.NumDevices} devices but {_byDevId.Count} were given; the chunk tree that would name the others is unreadable",
+                    Expected: Super.NumDevices.ToString(), Found: _byDevId.Count.ToString()));
+            return;
+        }
         var missing = _devItems.Where(d => !_byDevId.ContainsKey(d.DevId)).ToList();
         MissingDevices = missing;
         foreach (var d in missing)
