@@ -1,14 +1,91 @@
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Trees.ItemValidation;
 using BtrfsRefcheck.Volume;
 
 namespace BtrfsRefcheck.Trees;
 
 /// <summary>Per-item validation (the kernel's tree-checker check_leaf_item): one validator per item type,
-/// dispatched from one switch on the key type. Runs on leaves that passed block validation.</summary>
+/// dispatched from one switch on the key type. Runs on leaves that passed block validation, so every item header
+/// and item data range is inside the block; the validators still check every size before they read a field and
+/// never throw. Unlike the kernel, which rejects the leaf at the first problem, every item is checked and every
+/// independent problem of an item is reported.</summary>
 public static class ItemValidator
 {
     public static void ValidateLeaf(in BlockContext ctx, TreeBlock block, BtrfsVolume volume, FindingBag findings)
     {
+        var view = block.View;
+        var super = volume.Super;
+        var reporter = new ItemReporter(findings);
+        int count = view.Count;
+        int csumSize = Checksum.IsKnown(super.CsumTypeRaw) ? Checksum.Length(super.CsumType) : 0;
+        ulong owner = view.Header.Owner;
+        HashSet<int>? chunkSlotsReported = null;
+        BtrfsKey? prevKey = null, freeSpaceInfo = null;
+        ReadOnlySpan<byte> prevData = default;
+        for (int slot = 0; slot < count; slot++)
+        {
+            BtrfsKey key;
+            ReadOnlySpan<byte> data;
+            try
+            {
+                key = view.ItemKey(slot);
+                data = view.ItemData(slot);
+            }
+            catch (BtrfsFormatException)
+            {
+                // The block validator rejects such leaves before this runs; stay safe if it ever does not.
+                prevKey = null;
+                prevData = default;
+                continue;
+            }
+            bool chunkReported = false;
+            if (key.ItemType == ItemType.ChunkItem && ctx.Tree.Id == ObjectIds.ChunkTree)
+            {
+                chunkSlotsReported ??= ChunkSlotsReportedByVolume(volume, block.Logical);
+                chunkReported = chunkSlotsReported.Contains(slot);
+            }
+            var c = new ItemCheckContext(super.SectorSize, super.NodeSize, csumSize, super.Generation, super.IncompatFlags,
+                ctx.Tree.Id, ctx.Tree.IsLog, owner, block.Logical, slot, key, prevKey, freeSpaceInfo, chunkReported);
+            ValidateItem(c, data, prevData, reporter);
+            if (key.ItemType == ItemType.FreeSpaceInfo) freeSpaceInfo = key;
+            prevKey = key;
+            prevData = data;
+        }
+    }
+
+    /// <summary>Validates one item. <paramref name="prevData"/> is the data of the item in slot - 1 of the same leaf
+    /// (empty for slot 0); the overlap checks of file extents and csum items read it.</summary>
+    public static void ValidateItem(in ItemCheckContext c, ReadOnlySpan<byte> data, ReadOnlySpan<byte> prevData, ItemReporter r)
+    {
+        switch (c.Key.ItemType)
+        {
+            case ItemType.InodeItem: InodeItemValidator.Validate(c, data, r); break;
+            case ItemType.InodeRef: InodeRefValidator.Validate(c, data, r); break;
+            case ItemType.InodeExtref: InodeExtrefValidator.Validate(c, data, r); break;
+            case ItemType.DirItem or ItemType.DirIndex or ItemType.XattrItem: DirItemValidator.Validate(c, data, r); break;
+            case ItemType.ExtentData: FileExtentValidator.Validate(c, data, prevData, r); break;
+            case ItemType.ExtentCsum: CsumItemValidator.Validate(c, data, prevData, r); break;
+            case ItemType.RootItem: RootItemValidator.Validate(c, data, r); break;
+            case ItemType.RootRef or ItemType.RootBackref: RootRefValidator.Validate(c, data, r); break;
+            case ItemType.ExtentItem or ItemType.MetadataItem: ExtentItemValidator.Validate(c, data, r); break;
+            case ItemType.TreeBlockRef or ItemType.SharedBlockRef or ItemType.SharedDataRef or ItemType.ExtentDataRef:
+                KeyedRefValidator.Validate(c, data, r); break;
+            case ItemType.BlockGroupItem: BlockGroupItemValidator.Validate(c, data, r); break;
+            case ItemType.FreeSpaceInfo or ItemType.FreeSpaceExtent or ItemType.FreeSpaceBitmap: FreeSpaceValidator.Validate(c, data, r); break;
+            case ItemType.DevExtent: DevExtentValidator.Validate(c, data, r); break;
+            case ItemType.DevItem: DevItemValidator.Validate(c, data, r); break;
+            case ItemType.ChunkItem: ChunkItemValidator.Validate(c, data, r); break;
+        }
+    }
+
+    /// <summary>Slots of <paramref name="leaf"/> whose CHUNK_ITEM the volume reported as unusable while loading the chunk map.</summary>
+    private static HashSet<int> ChunkSlotsReportedByVolume(BtrfsVolume volume, ulong leaf)
+    {
+        var set = new HashSet<int>();
+        foreach (var f in volume.Findings.Items)
+            if (f.Code == FindingCode.ChunkItemInvalid && f.Bytenr == leaf && f.Slot is { } s)
+                set.Add(s);
+        return set;
     }
 }

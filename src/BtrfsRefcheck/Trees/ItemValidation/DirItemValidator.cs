@@ -1,0 +1,121 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Format.Items;
+
+namespace BtrfsRefcheck.Trees.ItemValidation;
+
+/// <summary>DIR_ITEM, DIR_INDEX and XATTR_ITEM: the kernel's check_dir_item (location key via check_root_key /
+/// check_inode_key, type, name and data lengths, boundaries, name hash), plus: empty names and more than one
+/// entry in a DIR_INDEX (btrfs check). The entry transid is not checked: mkfs.btrfs --rootdir (btrfs-progs 6.2)
+/// leaves it uninitialised, and the kernel never reads it.</summary>
+internal static class DirItemValidator
+{
+    private const byte FtXattr = (byte)DirEntryType.Xattr;
+    private const byte FtMax = 9;
+
+    /// <summary>btrfs_name_hash: the key offset of DIR_ITEM and XATTR_ITEM, crc32c with seed (u32)~1, not inverted.</summary>
+    public static ulong NameHash(ReadOnlySpan<byte> name) => RawCrc32C.Update(~1u, name);
+
+    public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r)
+    {
+        const FindingCode Code = FindingCode.DirItemInvalid;
+        var key = c.Key;
+        bool xattrKey = key.ItemType == ItemType.XattrItem;
+        InodeKeys.PrevIno(c, r, Code);
+        if (data.Length == 0)
+        {
+            r.Add(c, Code, "empty item", $">= {DirItem.EntryHeaderSize} bytes", "0");
+            return;
+        }
+        int pos = 0, entries = 0;
+        while (pos < data.Length)
+        {
+            if (data.Length - pos < DirItem.EntryHeaderSize)
+            {
+                r.Add(c, Code, $"dir item header at item offset {pos} crosses the item end {data.Length}",
+                    $"{DirItem.EntryHeaderSize} bytes", $"{data.Length - pos} bytes");
+                return;
+            }
+            entries++;
+            var h = data[pos..];
+            var location = BtrfsKey.Read(h);
+            ushort dataLen = Le.U16(h, BtrfsKey.Size + 8);
+            ushort nameLen = Le.U16(h, BtrfsKey.Size + 10);
+            byte rawType = h[BtrfsKey.Size + 12];
+            byte type = (byte)(rawType & ~DirItem.EncryptedFlag);
+            Location(c, r, location, pos);
+            bool typeOk = true;
+            if (type == 0 || type >= FtMax)
+            {
+                r.Add(c, Code, $"{At(pos)} has invalid type {rawType}", $"1..{FtMax - 1} (FILE..XATTR)", rawType.ToString());
+                typeOk = false;
+            }
+            else if (xattrKey && type != FtXattr)
+                r.Add(c, Code, $"{At(pos)} of an XATTR_ITEM has type {DirItem.TypeName(rawType)}", "XATTR", DirItem.TypeName(rawType));
+            else if (!xattrKey && type == FtXattr)
+                r.Add(c, Code, $"{At(pos)} has type XATTR outside an XATTR_ITEM", "FILE..SYMLINK", "XATTR");
+
+            if (nameLen == 0)
+                r.Add(c, Code, $"{At(pos)} has an empty name", $"1..{InodeKeys.NameMax}", "0");
+            else if (nameLen > InodeKeys.NameMax)
+                r.Add(c, Code, $"{At(pos)} has name_len {nameLen}", $"<= {InodeKeys.NameMax}", nameLen.ToString());
+            uint maxXattr = c.MaxItemSize - (uint)DirItem.EntryHeaderSize; // BTRFS_MAX_XATTR_SIZE
+            if ((uint)nameLen + dataLen > maxXattr)
+                r.Add(c, Code, $"{At(pos)} has name_len {nameLen} + data_len {dataLen} beyond what a leaf holds",
+                    $"<= {maxXattr}", (nameLen + dataLen).ToString());
+            if (dataLen != 0 && typeOk && type != FtXattr)
+                r.Add(c, Code, $"{At(pos)} of type {DirItem.TypeName(rawType)} carries data_len {dataLen}", "0", dataLen.ToString());
+
+            long end = (long)pos + DirItem.EntryHeaderSize + nameLen + dataLen;
+            if (end > data.Length)
+            {
+                r.Add(c, Code, $"{At(pos)} (name_len {nameLen}, data_len {dataLen}) crosses the item end {data.Length}",
+                    $"end <= {data.Length}", $"end {end}");
+                return;
+            }
+            if (key.ItemType is ItemType.DirItem or ItemType.XattrItem)
+            {
+                ulong hash = NameHash(data.Slice(pos + DirItem.EntryHeaderSize, nameLen));
+                if (hash != key.Offset)
+                    r.Add(c, Code, $"key offset is not the name hash of the {At(pos)}", $"0x{hash:x}", $"0x{key.Offset:x}");
+            }
+            pos = (int)end;
+        }
+        if (key.ItemType == ItemType.DirIndex && entries > 1)
+            r.Add(c, Code, $"DIR_INDEX holds {entries} entries", "1", entries.ToString());
+    }
+
+    private static string At(int pos) => $"entry at item offset {pos}";
+
+    /// <summary>check_dir_item's location key rules: a subvolume (ROOT_ITEM) must be an fs tree; an inode (INODE_ITEM,
+    /// or type 0) must be a valid inode number with offset 0; an xattr's location is all zero.</summary>
+    private static void Location(in ItemCheckContext c, ItemReporter r, BtrfsKey loc, int pos)
+    {
+        const FindingCode Code = FindingCode.DirItemInvalid;
+        switch (loc.ItemType)
+        {
+            case ItemType.RootItem:
+                if (loc.ObjectId == 0)
+                    r.Add(c, Code, $"{At(pos)} points to root id 0", "a subvolume id", "0");
+                else if (!ItemCheckContext.KernelIsFsTree(loc.ObjectId))
+                    r.Add(c, Code, $"{At(pos)} points to tree {ObjectIds.TreeName(loc.ObjectId)}, which is not a subvolume",
+                        "5 or [256, 2^48)", loc.ObjectId.ToString());
+                break;
+            case ItemType.InodeItem or 0:
+                if (c.Key.ItemType == ItemType.XattrItem)
+                {
+                    if (loc != BtrfsKey.Min)
+                        r.Add(c, Code, $"{At(pos)} of an XATTR_ITEM has location key {loc}", "(0 0 0)", loc.ToString());
+                    break;
+                }
+                if (!InodeKeys.ValidInodeNumber(loc.ObjectId))
+                    r.Add(c, Code, $"{At(pos)} has location objectid {loc.ObjectId}", InodeKeys.InodeNumberRange, loc.ObjectId.ToString());
+                if (loc.Offset != 0)
+                    r.Add(c, Code, $"{At(pos)} has location key offset {loc.Offset}", "0", loc.Offset.ToString());
+                break;
+            default:
+                r.Add(c, Code, $"{At(pos)} has location key type {ItemTypes.Name(loc.Type)}", "ROOT_ITEM or INODE_ITEM", loc.Type.ToString());
+                break;
+        }
+    }
+}

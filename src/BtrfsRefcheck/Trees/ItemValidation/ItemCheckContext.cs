@@ -1,0 +1,74 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+
+namespace BtrfsRefcheck.Trees.ItemValidation;
+
+/// <summary>What an item validator needs to know: filesystem constants from the superblock, where the item sits
+/// (tree, leaf, slot, key) and the key before it in the same leaf. Small on purpose, so unit tests can build one
+/// without a volume.</summary>
+/// <param name="Owner">The leaf header's owner (the kernel's <c>check_prev_ino</c> looks at it, not at the tree walked).</param>
+/// <param name="PrevKey">The key of slot - 1 in the same leaf; null for slot 0.</param>
+/// <param name="FreeSpaceInfo">The last FREE_SPACE_INFO key before this item in the same leaf: the block group the
+/// free-space extents and bitmaps after it belong to.</param>
+/// <param name="ChunkDecodeReported">The volume already reported this CHUNK_ITEM as unusable while loading the
+/// chunk map (<see cref="Volume.ChunkMap.Decode"/> rejected it); its problem is not reported again.</param>
+public readonly record struct ItemCheckContext(
+    uint SectorSize,
+    uint NodeSize,
+    int CsumSize,
+    ulong SuperGeneration,
+    ulong IncompatFlags,
+    ulong Tree,
+    bool IsLog,
+    ulong Owner,
+    ulong Block,
+    int Slot,
+    BtrfsKey Key,
+    BtrfsKey? PrevKey = null,
+    BtrfsKey? FreeSpaceInfo = null,
+    bool ChunkDecodeReported = false)
+{
+    /// <summary>Newest generation or transid an item may record: the superblock's, plus one in log trees (written
+    /// by the transaction after the last commit).</summary>
+    public ulong MaxGeneration => SuperGeneration + (IsLog ? 1UL : 0UL);
+
+    /// <summary>Bytes of a leaf available to item headers and data (nodesize minus the 101-byte header).</summary>
+    public uint LeafDataSize => NodeSize - (uint)Header.Size;
+
+    /// <summary>BTRFS_MAX_ITEM_SIZE: the largest item data a leaf can hold.</summary>
+    public uint MaxItemSize => LeafDataSize - (uint)ItemHeader.Size;
+
+    public bool Has(ulong incompatFeature) => (IncompatFlags & incompatFeature) != 0;
+
+    public bool Aligned(ulong value) => SectorSize != 0 && value % SectorSize == 0;
+
+    /// <summary>The kernel's <c>btrfs_is_fstree</c>: the fs tree and subvolume ids (not the data reloc tree, whose id is negative).</summary>
+    public static bool KernelIsFsTree(ulong id) => id == ObjectIds.FsTree || (id >= ObjectIds.FirstFree && (id >> 48) == 0);
+}
+
+/// <summary>Adds findings about one item: the leaf, tree, slot and key come from the context; the message says
+/// what is wrong, have versus expected, in the kernel tree-checker's words where it has them.</summary>
+public readonly struct ItemReporter(FindingBag findings)
+{
+    public void Add(in ItemCheckContext c, FindingCode code, string what, string? expected = null, string? found = null,
+        Severity severity = Severity.Error) =>
+        findings.Add(new Finding(code, severity, $"{ItemTypes.Name(c.Key.Type)}: {what}",
+            Bytenr: c.Block, Tree: c.Tree, Slot: c.Slot, Key: c.Key, Expected: expected, Found: found));
+
+    /// <summary>Reports <see cref="FindingCode.ItemGenerationTooNew"/> when <paramref name="value"/> is newer than the context allows.</summary>
+    public void Generation(in ItemCheckContext c, string field, ulong value)
+    {
+        if (value > c.MaxGeneration)
+            Add(c, FindingCode.ItemGenerationTooNew,
+                $"{field} {value} is newer than the superblock generation {c.SuperGeneration}{(c.IsLog ? " + 1 (log tree)" : "")}",
+                $"<= {c.MaxGeneration}", value.ToString());
+    }
+
+    /// <summary>Reports <paramref name="code"/> when <paramref name="value"/> is not a multiple of the sector size.</summary>
+    public bool Aligned(in ItemCheckContext c, FindingCode code, string field, ulong value)
+    {
+        if (c.Aligned(value)) return true;
+        Add(c, code, $"{field} {value} is not aligned to sectorsize {c.SectorSize}", $"multiple of {c.SectorSize}", value.ToString());
+        return false;
+    }
+}

@@ -1,0 +1,72 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Format.Items;
+
+namespace BtrfsRefcheck.Trees.ItemValidation;
+
+/// <summary>ROOT_ITEM: the kernel's check_root_item (with check_root_key): relocation tree keys, size, generations,
+/// bytenr alignment, levels and flags; plus the generation, transid and flags of the embedded inode. A root tree
+/// item shorter than the legacy 239 bytes is reported by root enumeration (<see cref="TreeRoots"/>), not here.</summary>
+internal static class RootItemValidator
+{
+    private const ulong ValidFlags = RootItem.FlagSubvolReadOnly | RootItem.FlagSubvolDead;
+
+    public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r)
+    {
+        const FindingCode Code = FindingCode.RootItemInvalid;
+        var key = c.Key;
+        if (key.ObjectId == ObjectIds.TreeReloc && !ItemCheckContext.KernelIsFsTree(key.Offset))
+            r.Add(c, Code, $"relocation tree for {ObjectIds.TreeName(key.Offset)}, which is not a subvolume tree", "a subvolume id in the key offset", key.Offset.ToString());
+        if (key.ObjectId == 0)
+            r.Add(c, Code, "root id 0", "a tree id", "0");
+        if (data.Length < RootItem.LegacySize)
+        {
+            // Root enumeration (TreeRoots) reports a short ROOT_ITEM of the root tree and the log root tree: its tree is not walked.
+            if (c.Tree is not (ObjectIds.RootTree or ObjectIds.TreeLog))
+                r.Add(c, Code, $"invalid item size {data.Length}", $"{RootItem.FullSize} or {RootItem.LegacySize} (legacy)", data.Length.ToString());
+            return;
+        }
+        if (data.Length != RootItem.FullSize && data.Length != RootItem.LegacySize)
+            r.Add(c, Code, $"invalid item size {data.Length}", $"{RootItem.FullSize} or {RootItem.LegacySize} (legacy)", data.Length.ToString());
+        var ri = new RootItem(data);
+        // Items from before generation_v2 have zeros from there on, which pass the generation checks.
+        r.Generation(c, "root generation", ri.Generation);
+        r.Generation(c, "root generation_v2", ri.GenerationV2);
+        r.Generation(c, "root last_snapshot", ri.LastSnapshot);
+        r.Aligned(c, Code, "root bytenr", ri.Bytenr);
+        if (ri.Level >= Header.MaxLevel)
+            r.Add(c, Code, $"invalid root level {ri.Level}", $"0..{Header.MaxLevel - 1}", ri.Level.ToString());
+        if (ri.DropLevel >= Header.MaxLevel)
+            r.Add(c, Code, $"invalid drop_level {ri.DropLevel}", $"0..{Header.MaxLevel - 1}", ri.DropLevel.ToString());
+        if ((ri.Flags & ~ValidFlags) != 0)
+            r.Add(c, Code, $"unknown root flags 0x{ri.Flags & ~ValidFlags:x} (flags 0x{ri.Flags:x})", $"no bits outside 0x{ValidFlags:x} (RDONLY, DEAD)", $"0x{ri.Flags:x}");
+
+        // The embedded inode: its mode and sizes are not maintained for internal trees, but generations and flags are.
+        var inode = new InodeItem(ri.Inode);
+        r.Generation(c, "root inode generation", inode.Generation);
+        r.Generation(c, "root inode transid", inode.Transid);
+        InodeItemValidator.Flags(c, r, (ulong)inode.Flags, "root inode");
+    }
+}
+
+/// <summary>ROOT_REF and ROOT_BACKREF: the kernel's check_root_ref (size, name length 1..255, size matching the name).</summary>
+internal static class RootRefValidator
+{
+    public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r)
+    {
+        const FindingCode Code = FindingCode.RootRefInvalid;
+        if (data.Length < RootRef.HeaderSize)
+        {
+            r.Add(c, Code, $"invalid item size {data.Length}", $">= {RootRef.HeaderSize}", data.Length.ToString());
+            return;
+        }
+        var rr = new RootRef(data);
+        if (rr.NameLength == 0)
+            r.Add(c, Code, "empty name", $"1..{InodeKeys.NameMax}", "0");
+        else if (rr.NameLength > InodeKeys.NameMax)
+            r.Add(c, Code, $"name_len {rr.NameLength}", $"<= {InodeKeys.NameMax}", rr.NameLength.ToString());
+        if (rr.ExpectedSize != data.Length)
+            r.Add(c, Code, $"item size {data.Length} does not match name_len {rr.NameLength}",
+                $"{RootRef.HeaderSize} + {rr.NameLength} = {rr.ExpectedSize}", data.Length.ToString());
+    }
+}
