@@ -23,6 +23,17 @@ public static class DumpTreeVerb
         }
         if (o.Block != null && o.Tree != null) throw new UsageException("--block and --tree cannot be combined");
 
+        // Resolve what to print before printing anything, so a usage error never leaves half a document behind.
+        List<TreeRoot> roots = [];
+        if (o.Block == null)
+        {
+            roots = TreeRoots.Enumerate(vol, findings);
+            if (onlyTree is { } only)
+            {
+                roots = roots.Where(r => r.Id == only).ToList();
+                if (roots.Count == 0) throw new UsageException($"--tree {o.Tree}: no such tree in this filesystem");
+            }
+        }
         var ctx = new ItemContext(vol.CsumType, vol.SectorSize, vol.NodeSize);
         var printer = o.Json ? (IBlockPrinter)new JsonBlockPrinter(stdout, ctx) : new TextBlockPrinter(stdout, ctx);
         using (printer)
@@ -45,12 +56,6 @@ public static class DumpTreeVerb
             }
             else
             {
-                var roots = TreeRoots.Enumerate(vol, findings);
-                if (onlyTree is { } only)
-                {
-                    roots = roots.Where(r => r.Id == only).ToList();
-                    if (roots.Count == 0) throw new UsageException($"--tree {o.Tree}: no such tree in this filesystem");
-                }
                 var walker = new TreeWalker(vol, findings);
                 foreach (var root in roots)
                 {

@@ -282,6 +282,14 @@ internal sealed class SortedRefStream
             if (next.Aux != agg.Aux) agg.Aux = 0; // file extents disagreeing on disk_num_bytes match no extent
         }
         agg.Count = (uint)Math.Min(count, uint.MaxValue);
+        if (_group.Count > 1)
+        {
+            // Equal keys arrive in heap order, which depends on how the parallel scan split the work: put them in
+            // referencing-block order so the aggregate's origin and the messages are the same on every run.
+            _group.Sort(static (x, y) => x.Where != y.Where ? x.Where.CompareTo(y.Where) : x.Slot.CompareTo(y.Slot));
+            agg.Where = _group[0].Where;
+            agg.Slot = _group[0].Slot;
+        }
         if (_group.Count > 1 && agg.IsTreeRef) OnDuplicateTreeRef?.Invoke(agg, _group);
         _current = agg;
         _hasCurrent = true;

@@ -332,8 +332,10 @@ public sealed class BtrfsVolume : IDisposable
             var read = ReadTreeBlock(bytenr);
             if (read.Block == null)
             {
-                Findings.Add(new Finding(FindingCode.TreeBlockUnreadable, Severity.Error,
-                    $"chunk tree block unreadable: {read.Describe()}; chunks it holds are unknown", Bytenr: bytenr, Tree: ObjectIds.ChunkTree));
+                // The tree walk reports the unreadable block itself; here: what it means for address mapping.
+                Findings.Add(new Finding(FindingCode.SubtreeNotChecked, Severity.Warning,
+                    $"chunk tree block {bytenr} is unreadable ({read.Describe()}): the chunks it holds are unknown, so addresses in them cannot be mapped",
+                    Bytenr: bytenr, Tree: ObjectIds.ChunkTree));
                 continue;
             }
             var view = read.Block.View;
@@ -494,6 +496,7 @@ public sealed class BtrfsVolume : IDisposable
 
     private CopyFailure? ReadCopy(Chunk chunk, ulong logical, int copy, Span<byte> dest)
     {
+        if (copy == 1 && chunk.Profile is RaidProfile.Raid5 or RaidProfile.Raid6) return RebuildFromParity(chunk, logical, dest);
         int done = 0;
         while (done < dest.Length)
         {
@@ -507,6 +510,42 @@ public sealed class BtrfsVolume : IDisposable
             if (got < n)
                 return new CopyFailure(copy, FindingCode.StripeBeyondDevice,
                     $"short read at devid {loc.DevId} physical {loc.Offset}: {got} of {n} bytes (device is {dev.Length} bytes)", loc.DevId, loc.Offset);
+            done += n;
+        }
+        return null;
+    }
+
+    private static void XorInto(Span<byte> acc, ReadOnlySpan<byte> src)
+    {
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+            for (int w = System.Numerics.Vector<byte>.Count; i + w <= acc.Length; i += w)
+                (new System.Numerics.Vector<byte>(acc[i..]) ^ new System.Numerics.Vector<byte>(src[i..])).CopyTo(acc[i..]);
+        for (; i < acc.Length; i++) acc[i] ^= src[i];
+    }
+
+    /// <summary>RAID5/6 with one data stripe lost: data = P xor the row's other data stripes, piece by piece.</summary>
+    private CopyFailure? RebuildFromParity(Chunk chunk, ulong logical, Span<byte> dest)
+    {
+        int done = 0;
+        byte[] tmp = new byte[Math.Min(dest.Length, 1 << 16)];
+        while (done < dest.Length)
+        {
+            var (target, others) = chunk.ParityRow(logical + (ulong)done, out ulong contiguous);
+            int n = (int)Math.Min((ulong)(dest.Length - done), contiguous);
+            var piece = dest.Slice(done, n);
+            piece.Clear();
+            foreach (var loc in others)
+            {
+                if (!_byDevId.TryGetValue(loc.DevId, out var dev))
+                    return new CopyFailure(1, FindingCode.TreeBlockUnreadable,
+                        $"parity rebuild impossible: device devid {loc.DevId} is missing too", loc.DevId, loc.Offset, DeviceMissing: true);
+                if (tmp.Length < n) tmp = new byte[n];
+                int got = loc.Offset > long.MaxValue ? 0 : dev.Read((long)loc.Offset, tmp.AsSpan(0, n));
+                if (got < n)
+                    return new CopyFailure(1, FindingCode.StripeBeyondDevice, $"parity rebuild: short read at devid {loc.DevId} physical {loc.Offset}", loc.DevId, loc.Offset);
+                XorInto(piece, tmp.AsSpan(0, n));
+            }
             done += n;
         }
         return null;

@@ -29,10 +29,11 @@ public sealed class Chunk
 
     public int ParityStripes => Profile switch { RaidProfile.Raid5 => 1, RaidProfile.Raid6 => 2, _ => 0 };
 
-    /// <summary>How many independent copies of each byte exist (RAID5/6: the data stripe only; rebuilding
-    /// from parity is not done).</summary>
+    /// <summary>How many ways each byte can be read: the mirrors; for RAID5/6 two: the data stripe itself (copy 0)
+    /// and its rebuild from P and the row's other data stripes (copy 1, see <see cref="ParityRow"/>).</summary>
     public int Copies => Profile switch
     {
+        RaidProfile.Raid5 or RaidProfile.Raid6 => 2,
         RaidProfile.Dup or RaidProfile.Raid1 => Math.Min(2, Stripes.Length),
         RaidProfile.Raid1C3 => Math.Min(3, Stripes.Length),
         RaidProfile.Raid1C4 => Math.Min(4, Stripes.Length),
@@ -40,12 +41,32 @@ public sealed class Chunk
         _ => 1,
     };
 
+    /// <summary>For RAID5/6: the locations that rebuild the data at <paramref name="logical"/> without its own stripe:
+    /// the row's other data stripes and P (data = P xor the others), at the same offset within the stripe unit.</summary>
+    public (StripeLocation Target, StripeLocation[] Others) ParityRow(ulong logical, out ulong contiguous)
+    {
+        if (Profile is not (RaidProfile.Raid5 or RaidProfile.Raid6)) throw new InvalidOperationException("not a parity profile");
+        ulong offset = logical - Logical;
+        int n = Stripes.Length;
+        int dataStripes = Math.Max(1, n - ParityStripes);
+        ulong stripeNr = offset / StripeLen, stripeOff = offset % StripeLen;
+        int dataIndex = (int)(stripeNr % (ulong)dataStripes);
+        ulong row = stripeNr / (ulong)dataStripes;
+        contiguous = Math.Min(StripeLen - stripeOff, Length - offset);
+        StripeLocation At(int d) { var s = Stripes[(int)((row + (ulong)d) % (ulong)n)]; return s with { Offset = s.Offset + row * StripeLen + stripeOff }; }
+        var others = new List<StripeLocation>();
+        for (int d = 0; d < dataStripes; d++) if (d != dataIndex) others.Add(At(d));
+        others.Add(At(dataStripes)); // P follows the data stripes in the rotation
+        return (At(dataIndex), others.ToArray());
+    }
+
     /// <summary>Maps a logical address inside this chunk to the device location of copy <paramref name="copy"/>,
     /// and returns how many bytes from there stay in the same stripe unit (contiguous on that device).</summary>
     public StripeLocation Map(ulong logical, int copy, out ulong contiguous)
     {
         if (!Contains(logical)) throw new ArgumentOutOfRangeException(nameof(logical));
-        if ((uint)copy >= (uint)Copies) throw new ArgumentOutOfRangeException(nameof(copy));
+        if ((uint)copy >= (uint)Copies || (copy > 0 && Profile is RaidProfile.Raid5 or RaidProfile.Raid6))
+            throw new ArgumentOutOfRangeException(nameof(copy), "RAID5/6 copy 1 is a parity rebuild: use ParityRow");
         ulong offset = logical - Logical;
         ulong stripeLen = StripeLen == 0 ? Length : StripeLen;
         int n = Stripes.Length;

@@ -77,7 +77,6 @@ public class CliErrorTests
         ("empty file", ExitCodes.CannotCheck, () => [Inputs.File("empty.img")], () => "empty.img"),
         ("1 MiB of zeros", ExitCodes.CannotCheck, () => [Inputs.File("zeros.img")], () => "zeros.img"),
         ("1 MiB of random bytes", ExitCodes.CannotCheck, () => [Inputs.File("random.img")], () => "random.img"),
-        ("truncated to 100 KiB", ExitCodes.CannotCheck, () => [Inputs.File("truncated.img")], () => "truncated.img"),
         ("every superblock copy bad", ExitCodes.CannotCheck, () => [Inputs.File("badsum.img")], () => "badsum.img"),
         ("--super 1 of a bad copy", ExitCodes.CannotCheck, () => ["--super", "1", Inputs.File("badsum.img")], () => "badsum.img"),
         ("two filesystems", ExitCodes.CannotCheck, () => [Good, OtherFs], () => "xxhash.img"),
@@ -97,6 +96,39 @@ public class CliErrorTests
         var r = Run(argv);
         AssertOneLineError(r, c.Code, argv);
         Assert.Contains(c.Mentions(), r.Stderr);
+    }
+
+    /// <summary>A damaged image is not a user error: an image cut after a valid superblock is checked, and the
+    /// findings say what is missing (chunks past the end of the device, unreadable roots); exit 1, no stack trace.</summary>
+    [Theory]
+    [InlineData("check", false)]
+    [InlineData("check", true)]
+    [InlineData("dump-tree", false)]
+    [InlineData("dump-tree", true)]
+    [InlineData("dump-super", false)]
+    public void TruncatedImage_IsCheckedAsDamaged_WithFindings(string verb, bool json)
+    {
+        string[] argv = [verb, .. json ? new[] { "--json" } : [], Inputs.File("truncated.img")];
+        var r = Run(argv);
+        Assert.DoesNotContain("   at ", r.Stdout + r.Stderr);
+        if (verb == "dump-super")
+        {
+            // the superblock itself is intact and printable; what it points to is for the other verbs
+            Assert.Equal(ExitCodes.Ok, r.Code);
+            return;
+        }
+        Assert.Equal(ExitCodes.Findings, r.Code);
+        if (json)
+        {
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var codes = doc.RootElement.GetProperty("findings").EnumerateArray().Select(f => f.GetProperty("code").GetInt32()).ToHashSet();
+            Assert.True(codes.Contains(303) || codes.Contains(204), "an unreadable root must be reported: " + string.Join(",", codes));
+            if (verb == "check") Assert.Contains(717, codes); // ChunkBeyondDevice: the image ends inside its chunks
+        }
+        else
+        {
+            Assert.Contains(verb == "check" ? "ChunkBeyondDevice" : "unreadable", r.Stdout + r.Stderr);
+        }
     }
 
     [Fact]

@@ -149,11 +149,22 @@ public class ChunkMapTests(ITestOutputHelper output)
     public void Raid5_ThreeStripes_ParityRotates(int k, ulong devid, ulong rowOffset)
     {
         var c = Make(BlockGroupFlags.Raid5, 3);
-        Assert.Equal(1, c.Copies);
+        Assert.Equal(2, c.Copies); // copy 0: the data stripe; copy 1: its rebuild from parity (ParityRow)
         Assert.Equal(1, c.ParityStripes);
         ulong off = (ulong)k * StripeLen + 1;
         AssertMaps(c, off, 0, devid, Base((int)devid - 1) + rowOffset + 1, StripeLen - 1);
         Assert.Throws<ArgumentOutOfRangeException>(() => c.Map(L + off, 1, out _));
+        // The rebuild reads the row's other data stripe and P (the device left over in the row): 3 distinct devices.
+        var (target, others) = c.ParityRow(L + off, out ulong contiguous);
+        Assert.Equal(devid, target.DevId);
+        Assert.Equal(Base((int)devid - 1) + rowOffset + 1, target.Offset);
+        Assert.Equal(2, others.Length);
+        Assert.Equal(3, others.Select(o => o.DevId).Append(target.DevId).Distinct().Count());
+        Assert.All(others, o => Assert.Equal(Base((int)o.DevId - 1) + rowOffset + 1, o.Offset));
+        Assert.Equal(StripeLen - 1, contiguous);
+        // row r's parity sits on device (r + 2) % 3
+        ulong row = rowOffset / StripeLen;
+        Assert.Equal((row + 2) % 3 + 1, others[^1].DevId);
     }
 
     [Theory]
@@ -171,7 +182,7 @@ public class ChunkMapTests(ITestOutputHelper output)
     public void Raid6_FourStripes_ParityRotates(int k, ulong devid, ulong rowOffset)
     {
         var c = Make(BlockGroupFlags.Raid6, 4);
-        Assert.Equal(1, c.Copies);
+        Assert.Equal(2, c.Copies); // copy 1 rebuilds from P (a single lost device); Q is not used
         Assert.Equal(2, c.ParityStripes);
         ulong off = (ulong)k * StripeLen + 1;
         AssertMaps(c, off, 0, devid, Base((int)devid - 1) + rowOffset + 1, StripeLen - 1);
@@ -312,7 +323,7 @@ public class ChunkMapTests(ITestOutputHelper output)
                     Device: m.Groups[4].Value.Trim())).DistinctBy(m => m.Mirror).ToList();
                 if (chunk.ParityStripes == 0 && mirrors.Count != chunk.Copies)
                     diffs.Add($"block {bytenr}: progs prints {mirrors.Count} mirrors, our {chunk.Profile} chunk has {chunk.Copies} copies");
-                foreach (var m in mirrors.Where(m => m.Mirror - 1 < chunk.Copies))
+                foreach (var m in mirrors.Where(m => m.Mirror - 1 < (chunk.ParityStripes > 0 ? 1 : chunk.Copies)))
                 {
                     var loc = chunk.Map(bytenr, m.Mirror - 1, out var contiguous);
                     compared++;
@@ -373,7 +384,7 @@ public class ChunkMapTests(ITestOutputHelper output)
                 Assert.True(vol.TryReadLogical(bytenr, buf, copy, out var problem), $"block {bytenr} copy {copy}: {problem}");
                 Assert.True(Checksum.Verify(vol.CsumType, buf, csum), $"block {bytenr} copy {copy} ({chunk.Profile}): checksum mismatch");
                 Assert.Equal(bytenr, new Header(buf).Bytenr);
-                devicesUsed.Add(chunk.Map(bytenr, copy, out _).DevId);
+                devicesUsed.Add(chunk.ParityStripes > 0 ? chunk.ParityRow(bytenr, out _).Target.DevId : chunk.Map(bytenr, copy, out _).DevId);
             }
         }
         if (metaProfile is RaidProfile.Raid1C3 or RaidProfile.Raid1C4 or RaidProfile.Raid10)

@@ -30,7 +30,8 @@ public class RaidFixtureTests(ITestOutputHelper output)
     /// <summary>One committed set: <c>testdata/NAME-dev1.img.gz</c> ... <c>-devN</c>, devid i in <c>-devi</c>.</summary>
     public sealed record RaidSet(string Name, int Devices, RaidProfile Profile, int MinTreeBlocks)
     {
-        public bool Mirrored => Profile is RaidProfile.Raid10 or RaidProfile.Raid1C3;
+        /// <summary>Survives the loss of any one device: mirrors, or parity (RAID5/6 rebuild a lost data stripe from P).</summary>
+        public bool Mirrored => Profile is RaidProfile.Raid10 or RaidProfile.Raid1C3 or RaidProfile.Raid5 or RaidProfile.Raid6;
         public IReadOnlyList<string> GzNames => Enumerable.Range(1, Devices).Select(i => $"{Name}-dev{i}.img.gz").ToList();
         public override string ToString() => Name;
     }
@@ -96,9 +97,10 @@ public class RaidFixtureTests(ITestOutputHelper output)
             var chunk = vol.Chunks.Find(bytenr)!;
             for (int copy = 0; copy < chunk.Copies; copy++)
             {
+                // RAID5/6 copy 1 is the block rebuilt from P and the row's other data stripes: it must equal copy 0 too
                 Assert.True(vol.TryReadLogical(bytenr, buf, copy, out var problem), $"{name}: block {bytenr} copy {copy}: {problem}");
                 Assert.True(buf.AsSpan().SequenceEqual(read.Block.Bytes), $"{name}: block {bytenr}: copy {copy} differs from copy 0");
-                var loc = chunk.Map(bytenr, copy, out _);
+                var loc = chunk.ParityStripes > 0 ? chunk.ParityRow(bytenr, out _).Target : chunk.Map(bytenr, copy, out _);
                 if (!unitsPerDevice.TryGetValue(loc.DevId, out var units)) unitsPerDevice[loc.DevId] = units = [];
                 units.Add(loc.Offset / 65536);
             }
@@ -142,7 +144,7 @@ public class RaidFixtureTests(ITestOutputHelper output)
         }
         else
         {
-            // RAID5/6 (parity is not used to rebuild) and RAID0: some blocks are gone. Each is reported, with the
+            // RAID0: some blocks are gone. Each is reported, with the
             // subtree it hides, and the reason is the missing device (or, when the chunk tree itself is on the missing
             // device, that the chunk holding the block is unknown).
             Assert.True(s.UnreadableBlocks > 0, $"{where}: no block unreadable, yet the metadata is striped over every device");
