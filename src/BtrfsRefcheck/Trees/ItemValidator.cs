@@ -76,6 +76,12 @@ public static class ItemValidator
             case ItemType.DevExtent: DevExtentValidator.Validate(c, data, r); break;
             case ItemType.DevItem: DevItemValidator.Validate(c, data, r); break;
             case ItemType.ChunkItem: ChunkItemValidator.Validate(c, data, r); break;
+            default:
+                // Shown raw by dump-tree; noted here. Type 0 under FREE_SPACE is the v1 free space cache header.
+                if (!Enum.IsDefined(c.Key.ItemType) && !(c.Key.Type == 0 && c.Key.ObjectId == ObjectIds.FreeSpace))
+                    r.Add(c, FindingCode.ItemUnknownType, $"unknown item type {c.Key.Type} ({data.Length} bytes); not checked",
+                        "a known item type", c.Key.Type.ToString(), Severity.Warning);
+                break;
         }
     }
 
