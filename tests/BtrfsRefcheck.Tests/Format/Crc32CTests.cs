@@ -1,0 +1,36 @@
+using BtrfsRefcheck.Format.Items;
+
+namespace BtrfsRefcheck.Tests.Format;
+
+/// <summary>The interleaved CRC32C must equal the single-chain one for every length and seed it can meet.</summary>
+public class Crc32CTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(3071)]
+    [InlineData(3072)]
+    [InlineData(3073)]
+    [InlineData(4064)]   // 4 KiB node minus the checksum field
+    [InlineData(16352)]  // 16 KiB node minus the checksum field
+    [InlineData(65504)]  // 64 KiB node minus the checksum field
+    [InlineData(100003)]
+    public void InterleavedEqualsSimple(int length)
+    {
+        var rng = new Random(length);
+        var data = new byte[length];
+        rng.NextBytes(data);
+        foreach (uint seed in new[] { 0u, ~0u, 0x12345678u })
+            Assert.Equal(RawCrc32C.UpdateSimple(seed, data), RawCrc32C.Update(seed, data));
+    }
+
+    [Fact]
+    public void KnownVector()
+    {
+        // CRC-32C("123456789") = 0xE3069283 (init ~0, final inversion)
+        var digits = "123456789"u8.ToArray();
+        Assert.Equal(0xE3069283u, ~RawCrc32C.Update(~0u, digits));
+        var longer = Enumerable.Repeat(digits, 500).SelectMany(d => d).ToArray(); // 4500 bytes: the interleaved path
+        Assert.Equal(~RawCrc32C.UpdateSimple(~0u, longer), ~RawCrc32C.Update(~0u, longer));
+    }
+}
