@@ -157,8 +157,16 @@ internal sealed class RangeJoin
     {
         if (_extentRoot != null)
         {
-            // Block findings of the extent tree were recorded by the scan; this pass only reads items.
-            new TreeWalker(ctx.Volume, new FindingBag()).Walk(_extentRoot, new Streamer(this), new WalkOptions { Validate = false });
+            // The scan validated these leaves and recorded them in key order: read only those that can hold this range.
+            var leaves = pass.ExtentLeaves;
+            var streamer = new Streamer(this);
+            for (int i = 0; i < leaves.Length; i++)
+            {
+                ulong next = i + 1 < leaves.Length ? leaves[i + 1].FirstObjectId : ulong.MaxValue;
+                if (next < _lo || leaves[i].FirstObjectId >= _hi) continue;
+                var read = ctx.Volume.ReadTreeBlockUncached(leaves[i].Bytenr);
+                if (read.Block is { } leaf) streamer.Leaf(leaf);
+            }
         }
         FlushGroup();
         Advance(_hi, inclusive: false);
@@ -192,13 +200,12 @@ internal sealed class RangeJoin
     }
 
     /// <summary>Feeds the extent tree's leaves, in key order, to the join.</summary>
-    private sealed class Streamer(RangeJoin join) : ITreeVisitor
+    private sealed class Streamer(RangeJoin join)
     {
-        public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
+        public void Leaf(TreeBlock block)
         {
             var view = block.View;
-            if (!view.IsLeaf) return valid;
-            if (!valid) return false;
+            if (!view.IsLeaf) return;
             for (int i = 0; i < view.Count; i++)
             {
                 BtrfsKey key;
@@ -210,7 +217,6 @@ internal sealed class RangeJoin
                 if (key.ObjectId < join._lo || key.ObjectId >= join._hi) continue;
                 join.Item(block.Logical, i, key, data);
             }
-            return true;
         }
     }
 

@@ -34,13 +34,14 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
     internal readonly List<(ulong Lo, ulong Hi)> HiddenExtentRanges = [];
 
     /// <summary>Tree blocks whose extent item carries FULL_BACKREF: their pointers and file extents are SHARED_* refs.
-    /// Read from the extent tree before the scan, so the scan can record each reference in its final form.</summary>
-    private HashSet<ulong> _fullBackref = [];
+    /// The scan sees these flags in the extent tree's leaves; references are resolved once the scan is done.</summary>
+    internal HashSet<ulong> FullBackref = [];
+
+    /// <summary>The extent tree's leaves (first key objectid, address), so the join reads them directly, by range.</summary>
+    internal (ulong FirstObjectId, ulong Bytenr)[] ExtentLeaves = [];
 
     public void Run()
     {
-        _fullBackref = FullBackrefBlocks();
-        Checker.MemTrace("after FULL_BACKREF pre-pass");
         foreach (var root in ctx.Roots)
         {
             ctx.Stats.Trees++;
@@ -72,6 +73,9 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         ReleaseMemory();
         // The expected refs stay in their segments: they are sorted per segment and merged as they are joined.
         foreach (var s in states) ExpectedSegments.AddRange(s.Expected.TakeSegments());
+        foreach (var s in states) FullBackref.UnionWith(s.FullBackref);
+        ExtentLeaves = states.SelectMany(s => s.ExtentLeaves).OrderBy(l => l.FirstObjectId).ToArray();
+        ResolveFullBackref();
         BlockGroups = ChunkedList<BlockGroupRec>.Concat(states.Select(s => s.BlockGroups));
         DevExtents = ChunkedList<DevExtentRec>.Concat(states.Select(s => s.DevExtents));
         foreach (var s in states)
@@ -84,36 +88,22 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         }
     }
 
-    /// <summary>A light walk of the extent tree collecting the FULL_BACKREF tree blocks (a small set: blocks that
-    /// were shared when their owner copied them). Problems in the walk are reported by the main scan.</summary>
-    private HashSet<ulong> FullBackrefBlocks()
+    /// <summary>btrfs check's run_next_block: a pointer from, or a file extent in, a block whose extent carries
+    /// FULL_BACKREF is a SHARED_* ref naming that block; any other names the block's owner.</summary>
+    private void ResolveFullBackref()
     {
-        var set = new HashSet<ulong>();
-        if (ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem) is { } extentRoot)
-            new TreeWalker(ctx.Volume, new FindingBag()).Walk(extentRoot, new FullBackrefCollector(set), new WalkOptions { Validate = false });
-        return set;
-    }
-
-    private sealed class FullBackrefCollector(HashSet<ulong> set) : ITreeVisitor
-    {
-        public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
+        if (FullBackref.Count == 0) return;
+        Parallel.ForEach(ExpectedSegments, new ParallelOptions { MaxDegreeOfParallelism = ctx.DegreeOfParallelism ?? Environment.ProcessorCount }, seg =>
         {
-            var view = block.View;
-            if (!view.IsLeaf) return valid;
-            for (int i = 0; i < view.Count; i++)
+            var span = seg.Array.AsSpan(0, seg.Count);
+            for (int i = 0; i < span.Length; i++)
             {
-                try
-                {
-                    var key = view.ItemKey(i);
-                    if (key.ItemType is not (ItemType.ExtentItem or ItemType.MetadataItem)) continue;
-                    var data = view.ItemData(i);
-                    if (data.Length >= ExtentItem.FixedSize && (new ExtentItem(data, key.ItemType).Flags & ExtentFlags.FullBackref) != 0)
-                        set.Add(key.ObjectId);
-                }
-                catch (BtrfsFormatException) { }
+                ref var r = ref span[i];
+                if (r.Where == 0 || !FullBackref.Contains(r.Where)) continue;
+                if (r.Kind == RefKind.TreeBlock) { r.Kind = RefKind.SharedBlock; r.A = r.Where; }
+                else if (r.Kind == RefKind.ExtentData) { r.Kind = RefKind.SharedData; r.A = r.Where; r.ObjectId = 0; r.Offset = 0; }
             }
-            return true;
-        }
+        });
     }
 
     private static void ReleaseMemory() => GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
@@ -144,18 +134,21 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         {
             if (!log)
             {
-                // btrfs check's run_next_block: a FULL_BACKREF parent is named by address, any other by its owner
-                bool full = _fullBackref.Contains(block.Logical);
+                // Recorded as by owner; ResolveFullBackref turns it into a SHARED ref when the parent is FULL_BACKREF.
                 for (int i = 0; i < view.Count; i++)
                     st.Expected.Add(new RefRec
                     {
-                        Bytenr = view.KeyPtr(i).BlockPtr, Kind = full ? RefKind.SharedBlock : RefKind.TreeBlock, A = full ? block.Logical : h.Owner,
+                        Bytenr = view.KeyPtr(i).BlockPtr, Kind = RefKind.TreeBlock, A = h.Owner,
                         Where = block.Logical, Slot = (ushort)i, Count = 1,
                     });
             }
             return;
         }
         ulong tree = bc.Tree.Id;
+        if (tree == ObjectIds.ExtentTree && view.Count > 0)
+        {
+            try { st.ExtentLeaves.Add((view.ItemKey(0).ObjectId, block.Logical)); } catch (BtrfsFormatException) { }
+        }
         for (int i = 0; i < view.Count; i++)
         {
             BtrfsKey key;
@@ -170,6 +163,10 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
             {
                 case ItemType.ExtentData when !log:
                     FileExtent(st, block, h.Owner, tree, i, key, data);
+                    break;
+                case ItemType.ExtentItem or ItemType.MetadataItem when tree == ObjectIds.ExtentTree:
+                    if (data.Length >= ExtentItem.FixedSize && (Le.U64(data, 16) & (ulong)ExtentFlags.FullBackref) != 0)
+                        st.FullBackref.Add(key.ObjectId);
                     break;
                 case ItemType.BlockGroupItem when tree is ObjectIds.ExtentTree or ObjectIds.BlockGroupTree:
                     BlockGroup(st, block.Logical, i, key, data);
@@ -207,11 +204,10 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         var fe = new FileExtentItem(data);
         if (fe.DiskBytenr == 0) return; // a hole
         st.Stats.FileExtents++;
-        bool full = _fullBackref.Contains(leaf.Logical);
         st.Expected.Add(new RefRec
         {
-            Bytenr = fe.DiskBytenr, Kind = full ? RefKind.SharedData : RefKind.ExtentData, A = full ? leaf.Logical : owner,
-            ObjectId = full ? 0 : key.ObjectId, Offset = full ? 0 : unchecked(key.Offset - fe.Offset),
+            Bytenr = fe.DiskBytenr, Kind = RefKind.ExtentData, A = owner,
+            ObjectId = key.ObjectId, Offset = unchecked(key.Offset - fe.Offset),
             Where = leaf.Logical, Slot = (ushort)slot, Count = 1, Aux = (uint)Math.Min(fe.DiskNumBytes, uint.MaxValue),
         });
     }
@@ -243,5 +239,7 @@ internal sealed class ScanState
     public readonly List<DevItemInfo> DevItems = [];
     public readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];
     public readonly List<(ulong Lo, ulong Hi)> Hidden = [];
+    public readonly HashSet<ulong> FullBackref = [];
+    public readonly List<(ulong FirstObjectId, ulong Bytenr)> ExtentLeaves = [];
     public readonly CheckStats Stats = new();
 }
