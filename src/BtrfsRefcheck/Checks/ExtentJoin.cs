@@ -151,7 +151,7 @@ internal sealed class RangeJoin
     /// <summary>References under an unreadable block are unknown: "stale" and "leaked" can then only be suspected.</summary>
     private bool Incomplete => pass.Unreadable.Count > 0;
     private Severity Unverifiable => Incomplete ? Severity.Warning : Severity.Error;
-    private string UnverifiableNote => Incomplete ? $" (may be a consequence of the {pass.Unreadable.Count} unreadable block(s))" : "";
+    private string UnverifiableNote => Incomplete ? $" (may be a consequence of the {pass.Unreadable.Count} unreadable or invalid block(s))" : "";
 
     public void Run()
     {

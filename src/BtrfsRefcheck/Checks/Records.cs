@@ -237,6 +237,16 @@ internal sealed class SortedRefStream
             _pos[i] = start;
             if (start < end) _heap.Enqueue(i, arr[start]);
         }
+        // The first group is merged on first use (Start), not here: OnDuplicateTreeRef is set by the object
+        // initializer, which runs after this constructor, and must hear of the first group's duplicates too.
+    }
+
+    private bool _started;
+
+    private void Start()
+    {
+        if (_started) return;
+        _started = true;
         Advance();
     }
 
@@ -248,11 +258,19 @@ internal sealed class SortedRefStream
     }
 
     /// <summary>Address of the next aggregated ref, or ulong.MaxValue at the end.</summary>
-    public ulong PeekBytenr => _hasCurrent ? _current.Bytenr : ulong.MaxValue;
+    public ulong PeekBytenr
+    {
+        get
+        {
+            Start();
+            return _hasCurrent ? _current.Bytenr : ulong.MaxValue;
+        }
+    }
 
     /// <summary>Moves every aggregated ref for <paramref name="bytenr"/> (which must be the next one) into <paramref name="into"/>.</summary>
     public void TakeGroup(ulong bytenr, List<RefRec> into)
     {
+        Start();
         while (_hasCurrent && _current.Bytenr == bytenr)
         {
             into.Add(_current);

@@ -26,7 +26,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
     internal readonly ChunkMap Chunks = new();
     internal readonly List<DevItemInfo> DevItems = [];
 
-    /// <summary>Blocks whose subtree could not be read: references under them are unknown.</summary>
+    /// <summary>Blocks that could not be read or are invalid: references in and under them are unknown.</summary>
     internal readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];
 
     /// <summary>Address ranges [lo, hi] (by extent-tree key objectid) whose extent items could not be read: an
@@ -129,7 +129,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         bool log = bc.Tree.IsLog; // log tree blocks have no extent items and add no references
         if (!log)
             st.Blocks.Add(new BlockRec { Bytenr = block.Logical, Owner = h.Owner, Tree = bc.Tree.Id, Level = h.Level, BackrefRev = (byte)h.BackrefRev });
-        if (!valid) { Hide(bc, st); return; }
+        if (!valid) { st.Unreadable.Add((bc.Bytenr, bc.Tree.Id)); Hide(bc, st); return; } // its references are unknown, as if unreadable
         if (!view.IsLeaf)
         {
             if (!log)

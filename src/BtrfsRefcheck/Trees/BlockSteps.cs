@@ -20,7 +20,7 @@ public static class BlockSteps
         }
         if (read.Block != null) return;
         var code = read.Failures.Count > 0 && read.Failures.All(f => f.Code == read.Failures[0].Code) ? read.Failures[0].Code : FindingCode.TreeBlockUnreadable;
-        if (code is not (FindingCode.TreeBlockChecksumMismatch or FindingCode.TreeBlockBytenrMismatch or FindingCode.TreeBlockFsidMismatch or FindingCode.LogicalAddressUnmapped))
+        if (code is not (FindingCode.TreeBlockChecksumMismatch or FindingCode.TreeBlockBytenrMismatch or FindingCode.TreeBlockFsidMismatch or FindingCode.LogicalAddressUnmapped or FindingCode.StripeBeyondDevice))
             code = FindingCode.TreeBlockUnreadable;
         string from = ctx.ParentBytenr is { } p ? $"pointed to by block {p} slot {ctx.ParentSlot}" : "root block";
         findings.Add(new Finding(code, Severity.Error,
@@ -36,7 +36,7 @@ public static class BlockSteps
         bool valid = TreeBlockValidator.Validate(ctx, block, volume, findings);
         bool leaf = block.Level == 0;
         if (valid && leaf) ItemValidator.ValidateLeaf(ctx, block, volume, findings);
-        if (!valid && !leaf) NotChecked(ctx, "invalid", findings);
+        if (!valid) NotChecked(ctx, "invalid", findings); // its items (or children) are not used: say what that hides
         return valid;
     }
 

@@ -383,8 +383,8 @@ public sealed class BtrfsVolume : IDisposable
         bool fromSys = (clash.Type & BlockGroupFlags.System) != 0 && clash.Logical == chunk.Logical;
         Findings.Add(new Finding(fromSys ? FindingCode.ChunkMismatchSysArray : FindingCode.ChunkOverlap, Severity.Error,
             fromSys ? $"chunk tree item for [{chunk.Logical}, {chunk.End}) differs from the sys_chunk_array copy"
-                    : $"chunk [{chunk.Logical}, {chunk.End}) overlaps chunk [{clash.Logical}, {clash.End})",
-            Bytenr: block, Tree: ObjectIds.ChunkTree, Slot: slot, Key: key));
+                    : $"chunk [{chunk.Logical}, {chunk.End}) overlaps chunk [{clash.Logical}, {clash.End}) (chunk tree leaf {block})",
+            Bytenr: chunk.Logical, Tree: ObjectIds.ChunkTree, Slot: slot, Key: key));
     }
 
     private void CheckDevices()

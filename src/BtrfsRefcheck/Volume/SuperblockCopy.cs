@@ -14,7 +14,7 @@ public sealed record SuperblockCopy(BlockDevice Device, int Mirror, long Offset,
         for (int m = 0; m < Format.Superblock.MirrorOffsets.Length; m++)
         {
             long off = Format.Superblock.MirrorOffsets[m];
-            if (off + Format.Superblock.Size > dev.Length) break;
+            if (off >= dev.Length) break; // a copy the device ends inside is read (and reported) as truncated
             list.Add(Read(dev, m));
         }
         return list;
