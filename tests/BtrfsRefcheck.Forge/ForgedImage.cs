@@ -106,7 +106,8 @@ public sealed class ForgedImage : IDisposable
         return new ForgedDefect(FindingCode.MissingTreeBlockRef, e.Bytenr,
             $"{Describe(e, scan)}: TREE_BLOCK_REF root={r.Root} rewritten as root={StaleRoot}")
         {
-            AlsoExpected = [new ExpectedFinding(FindingCode.StaleTreeBlockRef, e.Bytenr)],
+            // the owner (root 5) no longer has its TREE_BLOCK_REF: btrfs check's "owner ref check failed"
+            AlsoExpected = [new ExpectedFinding(FindingCode.StaleTreeBlockRef, e.Bytenr), new ExpectedFinding(FindingCode.TreeBlockOwnerMismatch, e.Bytenr)],
         };
     });
 
@@ -257,7 +258,8 @@ public sealed class ForgedImage : IDisposable
         return new ForgedDefect(FindingCode.UnknownInlineRefType, e.Bytenr,
             $"{Describe(e, scan)}: TREE_BLOCK_REF type byte {(byte)ItemType.TreeBlockRef} -> {UnknownRefType}")
         {
-            AlsoExpected = [new ExpectedFinding(FindingCode.MissingTreeBlockRef, e.Bytenr), new ExpectedFinding(FindingCode.ExtentRefsMismatch, e.Bytenr)],
+            AlsoExpected = [new ExpectedFinding(FindingCode.MissingTreeBlockRef, e.Bytenr), new ExpectedFinding(FindingCode.ExtentRefsMismatch, e.Bytenr),
+                new ExpectedFinding(FindingCode.TreeBlockOwnerMismatch, e.Bytenr)],
         };
     });
 

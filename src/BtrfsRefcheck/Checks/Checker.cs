@@ -47,7 +47,11 @@ public static class Checker
 
         Phase(0, () => { /* done while opening: superblock copies, fields and device assembly */ });
         Phase(1, () => { /* done while opening: sys_chunk_array and chunk tree */ });
-        Phase(2, () => ctx.Roots = TreeRoots.Enumerate(volume, findings));
+        Phase(2, () =>
+        {
+            ctx.Roots = TreeRoots.Enumerate(volume, findings, out bool rootTreeComplete);
+            TreeRoots.CheckRequired(volume, ctx.Roots, rootTreeComplete, findings);
+        });
         Phase(3, () => new ReferencePass(ctx).Run());
         Phase(4, () => { });
         return new CheckReport(findings, ctx.Stats, timings);

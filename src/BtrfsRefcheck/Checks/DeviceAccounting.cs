@@ -17,6 +17,9 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
         var chunks = pass.Chunks.Chunks.Count > 0 ? pass.Chunks : vol.Chunks;
         var devItems = pass.DevItems.Count > 0 ? (IReadOnlyList<Volume.DevItemInfo>)pass.DevItems : vol.DevItems;
         var extents = pass.DevExtents;
+        // The dev tree's absence of an extent means something only when the dev tree was read in full.
+        bool devTreeComplete = ctx.Roots.Any(r => r.Id == ObjectIds.DevTree && r.Source == Trees.RootSource.RootItem)
+                               && !pass.Unreadable.Any(u => u.Tree == ObjectIds.DevTree);
         Array.Sort(extents, (a, b) => a.DevId != b.DevId ? a.DevId.CompareTo(b.DevId) : a.Physical.CompareTo(b.Physical));
         var byStripe = new HashSet<(ulong DevId, ulong Physical)>();
         foreach (var e in extents) byStripe.Add((e.DevId, e.Physical));
@@ -43,7 +46,7 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
         {
             foreach (var s in c.Stripes)
             {
-                if (pass.DevExtents.Length > 0 && !byStripe.Contains((s.DevId, s.Offset)))
+                if (devTreeComplete && !byStripe.Contains((s.DevId, s.Offset)))
                     F.Add(new Finding(FindingCode.ChunkStripeNoDevExtent, Severity.Error,
                         $"chunk [{c.Logical}, {c.End}) {c.Type.Describe()}: stripe on devid {s.DevId} at {s.Offset} has no DEV_EXTENT",
                         Bytenr: c.Logical, Tree: ObjectIds.ChunkTree, Expected: "a dev extent", Found: "none"));
@@ -74,7 +77,7 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
                         Bytenr: e.ChunkOffset, Tree: ObjectIds.DevTree, Slot: e.Slot, Key: key, Expected: $"<= {item.TotalBytes}", Found: e.End.ToString()));
                 prev = e;
             }
-            if (pass.DevExtents.Length > 0 && sum != item.BytesUsed)
+            if (devTreeComplete && sum != item.BytesUsed)
                 F.Add(new Finding(FindingCode.DevItemBytesUsedMismatch, Severity.Error,
                     $"DEV_ITEM devid {item.DevId}: bytes_used differs from the sum of its dev extents",
                     Tree: ObjectIds.ChunkTree, Key: new BtrfsKey(ObjectIds.DevItems, (byte)ItemType.DevItem, item.DevId),

@@ -268,7 +268,7 @@ internal sealed class RangeJoin
                 F.Add(new Finding(FindingCode.ExtentRefsMismatch, Severity.Error,
                     $"{(x.IsTreeBlock ? "tree block" : "data extent")} {x.Bytenr}: refs field differs from the sum of its back-refs",
                     Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: sum.ToString(), Found: x.Refs.ToString()));
-            if (hasBlock) CheckBlock(_blocks[_bi], x);
+            if (hasBlock) CheckBlock(_blocks[_bi], x, found[..nf]);
             if (!referenced)
                 F.Add(x.IsTreeBlock
                     ? new Finding(FindingCode.MetadataExtentLeaked, Unverifiable,
@@ -417,7 +417,7 @@ internal sealed class RangeJoin
         return sum;
     }
 
-    private void CheckBlock(BlockRec b, ExtentRec x)
+    private void CheckBlock(BlockRec b, ExtentRec x, ReadOnlySpan<RefRec> found)
     {
         if (!x.IsTreeBlock)
         {
@@ -425,6 +425,18 @@ internal sealed class RangeJoin
                 $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)} has a data extent item",
                 Bytenr: b.Bytenr, Tree: b.Tree, Key: x.Key, Expected: "TREE_BLOCK", Found: "DATA"));
             return;
+        }
+        // btrfs check's check_owner_ref: a block not converted to FULL_BACKREF is still referenced by its owner, so
+        // its extent must list TREE_BLOCK_REF root=<header owner>. (Shared blocks whose owner let go become FULL_BACKREF.)
+        bool mixedBackref = (ctx.Volume.Super.IncompatFlags & Features.IncompatMixedBackref) != 0;
+        if (mixedBackref && !x.FullBackref && b.BackrefRev >= 1 && TreeBlockValidator.OwnerPlausible(b.Tree, b.Owner)) // else reported already
+        {
+            bool ownerRef = false;
+            foreach (var f in found) if (f.Kind == RefKind.TreeBlock && f.A == b.Owner) { ownerRef = true; break; }
+            if (!ownerRef)
+                F.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, AbsenceSeverity(b.Bytenr),
+                    $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)}: header owner {ObjectIds.TreeName(b.Owner)} has no TREE_BLOCK_REF and the extent is not FULL_BACKREF (btrfs check: owner ref check failed){AbsenceNote(b.Bytenr)}",
+                    Bytenr: b.Bytenr, Tree: b.Tree, Key: x.Key, Expected: $"TREE_BLOCK_REF root={ObjectIds.TreeName(b.Owner)}", Found: "none"));
         }
         if (x.Level != b.Level)
             F.Add(new Finding(FindingCode.MetadataLevelMismatch, Severity.Error,

@@ -45,6 +45,7 @@ public enum FindingCode
     ItemUndecodable = 400,
     ItemUnknownType = 401,
     RootItemInvalid = 402,
+    RootItemMissing = 403,
     InodeItemInvalid = 410,
     InodeRefInvalid = 411,
     DirItemInvalid = 412,

@@ -119,11 +119,18 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                     findings.Add(new Finding(FindingCode.TreeBlockReferencedTwice, Severity.Error,
                         $"{c.Tree.Name}: block {c.Bytenr} is reached a second time, from block {c.ParentBytenr} slot {c.ParentSlot}; not descended again",
                         Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot));
+                else if (!MayShare(first.Tree) || !MayShare(c.Tree))
+                    // only subvolume trees (snapshots) and their relocation trees share blocks
+                    findings.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, Severity.Error,
+                        $"{c.Tree.Name}: {(c.ParentBytenr is { } p ? $"block {p} slot {c.ParentSlot}" : "the root")} points to block {c.Bytenr}, which belongs to {first.Tree.Name}; trees other than subvolumes never share blocks",
+                        Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot, Expected: "a block of its own tree", Found: $"a block of {first.Tree.Name}"));
             }
             i = j;
         }
         return todo;
     }
+
+    private static bool MayShare(TreeRoot t) => !t.IsLog && (t.IsFsTree || t.IsReloc);
 
     private List<BlockContext> ProcessBatch<TState>(List<BlockContext> todo, int start, int count, Worker<TState> w, IScanSink<TState> sink)
         where TState : class

@@ -134,11 +134,14 @@ public static class TreeBlockValidator
 
     /// <summary>Trees that are never shared must carry their own id. Subvolume trees may hold blocks owned by
     /// the subvolume they were snapshotted from; relocation and log trees carry their special owners.</summary>
-    private static bool OwnerPlausible(TreeRoot tree, ulong owner)
+    private static bool OwnerPlausible(TreeRoot tree, ulong owner) =>
+        tree.IsLog ? owner == ObjectIds.TreeLog : OwnerPlausible(tree.Id, owner);
+
+    /// <summary>The same rule by tree id, for trees other than log trees.</summary>
+    public static bool OwnerPlausible(ulong treeId, ulong owner)
     {
-        if (tree.IsLog) return owner == ObjectIds.TreeLog;
-        if (tree.IsReloc) return owner == ObjectIds.TreeReloc || ObjectIds.IsFsTree(owner);
-        if (tree.IsFsTree) return ObjectIds.IsFsTree(owner) || owner == ObjectIds.TreeReloc;
-        return owner == tree.Id;
+        if (treeId == ObjectIds.TreeReloc) return owner == ObjectIds.TreeReloc || ObjectIds.IsFsTree(owner);
+        if (ObjectIds.IsFsTree(treeId)) return ObjectIds.IsFsTree(owner) || owner == ObjectIds.TreeReloc;
+        return owner == treeId;
     }
 }

@@ -19,10 +19,13 @@ public static class TreeRoots
 
     /// <summary>All trees in the order btrfs-progs dumps them: root tree, chunk tree, then the root tree's
     /// ROOT_ITEMs in key order, then the log root tree and its log trees.</summary>
-    public static List<TreeRoot> Enumerate(BtrfsVolume vol, FindingBag findings)
+    public static List<TreeRoot> Enumerate(BtrfsVolume vol, FindingBag findings) => Enumerate(vol, findings, out _);
+
+    /// <summary>As above; <paramref name="rootTreeComplete"/> is false when a block of the root tree was unreadable or invalid.</summary>
+    public static List<TreeRoot> Enumerate(BtrfsVolume vol, FindingBag findings, out bool rootTreeComplete)
     {
         var list = new List<TreeRoot> { RootTree(vol), ChunkTree(vol) };
-        list.AddRange(ReadRootItems(vol, findings, RootTree(vol), RootSource.RootItem));
+        list.AddRange(ReadRootItems(vol, findings, RootTree(vol), RootSource.RootItem, out rootTreeComplete));
         // A log tree belongs to the superblock's generation: replaying it onto an older backup root makes no sense.
         if (vol.RootTree.BackupIndex == null && LogRootTree(vol.Super) is { } log)
         {
@@ -33,21 +36,44 @@ public static class TreeRoots
     }
 
     /// <summary>The ROOT_ITEMs of a root tree (or log root tree).</summary>
-    public static List<TreeRoot> ReadRootItems(BtrfsVolume vol, FindingBag findings, TreeRoot rootTree, RootSource source)
+    public static List<TreeRoot> ReadRootItems(BtrfsVolume vol, FindingBag findings, TreeRoot rootTree, RootSource source) =>
+        ReadRootItems(vol, findings, rootTree, source, out _);
+
+    /// <summary>As above; <paramref name="complete"/> is false when a block of the root tree could not be read or was invalid.</summary>
+    public static List<TreeRoot> ReadRootItems(BtrfsVolume vol, FindingBag findings, TreeRoot rootTree, RootSource source, out bool complete)
     {
         var collector = new RootItemCollector(rootTree, source, findings);
         // Findings about the root tree's blocks are reported by the full walk; use a scratch bag here.
         new TreeWalker(vol, new FindingBag()).Walk(rootTree, collector);
+        complete = collector.Complete;
         return collector.Roots;
+    }
+
+    /// <summary>Trees every filesystem has, by feature: a root tree without their ROOT_ITEMs lost them.</summary>
+    public static void CheckRequired(BtrfsVolume vol, IReadOnlyList<TreeRoot> roots, bool rootTreeComplete, FindingBag findings)
+    {
+        var required = new List<ulong> { ObjectIds.ExtentTree, ObjectIds.DevTree, ObjectIds.FsTree, ObjectIds.CsumTree };
+        if ((vol.Super.CompatRoFlags & Features.CompatRoFreeSpaceTree) != 0) required.Add(ObjectIds.FreeSpaceTree);
+        if ((vol.Super.CompatRoFlags & Features.CompatRoBlockGroupTree) != 0) required.Add(ObjectIds.BlockGroupTree);
+        foreach (ulong id in required)
+            if (!roots.Any(r => r.Id == id && r.Source == RootSource.RootItem))
+                findings.Add(new Finding(FindingCode.RootItemMissing, rootTreeComplete ? Severity.Error : Severity.Warning,
+                    $"the root tree has no ROOT_ITEM for the {ObjectIds.TreeName(id)}" + (rootTreeComplete ? "" : " (unverifiable: part of the root tree is unreadable)"),
+                    Bytenr: vol.RootTree.Bytenr, Tree: ObjectIds.RootTree, Key: new BtrfsKey(id, (byte)ItemType.RootItem, 0),
+                    Expected: "a ROOT_ITEM", Found: "none"));
     }
 
     private sealed class RootItemCollector(TreeRoot rootTree, RootSource source, FindingBag findings) : ITreeVisitor
     {
         public List<TreeRoot> Roots { get; } = [];
+        public bool Complete { get; private set; } = true;
+
+        public void OnUnreadable(in BlockContext ctx, TreeBlockRead read) => Complete = false;
 
         public bool OnBlock(in BlockContext ctx, TreeBlock block, bool valid)
         {
             var view = block.View;
+            if (!valid) Complete = false;
             if (!view.IsLeaf) return true;
             for (int i = 0; i < view.Count; i++)
             {
