@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Trees;
@@ -80,6 +81,7 @@ public sealed class FuzzFixture : IDisposable
                 walker.Walk(root, collector);
             }
             Blocks = blocks;
+            FullBackref = FullBackrefBlocks();
             BlocksByTree = byTree.OrderBy(kv => kv.Key).Select(kv => (IReadOnlyList<LiveBlock>)kv.Value).ToList();
         }
         catch
@@ -87,6 +89,29 @@ public sealed class FuzzFixture : IDisposable
             Volume.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Tree blocks whose extent item carries FULL_BACKREF. Their header owner is bound to no back-ref (btrfs
+    /// check marks them owner_ref_checked without a check), so a change of owner to another subvolume id is not
+    /// detectable by any checker.</summary>
+    public IReadOnlySet<ulong> FullBackref { get; private set; } = new HashSet<ulong>();
+
+    private HashSet<ulong> FullBackrefBlocks()
+    {
+        var set = new HashSet<ulong>();
+        foreach (var b in Blocks)
+        {
+            if (b.TreeId != ObjectIds.ExtentTree || !b.IsLeaf) continue;
+            var view = new BlockView(ReadBlock(b));
+            for (int i = 0; i < view.Count; i++)
+            {
+                var key = view.ItemKey(i);
+                if (key.ItemType is not (ItemType.ExtentItem or ItemType.MetadataItem)) continue;
+                var data = view.ItemData(i);
+                if (data.Length >= 24 && (BinaryPrimitives.ReadUInt64LittleEndian(data[16..]) & (1UL << 8)) != 0) set.Add(key.ObjectId);
+            }
+        }
+        return set;
     }
 
     /// <summary>Opens the fixture whose device files are <paramref name="paths"/> (they are never written).</summary>

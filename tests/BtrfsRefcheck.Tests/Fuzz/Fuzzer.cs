@@ -990,7 +990,12 @@ public sealed class Fuzzer(FuzzFixture fx, WorkImage work)
         else if (of != nf) Note(Expectation.MayDetect, "header:reloc-flag");
         if (Diff(Header.ChunkTreeUuidAt, 16)) Note(Expectation.MustDetect, "header:chunk-tree-uuid");
         if (Diff(Header.GenerationAt, 8)) Note(Expectation.MustDetect, "header:generation");
-        if (Diff(Header.OwnerAt, 8)) Note(Expectation.MustDetect, "header:owner");
+        if (Diff(Header.OwnerAt, 8))
+        {
+            // A FULL_BACKREF block's owner may name any subvolume, even a deleted one: only a non-subvolume owner is detectable.
+            bool free = fx.FullBackref.Contains(b.Logical) && ObjectIds.IsFsTree(U64(buf, Header.OwnerAt)) && ObjectIds.IsFsTree(U64(orig, Header.OwnerAt));
+            Note(free ? Expectation.MayDetect : Expectation.MustDetect, free ? "header:owner-of-full-backref" : "header:owner");
+        }
         if (Diff(Header.LevelAt, 1)) Note(Expectation.MustDetect, "header:level");
         int oldN = b.NrItems;
         uint newNRaw = ReadU32(buf, Header.NrItemsAt);
