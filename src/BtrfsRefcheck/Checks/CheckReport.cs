@@ -42,7 +42,8 @@ public sealed class CheckReport(FindingBag findings, CheckStats stats, IReadOnly
     public CheckStats Stats { get; } = stats;
     public IReadOnlyList<PhaseTiming> Phases { get; } = phases;
 
-    public long Errors => Findings.Items.Count(f => f.Severity == Severity.Error);
-    public long Warnings => Findings.Items.Count(f => f.Severity == Severity.Warning);
+    // Counted in the bag: Items copies and sorts every stored finding, which a count does not need.
+    public long Errors => Findings.Count(Severity.Error);
+    public long Warnings => Findings.Count(Severity.Warning) - Findings.Count(Severity.Error);
     public bool Clean => Errors == 0;
 }

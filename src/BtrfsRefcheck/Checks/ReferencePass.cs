@@ -67,8 +67,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
     /// <summary>Concatenates the workers' small lists into flat arrays, releasing each list as it goes.</summary>
     private void Merge(List<ScanState> states)
     {
-        // Each concatenation frees the segments it copied: collect before the next one so the peak holds the final
-        // arrays plus one list's segments, not every list twice.
+        // The concatenation leaves the block list's segments as garbage: collect them before the join allocates.
         Blocks = ChunkedList<BlockRec>.Concat(states.Select(s => s.Blocks));
         ReleaseMemory();
         // The expected refs stay in their segments: they are sorted per segment and merged as they are joined.
