@@ -3,7 +3,10 @@
 #
 #   scripts/bench.sh build [--files N] [--size SIZE] [--out IMG]   build a kernel-written image (needs root, loop mounts)
 #   scripts/bench.sh compare IMG [--runs N] [--out FILE]           time both tools side by side, alternating
+#   scripts/bench.sh scaling IMG... [--runs N] [--out FILE]        our time and memory per GiB of tree blocks, per image
 #   scripts/bench.sh --ci                                           compare once on a small committed fixture
+#
+# btrfs-refcheck is measured as released: the Native AOT executable from scripts/publish.sh.
 #
 # Defaults: 600000 files on a 24 GiB sparse image (about 2.7 GB of tree blocks); 1/4 and 1/2 sizes with --files.
 set -euo pipefail
@@ -38,6 +41,18 @@ build() {
   btrfs inspect-internal dump-super "$out" | awk '/^(generation|bytes_used|nodesize)/' >&2
 }
 
+# Sets the array `ours` to the btrfs-refcheck command: the Native AOT build, or (if it cannot be published here) the
+# JIT build, said loudly; `build` names which.
+ours_cmd() {
+  if bash "$repo/scripts/publish.sh" "$repo/artifacts/publish" >/dev/null 2>"$repo/artifacts/publish.log"; then
+    ours=("$repo/artifacts/publish/btrfs-refcheck"); ours_build="Native AOT (scripts/publish.sh)"
+  else
+    echo "bench: Native AOT publish failed (artifacts/publish.log); measuring the JIT build instead" >&2
+    dotnet build "$repo/src/BtrfsRefcheck.Cli" -c Release --nologo -v q >/dev/null
+    ours=(dotnet "$repo/src/BtrfsRefcheck.Cli/bin/Release/net10.0/btrfs-refcheck.dll"); ours_build="JIT (dotnet btrfs-refcheck.dll)"
+  fi
+}
+
 # Prints the median of the numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2}'; }
 
@@ -54,8 +69,7 @@ compare() {
   [ -n "$img" ] && [ -e "$img" ] || die "compare needs an image"
   command -v btrfs >/dev/null || die "btrfs-progs is not installed"
   [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
-  dotnet build "$repo/src/BtrfsRefcheck.Cli" -c Release --nologo -v q >/dev/null
-  local ours=(dotnet "$repo/src/BtrfsRefcheck.Cli/bin/Release/net10.0/btrfs-refcheck.dll" "$img")
+  local ours; ours_cmd; ours+=("$img")
   local theirs=(btrfs check --readonly "$img")
   local tmp; tmp=$(mktemp -d)
   # warm-up: page cache and JIT-independent file reads
@@ -114,6 +128,7 @@ PY
   report=$(cat <<REP
 image: $img ($(du -h --apparent-size "$img" | cut -f1) apparent, metadata chunks $((metabytes / 1048576)) MiB, tree blocks ${tb:-?} x $nodesize B = $(( ${tb:-0} * nodesize / 1048576 )) MiB)
 machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; runs: $runs each, alternating, after one warm-up; medians
+btrfs-refcheck build   : $ours_build; btrfs-progs $(btrfs --version | awk '{print $2}')
 btrfs check --readonly : wall ${tw} s, cpu ${tc} s, peak RSS $((tm / 1024)) MiB
 btrfs-refcheck         : wall ${ow} s, cpu ${oc} s, peak RSS $((om / 1024)) MiB
 ratio ours/theirs      : wall $(awk -v a="$ow" -v b="$tw" 'BEGIN{printf "%.3f", a/b}'), cpu $(awk -v a="$oc" -v b="$tc" 'BEGIN{printf "%.3f", a/b}'), RSS $(awk -v a="$om" -v b="$tm" 'BEGIN{printf "%.3f", a/b}')
@@ -126,12 +141,68 @@ REP
   rm -rf "$tmp"
 }
 
+# Our cost per GiB of tree blocks on each image (medians of N runs after a warm-up), and the spread between images:
+# the largest over the smallest figure per GiB, for time and for memory.
+scaling() {
+  local imgs=() runs=5 outfile=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --runs) runs=$2; shift 2 ;;
+      --out) outfile=$2; shift 2 ;;
+      -*) die "unknown scaling option $1" ;;
+      *) imgs+=("$1"); shift ;;
+    esac
+  done
+  [ ${#imgs[@]} -gt 0 ] || die "scaling needs images"
+  [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
+  local ours; ours_cmd
+  local tmp; tmp=$(mktemp -d)
+  local report="scaling: btrfs-refcheck, $ours_build; $(nproc) cores; $runs runs per image after a warm-up; medians"
+  local img
+  for img in "${imgs[@]}"; do
+    [ -e "$img" ] || die "no image $img"
+    "${ours[@]}" "$img" >"$tmp/out" 2>&1 || true
+    local tb nodesize w m
+    tb=$(grep -Eo "tree blocks [0-9]+" "$tmp/out" | head -1 | awk '{print $3}')
+    nodesize=$(btrfs inspect-internal dump-super "$img" | awk '$1=="nodesize"{print $2}')
+    for i in $(seq 1 "$runs"); do /usr/bin/time -f "%e %M" -o "$tmp/t.$i" "${ours[@]}" "$img" >/dev/null 2>&1 || true; done
+    w=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/t.$i"; done | median)
+    m=$(for i in $(seq 1 "$runs"); do awk '{print $2}' "$tmp/t.$i"; done | median)
+    report+=$'\n'$(awk -v img="$img" -v tb="$tb" -v n="$nodesize" -v w="$w" -v m="$m" 'BEGIN {
+      g = tb * n / 1073741824
+      printf "%s: tree blocks %d (%.2f GiB): wall %.2f s, peak RSS %d MiB; per GiB: %.3f s, %.1f MiB", img, tb, g, w, m / 1024, w / g, m / 1024 / g }')
+    echo "$img $tb $nodesize $w $m" >> "$tmp/rows"
+  done
+  report+=$'\n'$(awk '{ g = $2 * $3 / 1073741824; t = $4 / g; r = $5 / 1024 / g
+      if (NR == 1 || t < tmin) tmin = t; if (NR == 1 || t > tmax) tmax = t
+      if (NR == 1 || r < rmin) rmin = r; if (NR == 1 || r > rmax) rmax = r }
+    END { printf "spread (largest / smallest per GiB): time %.2f, memory %.2f", tmax / tmin, rmax / rmin }' "$tmp/rows")
+  echo "$report"
+  [ -n "$outfile" ] && { echo "$report" > "$outfile"; echo "written to $outfile" >&2; }
+  rm -rf "$tmp"
+}
+
 case "${1:-}" in
   build) shift; build "$@" ;;
   compare) shift; compare "$@" ;;
+  scaling) shift; scaling "$@" ;;
   --ci)
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
     gzip -dc testdata/kernel-snapshots.img.gz | cp --sparse=always /dev/stdin "$tmp/ci.img"
-    compare "$tmp/ci.img" --runs 1 ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+    compare "$tmp/ci.img" --runs 1
+    # The measured build must say what the tested (JIT) build says: same report, same JSON, same exit code.
+    dotnet build src/BtrfsRefcheck.Cli -c Release --nologo -v q >/dev/null
+    for args in "" "--json" "dump-tree" "dump-super --json"; do
+      a=0; b=0
+      # shellcheck disable=SC2086
+      artifacts/publish/btrfs-refcheck $args "$tmp/ci.img" >"$tmp/aot.out" 2>&1 || a=$?
+      # shellcheck disable=SC2086
+      dotnet src/BtrfsRefcheck.Cli/bin/Release/net10.0/btrfs-refcheck.dll $args "$tmp/ci.img" >"$tmp/jit.out" 2>&1 || b=$?
+      # phase timings differ from run to run; everything else must not
+      if [ "$a" != "$b" ] || ! diff <(grep -v "phase '" "$tmp/aot.out" | grep -v '"ms"') <(grep -v "phase '" "$tmp/jit.out" | grep -v '"ms"') >/dev/null; then
+        echo "bench: the Native AOT build and the JIT build disagree on '${args:-check}' (exit $a vs $b)" >&2; exit 1
+      fi
+    done
+    echo "Native AOT and JIT builds agree on check, check --json, dump-tree and dump-super --json" ;;
+  *) sed -n '2,11p' "$0"; exit 2 ;;
 esac

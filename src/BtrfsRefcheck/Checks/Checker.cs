@@ -26,7 +26,7 @@ public static class Checker
     {
         if (Environment.GetEnvironmentVariable("BTRFS_REFCHECK_MEMTRACE") != "1") return;
         var p = System.Diagnostics.Process.GetCurrentProcess();
-        Console.Error.WriteLine($"memtrace {where} at {(DateTime.Now - p.StartTime).TotalMilliseconds:F0} ms: heap {GC.GetTotalMemory(false) >> 20} MiB, working set {p.WorkingSet64 >> 20} MiB, peak {p.PeakWorkingSet64 >> 20} MiB");
+        Console.Error.WriteLine($"memtrace {where} at {(DateTime.Now - p.StartTime).TotalMilliseconds:F0} ms: heap {GC.GetTotalMemory(false) >> 20} MiB, working set {p.WorkingSet64 >> 20} MiB, peak {p.PeakWorkingSet64 >> 20} MiB, GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}");
     }
 
     /// <summary>Phase names, in order, as progress reports them.</summary>

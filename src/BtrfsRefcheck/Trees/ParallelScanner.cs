@@ -51,6 +51,9 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             var todo = Deduplicate(frontier[level], level, visitedLevel);
             frontier[level] = [];
             if (todo.Count == 0) continue;
+            // The pointer lists just dropped are large-object garbage, freed only by a full collection: free them now,
+            // before this level's records are allocated, so the records reuse that memory instead of adding to it.
+            if (todo.Count >= 4096) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
             int batches = (todo.Count + BatchBlocks - 1) / BatchBlocks;
             var children = new List<BlockContext>[batches];
             int next = -1;
