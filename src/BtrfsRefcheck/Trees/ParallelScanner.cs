@@ -54,6 +54,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             // The pointer lists just dropped are large-object garbage, freed only by a full collection: free them now,
             // before this level's records are allocated, so the records reuse that memory instead of adding to it.
             if (todo.Count >= 4096) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+            InPhysicalOrder(todo);
             int batches = (todo.Count + BatchBlocks - 1) / BatchBlocks;
             var children = new List<BlockContext>[batches];
             int next = -1;
@@ -62,6 +63,8 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 int b;
                 while ((b = Interlocked.Increment(ref next)) < batches)
                 {
+                    // read-ahead: while this batch is read and decoded, the kernel fetches the batch after the others'
+                    ReadAhead(todo, b + degree);
                     int start = b * BatchBlocks;
                     children[b] = ProcessBatch(todo, start, Math.Min(BatchBlocks, todo.Count - start), w, sink);
                 }
@@ -131,6 +134,35 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             i = j;
         }
         return todo;
+    }
+
+    /// <summary>Orders a level's blocks as they lie on disk (copy 0: device, then physical offset), so reads go
+    /// forward across the device. The list comes sorted by logical address, which is usually already that order
+    /// (chunks are allocated upwards on both sides); it is only re-sorted when it is not.</summary>
+    private void InPhysicalOrder(List<BlockContext> todo)
+    {
+        var keys = new ulong[todo.Count];
+        bool sorted = true;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i] = volume.PhysicalOrder(todo[i].Bytenr);
+            if (i > 0 && keys[i] < keys[i - 1]) sorted = false;
+        }
+        if (!sorted) keys.AsSpan().Sort(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(todo));
+    }
+
+    /// <summary>Hints the kernel to read batch <paramref name="b"/>'s runs of adjacent blocks ahead of use.</summary>
+    private void ReadAhead(List<BlockContext> todo, int b)
+    {
+        int start = b * BatchBlocks, end = Math.Min(start + BatchBlocks, todo.Count);
+        ulong ns = volume.NodeSize;
+        for (int i = start; i < end;)
+        {
+            int run = 1;
+            while (i + run < end && todo[i + run].Bytenr == todo[i + run - 1].Bytenr + ns) run++;
+            volume.ReadAhead(todo[i].Bytenr, run);
+            i += run;
+        }
     }
 
     private static bool MayShare(TreeRoot t) => !t.IsLog && (t.IsFsTree || t.IsReloc);

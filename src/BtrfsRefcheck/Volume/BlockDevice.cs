@@ -76,5 +76,19 @@ public sealed class BlockDevice : IDisposable
         return total;
     }
 
+    /// <summary>Asks the kernel to start reading [offset, offset + length) into the page cache now (read-ahead for
+    /// the next runs of a scan). A hint only: errors are ignored, and cached pages cost a lookup.</summary>
+    public void WillNeed(long offset, long length)
+    {
+        if (!OperatingSystem.IsLinux() || offset < 0 || length <= 0 || offset >= Length) return;
+        try { posix_fadvise((int)_handle.DangerousGetHandle(), offset, length, PosixFadvWillNeed); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    private const int PosixFadvWillNeed = 3;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "posix_fadvise")]
+    private static extern int posix_fadvise(int fd, long offset, long len, int advice);
+
     public void Dispose() => _handle.Dispose();
 }

@@ -451,6 +451,32 @@ public sealed class BtrfsVolume : IDisposable
         return ReadCopy(chunk, logical, 0, dest[..(int)len]) == null;
     }
 
+    /// <summary>Where copy 0 of <paramref name="logical"/> lies, as one sortable number: the device (devid), then the
+    /// physical offset. Sorting reads by it issues them in on-disk order. ulong.MaxValue when unmapped.</summary>
+    public ulong PhysicalOrder(ulong logical)
+    {
+        var chunk = Chunks.Find(logical);
+        if (chunk == null) return ulong.MaxValue;
+        var loc = chunk.Map(logical, 0, out _);
+        return (Math.Min(loc.DevId, 255UL) << 56) | Math.Min(loc.Offset, (1UL << 56) - 1);
+    }
+
+    /// <summary>Read-ahead: asks the kernel to start reading copy 0 of <paramref name="count"/> blocks from
+    /// <paramref name="logical"/> (one request per stripe piece); the scan hints the runs it will read next.</summary>
+    public void ReadAhead(ulong logical, int count)
+    {
+        var chunk = Chunks.Find(logical);
+        ulong len = (ulong)count * NodeSize;
+        if (chunk == null || logical + len > chunk.End) return;
+        for (ulong done = 0; done < len;)
+        {
+            var loc = chunk.Map(logical + done, 0, out ulong contiguous);
+            ulong n = Math.Min(len - done, contiguous);
+            if (loc.Offset <= long.MaxValue && _byDevId.TryGetValue(loc.DevId, out var dev)) dev.WillNeed((long)loc.Offset, (long)n);
+            done += n;
+        }
+    }
+
     /// <summary>Checks one copy's bytes: checksum, bytenr, fsid. Null when good.</summary>
     public CopyFailure? VerifyTreeBlock(ulong logical, ReadOnlySpan<byte> block, int copy)
     {
