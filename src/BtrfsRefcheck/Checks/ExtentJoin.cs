@@ -14,7 +14,7 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
     public void Run()
     {
         var blocks = pass.Blocks;
-        Array.Sort(blocks, (a, b) => a.Bytenr.CompareTo(b.Bytenr));
+        SortByAddress(blocks);
         pass.ExpectedSegments.Add(RootRefs(blocks));
         var segments = pass.ExpectedSegments;
         pass.ExpectedSegments = [];
@@ -42,6 +42,14 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
                     }
         }
         RangeJoin.CheckBlockGroupTotals(ctx, pass, bgs);
+    }
+
+    /// <summary>Sorts the blocks by address through a key array: a sort of primitives, no comparer delegate.</summary>
+    private static void SortByAddress(BlockRec[] blocks)
+    {
+        var keys = new ulong[blocks.Length];
+        for (int i = 0; i < blocks.Length; i++) keys[i] = blocks[i].Bytenr;
+        Array.Sort(keys, blocks);
     }
 
     /// <summary>btrfs check's add_root_to_pending: a tree's root block is referenced by its root id; relocation
@@ -240,7 +248,7 @@ internal sealed class RangeJoin
         ulong b = _groupBytenr;
         Advance(b, inclusive: false); // everything below b has no extent item
         var found = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupFound);
-        found.Sort(new RefKeyOrder());
+        RefSort.Sort(found);
         _groupExp.Clear();
         _exp.TakeGroup(b, _groupExp);
         var expected = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupExp);
