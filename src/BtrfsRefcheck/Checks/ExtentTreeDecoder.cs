@@ -47,6 +47,10 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
 
         byte lastType = 0;
         ulong lastSeq = ulong.MaxValue;
+        // The first ref of a type cannot be out of order, so its sort key (a CRC hash for data refs) is only computed
+        // when another ref of the same or a lower type follows it: most extents have one ref of each type.
+        InlineRef pending = default;
+        bool hasPending = false;
         var refs = ei.InlineRefs;
         while (refs.MoveNext())
         {
@@ -55,15 +59,24 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
             CountKind((RefKind)r.Type);
             // Kernel order (tree-checker check_extent_item): types ascending; within a type, offsets (or data ref hashes) descending.
             byte t = (byte)r.Type;
-            ulong seq = r.SortKey;
-            if (t < lastType || (t == lastType && seq > lastSeq))
-                findings.Add(new Finding(FindingCode.InlineRefsOutOfOrder, Severity.Error,
-                    $"extent {key.ObjectId}: inline ref at item offset {r.ItemOffset} ({ItemTypes.Name(t)} 0x{seq:x}) is out of the kernel's order after {ItemTypes.Name(lastType)} 0x{lastSeq:x}",
-                    Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
-                    Expected: "types ascending, same-type offsets descending", Found: $"{ItemTypes.Name(t)} after {ItemTypes.Name(lastType)}"));
-            if (t > lastType) lastSeq = ulong.MaxValue;
+            if (t > lastType)
+            {
+                lastSeq = ulong.MaxValue;
+                pending = r;
+                hasPending = true;
+            }
+            else
+            {
+                if (hasPending) { lastSeq = Math.Min(lastSeq, pending.SortKey); hasPending = false; }
+                ulong seq = r.SortKey;
+                if (t < lastType || seq > lastSeq)
+                    findings.Add(new Finding(FindingCode.InlineRefsOutOfOrder, Severity.Error,
+                        $"extent {key.ObjectId}: inline ref at item offset {r.ItemOffset} ({ItemTypes.Name(t)} 0x{seq:x}) is out of the kernel's order after {ItemTypes.Name(lastType)} 0x{lastSeq:x}",
+                        Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
+                        Expected: "types ascending, same-type offsets descending", Found: $"{ItemTypes.Name(t)} after {ItemTypes.Name(lastType)}"));
+                lastSeq = Math.Min(lastSeq, seq);
+            }
             lastType = t;
-            lastSeq = Math.Min(lastSeq, seq);
             if (r.Type == ItemType.ExtentOwnerRef) continue;
             found.Add(new RefRec
             {

@@ -149,13 +149,9 @@ public static class ExtentDataRefs
     /// <summary>hash_extent_data_ref: the key offset of a keyed EXTENT_DATA_REF and the inline sort order.</summary>
     public static ulong Hash(ulong root, ulong objectId, ulong offset)
     {
-        Span<byte> le = stackalloc byte[8];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(le, root);
-        uint high = RawCrc32C.Update(~0u, le);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(le, objectId);
-        uint low = RawCrc32C.Update(~0u, le);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(le, offset);
-        low = RawCrc32C.Update(low, le);
+        // crc32c of each field's 8 little-endian bytes: the CRC32C instruction takes a ulong least significant byte first
+        uint high = System.Numerics.BitOperations.Crc32C(~0u, root);
+        uint low = System.Numerics.BitOperations.Crc32C(System.Numerics.BitOperations.Crc32C(~0u, objectId), offset);
         return ((ulong)high << 31) ^ low;
     }
 }
