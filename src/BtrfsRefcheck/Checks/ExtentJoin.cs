@@ -192,16 +192,16 @@ internal sealed class RangeJoin
         int w = 0;
         for (int i = 0; i < sorted.Length;)
         {
-            var agg = sorted[i];
             int j = i + 1;
-            ulong count = agg.Count;
-            while (j < sorted.Length && sorted[j].SameKey(agg))
+            ulong count = sorted[i].Count;
+            while (j < sorted.Length && sorted[j].SameKey(in sorted[i]))
             {
                 count += sorted[j].Count;
                 j++;
             }
-            agg.Count = (uint)Math.Min(count, uint.MaxValue);
-            sorted[w++] = agg;
+            if (w != i) sorted[w] = sorted[i]; // records move only after a duplicate
+            if (j - i > 1) sorted[w].Count = (uint)Math.Min(count, uint.MaxValue);
+            w++;
             i = j;
         }
         return w;
@@ -376,10 +376,10 @@ internal sealed class RangeJoin
         bool typeMismatchReported = false;
         while (i < expected.Length || j < found.Length)
         {
-            int c = i >= expected.Length ? 1 : j >= found.Length ? -1 : RefRec.CompareKey(expected[i], found[j]);
+            int c = i >= expected.Length ? 1 : j >= found.Length ? -1 : RefRec.CompareKey(in expected[i], in found[j]);
             if (c <= 0)
             {
-                var exp = expected[i++];
+                ref readonly var exp = ref expected[i++];
                 if (exp.IsTreeRef != x.IsTreeBlock)
                 {
                     if (!typeMismatchReported)
@@ -396,7 +396,7 @@ internal sealed class RangeJoin
                         Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull, Key: x.Key, Expected: x.Length.ToString(), Found: exp.Aux.ToString()));
                 if (c == 0)
                 {
-                    var fnd = found[j++];
+                    ref readonly var fnd = ref found[j++];
                     sum += fnd.Count;
                     if (!exp.IsTreeRef && exp.Count != fnd.Count)
                         F.Add(new Finding(FindingCode.DataRefCountMismatch, Severity.Error,
@@ -412,7 +412,7 @@ internal sealed class RangeJoin
             }
             else
             {
-                var fnd = found[j++];
+                ref readonly var fnd = ref found[j++];
                 sum += fnd.Count;
                 if (!reportStale) continue;
                 F.Add(new Finding(fnd.IsTreeRef ? FindingCode.StaleTreeBlockRef : FindingCode.StaleDataRef, Unverifiable,

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Format;
 
 namespace BtrfsRefcheck.Checks;
@@ -29,8 +30,7 @@ internal struct RefRec
 
     public const ushort NoSlot = ushort.MaxValue;
 
-    public static int CompareKey(RefRec x, RefRec y) => CompareKey(in x, in y);
-
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int CompareKey(in RefRec x, in RefRec y)
     {
         int c = x.Bytenr.CompareTo(y.Bytenr);
@@ -284,6 +284,21 @@ internal sealed class ChunkedList<T>
     }
 }
 
+/// <summary>Appending a struct to a list in place.</summary>
+internal static class ListSlots
+{
+    /// <summary>Appends an element and returns it by reference, to be filled in place: a struct built aside field by
+    /// field and then copied in whole stalls on store forwarding. The runtime does not clear the new element of a
+    /// struct without references: the caller writes every field (or the whole struct).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref T Append<T>(List<T> list)
+    {
+        int n = list.Count;
+        System.Runtime.InteropServices.CollectionsMarshal.SetCount(list, n + 1);
+        return ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list)[n];
+    }
+}
+
 /// <summary>An EXTENT_ITEM or METADATA_ITEM.</summary>
 internal struct ExtentRec
 {
@@ -353,8 +368,12 @@ internal sealed class SortedRefStream
     private int _winner;                // the segment whose head comes first
     private ulong _winnerKey;
     private readonly int _k;
+    // the next aggregated ref: the record at _curPos of segment _curSeg as it is, or _merged when equal keys were merged
     private bool _hasCurrent;
-    private RefRec _current;
+    private ulong _curBytenr;
+    private int _curSeg, _curPos;
+    private bool _curMerged;
+    private RefRec _merged;
     private readonly List<RefRec> _group = [];
 
     public Action<RefRec, List<RefRec>>? OnDuplicateTreeRef { get; init; }
@@ -461,7 +480,7 @@ internal sealed class SortedRefStream
         get
         {
             Start();
-            return _hasCurrent ? _current.Bytenr : ulong.MaxValue;
+            return _hasCurrent ? _curBytenr : ulong.MaxValue;
         }
     }
 
@@ -469,9 +488,10 @@ internal sealed class SortedRefStream
     public void TakeGroup(ulong bytenr, List<RefRec> into)
     {
         Start();
-        while (_hasCurrent && _current.Bytenr == bytenr)
+        while (_hasCurrent && _curBytenr == bytenr)
         {
-            into.Add(_current);
+            // copied straight from its segment (see ListSlots.Append)
+            ListSlots.Append(into) = _curMerged ? _merged : _arrays[_curSeg][_curPos];
             Advance();
         }
     }
@@ -479,31 +499,36 @@ internal sealed class SortedRefStream
     private void Advance()
     {
         if (_k == 0 || Exhausted(_winner)) { _hasCurrent = false; return; }
-        _current = _arrays[_winner][_pos[_winner]];
-        ref var agg = ref _current;
+        _hasCurrent = true;
+        _curMerged = false;
+        _curSeg = _winner;
+        _curPos = _pos[_winner];
+        ref readonly var first = ref _arrays[_curSeg][_curPos];
+        _curBytenr = first.Bytenr;
         Next();
+        if (_winnerKey != first.Bytenr || Exhausted(_winner) || !_arrays[_winner][_pos[_winner]].SameKey(in first)) return;
+
         _group.Clear();
+        _group.Add(first);
+        var agg = first;
         ulong count = agg.Count;
         while (_winnerKey == agg.Bytenr && !Exhausted(_winner))
         {
             ref readonly var next = ref _arrays[_winner][_pos[_winner]];
             if (!next.SameKey(in agg)) break;
-            if (_group.Count == 0) _group.Add(agg);
             _group.Add(next);
             count += next.Count;
             if (next.Aux != agg.Aux) agg.Aux = 0; // file extents disagreeing on disk_num_bytes match no extent
             Next();
         }
         agg.Count = (uint)Math.Min(count, uint.MaxValue);
-        if (_group.Count > 1)
-        {
-            // Equal keys arrive in merge order, which depends on how the parallel scan split the work: put them in
-            // referencing-block order so the aggregate's origin and the messages are the same on every run.
-            _group.Sort(static (x, y) => x.Where != y.Where ? x.Where.CompareTo(y.Where) : x.Slot.CompareTo(y.Slot));
-            agg.Where = _group[0].Where;
-            agg.Slot = _group[0].Slot;
-            if (agg.IsTreeRef) OnDuplicateTreeRef?.Invoke(agg, _group);
-        }
-        _hasCurrent = true;
+        // Equal keys arrive in merge order, which depends on how the parallel scan split the work: put them in
+        // referencing-block order so the aggregate's origin and the messages are the same on every run.
+        _group.Sort(static (x, y) => x.Where != y.Where ? x.Where.CompareTo(y.Where) : x.Slot.CompareTo(y.Slot));
+        agg.Where = _group[0].Where;
+        agg.Slot = _group[0].Slot;
+        _merged = agg;
+        _curMerged = true;
+        if (agg.IsTreeRef) OnDuplicateTreeRef?.Invoke(agg, _group);
     }
 }

@@ -90,9 +90,14 @@ public ref struct InlineRefEnumerator
     private readonly ReadOnlySpan<byte> _d;
     private int _pos;
 
-    internal InlineRefEnumerator(ReadOnlySpan<byte> d, int start) { _d = d; _pos = start; Current = default; Error = null; }
+    private InlineRef _current;
 
-    public InlineRef Current { get; private set; }
+    internal InlineRefEnumerator(ReadOnlySpan<byte> d, int start) { _d = d; _pos = start; _current = default; Error = null; }
+
+    /// <summary>The ref <see cref="MoveNext"/> just read, by reference: a caller that reads its fields where they were
+    /// just written, rather than copying the whole struct at once, does not stall on store forwarding.</summary>
+    [System.Diagnostics.CodeAnalysis.UnscopedRef]
+    public readonly ref readonly InlineRef Current => ref _current;
 
     /// <summary>Set when enumeration stopped early: the ref is truncated or of an unknown type.</summary>
     public string? Error { get; private set; }
@@ -120,7 +125,7 @@ public ref struct InlineRefEnumerator
         if (size < 0) { Fail($"unknown inline ref type {(byte)type}", (byte)type); return false; }
         if (_pos + size > _d.Length) { Fail($"inline ref of type {ItemTypes.Name((byte)type)} truncated: needs {size} bytes at offset {_pos}, item has {_d.Length}", (byte)type); return false; }
         var r = _d.Slice(_pos + 1, size - 1);
-        Current = type switch
+        _current = type switch
         {
             ItemType.TreeBlockRef => new InlineRef(type, _pos, Le.U64(r, 0), 0, 0, 0, 1),
             ItemType.ExtentOwnerRef => new InlineRef(type, _pos, Le.U64(r, 0), 0, 0, 0, 0),
