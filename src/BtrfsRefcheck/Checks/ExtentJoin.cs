@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Trees;
@@ -187,6 +188,7 @@ internal sealed class RangeJoin
             Bytenr: agg.Bytenr, Tree: agg.Tree, Expected: "1", Found: group.Count.ToString()));
 
     /// <summary>Merges a group's equal found back-refs in place, summing counts; returns the new length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Aggregate(Span<RefRec> sorted)
     {
         int w = 0;
@@ -210,6 +212,7 @@ internal sealed class RangeJoin
     /// <summary>Feeds the extent tree's leaves, in key order, to the join.</summary>
     private sealed class Streamer(RangeJoin join)
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Leaf(TreeBlock block)
         {
             var view = block.View;
@@ -228,6 +231,7 @@ internal sealed class RangeJoin
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Item(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         if (!_anyGroup || key.ObjectId != _groupBytenr)
@@ -242,6 +246,7 @@ internal sealed class RangeJoin
     }
 
     /// <summary>Joins everything known about one extent start: its extent item(s), back-refs, expected refs and block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void FlushGroup()
     {
         if (!_anyGroup || (_groupExtents.Count == 0 && _groupFound.Count == 0)) return;
@@ -343,6 +348,7 @@ internal sealed class RangeJoin
     /// <summary>The same back-ref recorded twice (inline twice, or inline and keyed). For tree blocks this is the
     /// signature of the 2015 delayed-ref merge regression (kernels 4.2/4.3, again 6.10/6.11) that hit BUG_ON in
     /// insert_inline_extent_backref.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ReportFoundDuplicates(ReadOnlySpan<RefRec> found, ExtentRec x)
     {
         for (int i = 0; i < found.Length;)
@@ -369,6 +375,7 @@ internal sealed class RangeJoin
     }
 
     /// <summary>Merges one extent's expected and found back-refs (both sorted, aggregated); returns the sum of the found counts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ulong Join(ReadOnlySpan<RefRec> expected, ReadOnlySpan<RefRec> found, ExtentRec x, bool reportStale)
     {
         ulong sum = 0;
@@ -425,6 +432,7 @@ internal sealed class RangeJoin
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CheckBlock(BlockRec b, ExtentRec x, ReadOnlySpan<RefRec> found)
     {
         if (!x.IsTreeBlock)
@@ -463,6 +471,7 @@ internal sealed class RangeJoin
     }
 
     /// <summary>Extents arrive in address order: find the block group holding each, check its type, and sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void BlockGroupAccount(ExtentRec x)
     {
         while (_gi < _bgs.Length && _bgs[_gi].End <= x.Bytenr) _gi++;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
@@ -9,6 +10,7 @@ namespace BtrfsRefcheck.Checks;
 /// hashes) and counting every back-ref type.</summary>
 internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, uint nodeSize, List<ExtentRec> extents, List<RefRec> found)
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DecodeExtentItem(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         Finding Malformed(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, msg, Bytenr: key.ObjectId,
@@ -103,6 +105,7 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
             Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
             Expected: "types ascending, same-type offsets descending", Found: $"{ItemTypes.Name(t)} after {ItemTypes.Name(lastType)}"));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CountKind(RefKind k)
     {
         switch (k)
@@ -115,6 +118,7 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DecodeKeyedRef(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         var kind = (RefKind)key.Type;

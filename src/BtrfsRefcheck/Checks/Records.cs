@@ -43,6 +43,7 @@ internal struct RefRec
         return c != 0 ? c : x.Offset.CompareTo(y.Offset);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public readonly bool SameKey(in RefRec o) => Bytenr == o.Bytenr && Kind == o.Kind && A == o.A && ObjectId == o.ObjectId && Offset == o.Offset;
 
     public readonly int? SlotOrNull => Slot == NoSlot ? null : Slot;
@@ -89,6 +90,7 @@ internal static class RefSort
     private const int SmallRun = 16;
     private const int MaxDigitBits = 11;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Sort(Span<RefRec> refs)
     {
         int n = refs.Length;
@@ -146,6 +148,7 @@ internal static class RefSort
 
     /// <summary>Stable LSD radix sort of <paramref name="a"/> by bits [lo, hi), using <paramref name="tmp"/> (as long);
     /// returns whichever of the two holds the result.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Span<ulong> RadixSort(Span<ulong> a, Span<ulong> tmp, int lo, int hi)
     {
         int passes = (hi - lo + MaxDigitBits - 1) / MaxDigitBits;
@@ -176,6 +179,7 @@ internal static class RefSort
 
     /// <summary>Moves <c>refs[from[i]]</c> to <c>refs[i]</c> for every i, following the permutation's cycles; consumes
     /// <paramref name="from"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Permute(Span<RefRec> refs, Span<int> from)
     {
         for (int i = 0; i < from.Length; i++)
@@ -204,6 +208,7 @@ internal static class RefSort
         else run.Sort(new RefKeyOrder());
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void InsertionSort(Span<RefRec> s)
     {
         for (int i = 1; i < s.Length; i++)
@@ -444,6 +449,7 @@ internal sealed class SortedRefStream
 
     /// <summary>For two segments whose heads have the same address: true when <paramref name="a"/>'s head comes first,
     /// by the rest of the key, exhausted segments last, ties by segment index.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool TieBefore(int a, int b)
     {
         bool ea = Exhausted(a), eb = Exhausted(b);
@@ -453,6 +459,7 @@ internal sealed class SortedRefStream
     }
 
     /// <summary>Drops the winning segment's head and replays its matches up to the root.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Next()
     {
         int w = _winner;
@@ -485,6 +492,7 @@ internal sealed class SortedRefStream
     }
 
     /// <summary>Moves every aggregated ref for <paramref name="bytenr"/> (which must be the next one) into <paramref name="into"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void TakeGroup(ulong bytenr, List<RefRec> into)
     {
         Start();
@@ -496,6 +504,7 @@ internal sealed class SortedRefStream
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Advance()
     {
         if (_k == 0 || Exhausted(_winner)) { _hasCurrent = false; return; }
