@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Trees;
@@ -14,7 +15,7 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
     public void Run()
     {
         var blocks = pass.Blocks;
-        Array.Sort(blocks, (a, b) => a.Bytenr.CompareTo(b.Bytenr));
+        SortByAddress(blocks);
         pass.ExpectedSegments.Add(RootRefs(blocks));
         var segments = pass.ExpectedSegments;
         pass.ExpectedSegments = [];
@@ -42,6 +43,14 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
                     }
         }
         RangeJoin.CheckBlockGroupTotals(ctx, pass, bgs);
+    }
+
+    /// <summary>Sorts the blocks by address through a key array: a sort of primitives, no comparer delegate.</summary>
+    private static void SortByAddress(BlockRec[] blocks)
+    {
+        var keys = new ulong[blocks.Length];
+        for (int i = 0; i < blocks.Length; i++) keys[i] = blocks[i].Bytenr;
+        Array.Sort(keys, blocks);
     }
 
     /// <summary>btrfs check's add_root_to_pending: a tree's root block is referenced by its root id; relocation
@@ -179,21 +188,22 @@ internal sealed class RangeJoin
             Bytenr: agg.Bytenr, Tree: agg.Tree, Expected: "1", Found: group.Count.ToString()));
 
     /// <summary>Merges a group's equal found back-refs in place, summing counts; returns the new length.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Aggregate(Span<RefRec> sorted)
     {
         int w = 0;
         for (int i = 0; i < sorted.Length;)
         {
-            var agg = sorted[i];
             int j = i + 1;
-            ulong count = agg.Count;
-            while (j < sorted.Length && sorted[j].SameKey(agg))
+            ulong count = sorted[i].Count;
+            while (j < sorted.Length && sorted[j].SameKey(in sorted[i]))
             {
                 count += sorted[j].Count;
                 j++;
             }
-            agg.Count = (uint)Math.Min(count, uint.MaxValue);
-            sorted[w++] = agg;
+            if (w != i) sorted[w] = sorted[i]; // records move only after a duplicate
+            if (j - i > 1) sorted[w].Count = (uint)Math.Min(count, uint.MaxValue);
+            w++;
             i = j;
         }
         return w;
@@ -202,6 +212,7 @@ internal sealed class RangeJoin
     /// <summary>Feeds the extent tree's leaves, in key order, to the join.</summary>
     private sealed class Streamer(RangeJoin join)
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Leaf(TreeBlock block)
         {
             var view = block.View;
@@ -220,6 +231,7 @@ internal sealed class RangeJoin
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Item(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         if (!_anyGroup || key.ObjectId != _groupBytenr)
@@ -234,13 +246,14 @@ internal sealed class RangeJoin
     }
 
     /// <summary>Joins everything known about one extent start: its extent item(s), back-refs, expected refs and block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void FlushGroup()
     {
         if (!_anyGroup || (_groupExtents.Count == 0 && _groupFound.Count == 0)) return;
         ulong b = _groupBytenr;
         Advance(b, inclusive: false); // everything below b has no extent item
         var found = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupFound);
-        found.Sort(new RefKeyOrder());
+        RefSort.Sort(found);
         _groupExp.Clear();
         _exp.TakeGroup(b, _groupExp);
         var expected = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_groupExp);
@@ -335,6 +348,7 @@ internal sealed class RangeJoin
     /// <summary>The same back-ref recorded twice (inline twice, or inline and keyed). For tree blocks this is the
     /// signature of the 2015 delayed-ref merge regression (kernels 4.2/4.3, again 6.10/6.11) that hit BUG_ON in
     /// insert_inline_extent_backref.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ReportFoundDuplicates(ReadOnlySpan<RefRec> found, ExtentRec x)
     {
         for (int i = 0; i < found.Length;)
@@ -361,6 +375,7 @@ internal sealed class RangeJoin
     }
 
     /// <summary>Merges one extent's expected and found back-refs (both sorted, aggregated); returns the sum of the found counts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ulong Join(ReadOnlySpan<RefRec> expected, ReadOnlySpan<RefRec> found, ExtentRec x, bool reportStale)
     {
         ulong sum = 0;
@@ -368,10 +383,10 @@ internal sealed class RangeJoin
         bool typeMismatchReported = false;
         while (i < expected.Length || j < found.Length)
         {
-            int c = i >= expected.Length ? 1 : j >= found.Length ? -1 : RefRec.CompareKey(expected[i], found[j]);
+            int c = i >= expected.Length ? 1 : j >= found.Length ? -1 : RefRec.CompareKey(in expected[i], in found[j]);
             if (c <= 0)
             {
-                var exp = expected[i++];
+                ref readonly var exp = ref expected[i++];
                 if (exp.IsTreeRef != x.IsTreeBlock)
                 {
                     if (!typeMismatchReported)
@@ -388,7 +403,7 @@ internal sealed class RangeJoin
                         Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull, Key: x.Key, Expected: x.Length.ToString(), Found: exp.Aux.ToString()));
                 if (c == 0)
                 {
-                    var fnd = found[j++];
+                    ref readonly var fnd = ref found[j++];
                     sum += fnd.Count;
                     if (!exp.IsTreeRef && exp.Count != fnd.Count)
                         F.Add(new Finding(FindingCode.DataRefCountMismatch, Severity.Error,
@@ -404,7 +419,7 @@ internal sealed class RangeJoin
             }
             else
             {
-                var fnd = found[j++];
+                ref readonly var fnd = ref found[j++];
                 sum += fnd.Count;
                 if (!reportStale) continue;
                 F.Add(new Finding(fnd.IsTreeRef ? FindingCode.StaleTreeBlockRef : FindingCode.StaleDataRef, Unverifiable,
@@ -417,6 +432,7 @@ internal sealed class RangeJoin
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CheckBlock(BlockRec b, ExtentRec x, ReadOnlySpan<RefRec> found)
     {
         if (!x.IsTreeBlock)
@@ -455,6 +471,7 @@ internal sealed class RangeJoin
     }
 
     /// <summary>Extents arrive in address order: find the block group holding each, check its type, and sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void BlockGroupAccount(ExtentRec x)
     {
         while (_gi < _bgs.Length && _bgs[_gi].End <= x.Bytenr) _gi++;

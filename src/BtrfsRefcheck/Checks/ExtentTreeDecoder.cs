@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
@@ -9,6 +10,7 @@ namespace BtrfsRefcheck.Checks;
 /// hashes) and counting every back-ref type.</summary>
 internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, uint nodeSize, List<ExtentRec> extents, List<RefRec> found)
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DecodeExtentItem(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         Finding Malformed(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, msg, Bytenr: key.ObjectId,
@@ -20,19 +22,21 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
         }
         var ei = new ExtentItem(data, key.ItemType);
         bool meta = key.ItemType == ItemType.MetadataItem;
-        var rec = new ExtentRec
-        {
-            Bytenr = key.ObjectId, Refs = ei.Refs, Flags = (ulong)ei.Flags,
-            ItemBlock = leaf, ItemSlot = slot, IsMetadataItem = meta, Level = 0xff,
-            Length = meta ? nodeSize : key.Offset,
-        };
+        ref var rec = ref ListSlots.Append(extents); // every field written below
+        rec.Bytenr = key.ObjectId;
+        rec.Refs = ei.Refs;
+        rec.Flags = (ulong)ei.Flags;
+        rec.ItemBlock = leaf;
+        rec.ItemSlot = slot;
+        rec.IsMetadataItem = meta;
+        rec.Level = 0xff;
+        rec.Length = meta ? nodeSize : key.Offset;
         if (meta) rec.Level = (byte)Math.Min(key.Offset, 0xfe);
         else if (ei.HasTreeBlockInfo)
         {
             if (data.Length < ExtentItem.FixedSize + ExtentItem.TreeBlockInfoSize)
             {
                 findings.Add(Malformed($"extent tree leaf {leaf}: EXTENT_ITEM of a tree block has {data.Length} bytes, too short for tree_block_info"));
-                extents.Add(rec);
                 return;
             }
             rec.Level = ei.TreeBlockLevel;
@@ -41,35 +45,49 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
             findings.Add(Malformed($"extent tree leaf {leaf}: METADATA_ITEM without the TREE_BLOCK flag (flags 0x{rec.Flags:x})"));
         if (ei.IsTreeBlock == ei.IsData)
             findings.Add(Malformed($"extent tree leaf {leaf}: extent flags 0x{rec.Flags:x} must have exactly one of DATA and TREE_BLOCK"));
-        extents.Add(rec);
         if (ei.IsTreeBlock) stats.MetadataExtentItems++; else stats.DataExtentItems++;
         stats.ExtentItems++;
 
         byte lastType = 0;
         ulong lastSeq = ulong.MaxValue;
+        // The first ref of a type cannot be out of order, so its sort key (a CRC hash for data refs) is only computed
+        // when another ref of the same or a lower type follows it: most extents have one ref of each type.
+        InlineRef pending = default;
+        bool hasPending = false;
         var refs = ei.InlineRefs;
         while (refs.MoveNext())
         {
-            var r = refs.Current;
+            ref readonly var r = ref refs.Current; // fields read one by one (see Current), never copied whole
             stats.InlineRefs++;
             CountKind((RefKind)r.Type);
             // Kernel order (tree-checker check_extent_item): types ascending; within a type, offsets (or data ref hashes) descending.
             byte t = (byte)r.Type;
-            ulong seq = r.SortKey;
-            if (t < lastType || (t == lastType && seq > lastSeq))
-                findings.Add(new Finding(FindingCode.InlineRefsOutOfOrder, Severity.Error,
-                    $"extent {key.ObjectId}: inline ref at item offset {r.ItemOffset} ({ItemTypes.Name(t)} 0x{seq:x}) is out of the kernel's order after {ItemTypes.Name(lastType)} 0x{lastSeq:x}",
-                    Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
-                    Expected: "types ascending, same-type offsets descending", Found: $"{ItemTypes.Name(t)} after {ItemTypes.Name(lastType)}"));
-            if (t > lastType) lastSeq = ulong.MaxValue;
-            lastType = t;
-            lastSeq = Math.Min(lastSeq, seq);
-            if (r.Type == ItemType.ExtentOwnerRef) continue;
-            found.Add(new RefRec
+            if (t > lastType)
             {
-                Bytenr = key.ObjectId, Kind = (RefKind)r.Type, A = r.Root | r.Parent, ObjectId = r.ObjectId, Offset = r.Offset,
-                Count = (uint)Math.Min(r.RefCount, uint.MaxValue), Where = leaf, Slot = (ushort)slot, Inline = true, Aux = (uint)r.ItemOffset,
-            });
+                lastSeq = ulong.MaxValue;
+                pending = new InlineRef(r.Type, r.ItemOffset, r.Root, r.Parent, r.ObjectId, r.Offset, r.Count);
+                hasPending = true;
+            }
+            else
+            {
+                if (hasPending) { lastSeq = Math.Min(lastSeq, pending.SortKey); hasPending = false; }
+                ulong seq = r.SortKey;
+                if (t < lastType || seq > lastSeq) OutOfOrder(key, slot, r.ItemOffset, t, seq, lastType, lastSeq);
+                lastSeq = Math.Min(lastSeq, seq);
+            }
+            lastType = t;
+            if (r.Type == ItemType.ExtentOwnerRef) continue;
+            ref var f = ref ListSlots.Append(found); // every field written below
+            f.Bytenr = key.ObjectId;
+            f.Kind = (RefKind)r.Type;
+            f.A = r.Root | r.Parent;
+            f.ObjectId = r.ObjectId;
+            f.Offset = r.Offset;
+            f.Count = (uint)Math.Min(r.RefCount, uint.MaxValue);
+            f.Where = leaf;
+            f.Slot = (ushort)slot;
+            f.Inline = true;
+            f.Aux = (uint)r.ItemOffset;
         }
         if (refs.Error != null)
         {
@@ -81,6 +99,13 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
         }
     }
 
+    private void OutOfOrder(BtrfsKey key, int slot, int itemOffset, byte t, ulong seq, byte lastType, ulong lastSeq) =>
+        findings.Add(new Finding(FindingCode.InlineRefsOutOfOrder, Severity.Error,
+            $"extent {key.ObjectId}: inline ref at item offset {itemOffset} ({ItemTypes.Name(t)} 0x{seq:x}) is out of the kernel's order after {ItemTypes.Name(lastType)} 0x{lastSeq:x}",
+            Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
+            Expected: "types ascending, same-type offsets descending", Found: $"{ItemTypes.Name(t)} after {ItemTypes.Name(lastType)}"));
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CountKind(RefKind k)
     {
         switch (k)
@@ -93,6 +118,7 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DecodeKeyedRef(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         var kind = (RefKind)key.Type;

@@ -510,7 +510,7 @@ public sealed class BtrfsVolume : IDisposable
                 $"block [{logical}, {logical + (ulong)size}) crosses the end of chunk [{chunk.Logical}, {chunk.End})"));
             return new TreeBlockRead(logical, null, failures);
         }
-        var buf = new byte[size];
+        var buf = GC.AllocateUninitializedArray<byte>(size); // every byte is read (or the copy fails and is dropped)
         for (int copy = 0; copy < chunk.Copies; copy++)
         {
             var fail = ReadCopy(chunk, logical, copy, buf) ?? VerifyTreeBlock(logical, buf, copy);

@@ -33,4 +33,23 @@ public class Crc32CTests
         var longer = Enumerable.Repeat(digits, 500).SelectMany(d => d).ToArray(); // 4500 bytes: the interleaved path
         Assert.Equal(~RawCrc32C.UpdateSimple(~0u, longer), ~RawCrc32C.Update(~0u, longer));
     }
+
+    /// <summary>hash_extent_data_ref, spelled out as the kernel does it: crc32c over each field's little-endian bytes.</summary>
+    [Fact]
+    public void ExtentDataRefHashIsCrc32COverTheLittleEndianFields()
+    {
+        static uint Crc(uint seed, ulong v)
+        {
+            var le = new byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(le, v);
+            return RawCrc32C.UpdateSimple(seed, le);
+        }
+        var rng = new Random(3);
+        for (int i = 0; i < 1000; i++)
+        {
+            ulong root = (ulong)rng.NextInt64(), ino = (ulong)rng.NextInt64(), off = (ulong)rng.NextInt64();
+            if (i == 0) (root, ino, off) = (5, 257, 0);
+            Assert.Equal(((ulong)Crc(~0u, root) << 31) ^ Crc(Crc(~0u, ino), off), ExtentDataRefs.Hash(root, ino, off));
+        }
+    }
 }

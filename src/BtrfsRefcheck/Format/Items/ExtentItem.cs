@@ -90,9 +90,14 @@ public ref struct InlineRefEnumerator
     private readonly ReadOnlySpan<byte> _d;
     private int _pos;
 
-    internal InlineRefEnumerator(ReadOnlySpan<byte> d, int start) { _d = d; _pos = start; Current = default; Error = null; }
+    private InlineRef _current;
 
-    public InlineRef Current { get; private set; }
+    internal InlineRefEnumerator(ReadOnlySpan<byte> d, int start) { _d = d; _pos = start; _current = default; Error = null; }
+
+    /// <summary>The ref <see cref="MoveNext"/> just read, by reference: a caller that reads its fields where they were
+    /// just written, rather than copying the whole struct at once, does not stall on store forwarding.</summary>
+    [System.Diagnostics.CodeAnalysis.UnscopedRef]
+    public readonly ref readonly InlineRef Current => ref _current;
 
     /// <summary>Set when enumeration stopped early: the ref is truncated or of an unknown type.</summary>
     public string? Error { get; private set; }
@@ -120,7 +125,7 @@ public ref struct InlineRefEnumerator
         if (size < 0) { Fail($"unknown inline ref type {(byte)type}", (byte)type); return false; }
         if (_pos + size > _d.Length) { Fail($"inline ref of type {ItemTypes.Name((byte)type)} truncated: needs {size} bytes at offset {_pos}, item has {_d.Length}", (byte)type); return false; }
         var r = _d.Slice(_pos + 1, size - 1);
-        Current = type switch
+        _current = type switch
         {
             ItemType.TreeBlockRef => new InlineRef(type, _pos, Le.U64(r, 0), 0, 0, 0, 1),
             ItemType.ExtentOwnerRef => new InlineRef(type, _pos, Le.U64(r, 0), 0, 0, 0, 0),
@@ -149,13 +154,9 @@ public static class ExtentDataRefs
     /// <summary>hash_extent_data_ref: the key offset of a keyed EXTENT_DATA_REF and the inline sort order.</summary>
     public static ulong Hash(ulong root, ulong objectId, ulong offset)
     {
-        Span<byte> le = stackalloc byte[8];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(le, root);
-        uint high = RawCrc32C.Update(~0u, le);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(le, objectId);
-        uint low = RawCrc32C.Update(~0u, le);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(le, offset);
-        low = RawCrc32C.Update(low, le);
+        // crc32c of each field's 8 little-endian bytes: the CRC32C instruction takes a ulong least significant byte first
+        uint high = System.Numerics.BitOperations.Crc32C(~0u, root);
+        uint low = System.Numerics.BitOperations.Crc32C(System.Numerics.BitOperations.Crc32C(~0u, objectId), offset);
         return ((ulong)high << 31) ^ low;
     }
 }
