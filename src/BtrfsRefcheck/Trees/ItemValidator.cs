@@ -19,20 +19,16 @@ public static class ItemValidator
         var reporter = new ItemReporter(findings);
         int count = view.Count;
         int csumSize = Checksum.IsKnown(super.CsumTypeRaw) ? Checksum.Length(super.CsumType) : 0;
-        ulong owner = view.Header.Owner;
+        bool chunkTree = ctx.Tree.Id == ObjectIds.ChunkTree;
         HashSet<int>? chunkSlotsReported = null;
+        // What every item of the leaf shares, built once; each slot sets its own slot, key and neighbours.
+        var c = new ItemCheckContext(super.SectorSize, super.NodeSize, csumSize, super.Generation, super.IncompatFlags,
+            ctx.Tree.Id, ctx.Tree.IsLog, view.Header.Owner, block.Logical, 0, default);
         BtrfsKey? prevKey = null, freeSpaceInfo = null;
         ReadOnlySpan<byte> prevData = default;
         for (int slot = 0; slot < count; slot++)
         {
-            BtrfsKey key;
-            ReadOnlySpan<byte> data;
-            try
-            {
-                key = view.ItemKey(slot);
-                data = view.ItemData(slot);
-            }
-            catch (BtrfsFormatException)
+            if (!view.TryGetItem(slot, out var key, out var data))
             {
                 // The block validator rejects such leaves before this runs; stay safe if it ever does not.
                 prevKey = null;
@@ -40,13 +36,16 @@ public static class ItemValidator
                 continue;
             }
             bool chunkReported = false;
-            if (key.ItemType == ItemType.ChunkItem && ctx.Tree.Id == ObjectIds.ChunkTree)
+            if (chunkTree && key.ItemType == ItemType.ChunkItem)
             {
                 chunkSlotsReported ??= ChunkSlotsReportedByVolume(volume, block.Logical);
                 chunkReported = chunkSlotsReported.Contains(slot);
             }
-            var c = new ItemCheckContext(super.SectorSize, super.NodeSize, csumSize, super.Generation, super.IncompatFlags,
-                ctx.Tree.Id, ctx.Tree.IsLog, owner, block.Logical, slot, key, prevKey, freeSpaceInfo, chunkReported);
+            c.Slot = slot;
+            c.Key = key;
+            c.PrevKey = prevKey;
+            c.FreeSpaceInfo = freeSpaceInfo;
+            c.ChunkDecodeReported = chunkReported;
             ValidateItem(c, data, prevData, reporter);
             if (key.ItemType == ItemType.FreeSpaceInfo) freeSpaceInfo = key;
             prevKey = key;

@@ -62,7 +62,12 @@ public static class TreeBlockValidator
             Add(FindingCode.TreeBlockNrItemsInvalid, "empty leaf below a node", "1 or more", "0");
 
         int count = (int)nr;
-        if (view.IsLeaf)
+        bool leaf = view.IsLeaf;
+        // One pass reads every key once: item data bounds (leaves) or pointer targets (nodes), and whether the keys
+        // ascend; only a block whose keys do not is walked again, to say where.
+        BtrfsKey first = default, last = default;
+        bool ordered = true;
+        if (leaf)
         {
             // Item data is packed from the end of the block down: item 0 ends at the block end and each
             // item ends where the previous one starts; no data may reach into the item headers.
@@ -72,49 +77,61 @@ public static class TreeBlockValidator
             for (int i = 0; i < count; i++)
             {
                 var ih = view.ItemHeader(i);
-                long start = ih.DataOffset, end = (long)ih.DataOffset + ih.DataSize;
+                var key = ih.Key;
+                long start = ih.DataOffset, end = start + ih.DataSize;
                 if (end > dataSize || start < headersEnd)
                 {
                     Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data [{start}, {end}) outside the data area [{headersEnd}, {dataSize})",
-                        slot: i, key: ih.Key);
+                        slot: i, key: key);
                     ok = false;
                 }
                 else if (end != expectedEnd)
                 {
-                    Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data is not contiguous with item {i - 1}", $"end {expectedEnd}", $"end {end}", i, ih.Key);
+                    Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data is not contiguous with item {i - 1}", $"end {expectedEnd}", $"end {end}", i, key);
                     ok = false;
                 }
                 expectedEnd = start;
+                if (i == 0) first = key;
+                else if (!last.IsBefore(key)) ordered = false;
+                last = key;
             }
         }
         else
         {
+            uint sectorSize = super.SectorSize;
             for (int i = 0; i < count; i++)
             {
                 var kp = view.KeyPtr(i);
-                if (kp.BlockPtr == 0 || kp.BlockPtr % super.SectorSize != 0)
+                var key = kp.Key;
+                ulong ptr = kp.BlockPtr;
+                if (ptr == 0 || ptr % sectorSize != 0)
                 {
-                    Add(FindingCode.TreeBlockItemOutOfBounds, $"pointer {i} to block {kp.BlockPtr} is {(kp.BlockPtr == 0 ? "zero" : "not sector aligned")}", slot: i, key: kp.Key);
+                    Add(FindingCode.TreeBlockItemOutOfBounds, $"pointer {i} to block {ptr} is {(ptr == 0 ? "zero" : "not sector aligned")}", slot: i, key: key);
                     ok = false;
                 }
+                if (i == 0) first = key;
+                else if (!last.IsBefore(key)) ordered = false;
+                last = key;
             }
         }
 
-        BtrfsKey? prev = null;
-        for (int i = 0; i < count; i++)
+        if (!ordered)
         {
-            var key = view.IsLeaf ? view.ItemKey(i) : view.KeyPtr(i).Key;
-            if (prev is { } p && p >= key)
+            BtrfsKey prev = first;
+            for (int i = 1; i < count; i++)
             {
-                Add(FindingCode.TreeBlockKeyOrder, $"key at slot {i} is not greater than the key at slot {i - 1}", $"> {p}", key.ToString(), i, key);
-                ok = false;
+                var key = leaf ? view.ItemKey(i) : view.KeyPtr(i).Key;
+                if (prev >= key)
+                {
+                    Add(FindingCode.TreeBlockKeyOrder, $"key at slot {i} is not greater than the key at slot {i - 1}", $"> {prev}", key.ToString(), i, key);
+                    ok = false;
+                }
+                prev = key;
             }
-            prev = key;
         }
 
         if (ctx.EndKey is { } endKey && count > 0)
         {
-            var last = view.IsLeaf ? view.ItemKey(count - 1) : view.KeyPtr(count - 1).Key;
             if (last >= endKey)
             {
                 Add(FindingCode.TreeBlockKeyOrder, $"last key is not below the next key in parent {ctx.ParentBytenr}", $"< {endKey}", last.ToString(), count - 1, last);
@@ -124,7 +141,6 @@ public static class TreeBlockValidator
 
         if (ctx.ExpectedFirstKey is { } fk && count > 0)
         {
-            var first = view.IsLeaf ? view.ItemKey(0) : view.KeyPtr(0).Key;
             if (first != fk)
                 Add(FindingCode.TreeBlockFirstKeyMismatch, $"first key does not match the key in parent {ctx.ParentBytenr} slot {ctx.ParentSlot}",
                     fk.ToString(), first.ToString(), 0, first);

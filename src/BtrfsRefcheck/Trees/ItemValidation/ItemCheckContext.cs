@@ -12,7 +12,10 @@ namespace BtrfsRefcheck.Trees.ItemValidation;
 /// free-space extents and bitmaps after it belong to.</param>
 /// <param name="ChunkDecodeReported">The volume already reported this CHUNK_ITEM as unusable while loading the
 /// chunk map (<see cref="Volume.ChunkMap.Decode"/> rejected it); its problem is not reported again.</param>
-public readonly record struct ItemCheckContext(
+/// <remarks>Not readonly so that a leaf's walk builds one and only sets the per-item fields for each slot (a copy or
+/// a fresh construction of the whole context per item showed in profiles); validators take it as <c>in</c>, and every
+/// member that is not an auto-property is <c>readonly</c>, so they neither change it nor copy it.</remarks>
+public record struct ItemCheckContext(
     uint SectorSize,
     uint NodeSize,
     int CsumSize,
@@ -30,17 +33,17 @@ public readonly record struct ItemCheckContext(
 {
     /// <summary>Newest generation or transid an item may record: the superblock's, plus one in log trees (written
     /// by the transaction after the last commit).</summary>
-    public ulong MaxGeneration => SuperGeneration + (IsLog ? 1UL : 0UL);
+    public readonly ulong MaxGeneration => SuperGeneration + (IsLog ? 1UL : 0UL);
 
     /// <summary>Bytes of a leaf available to item headers and data (nodesize minus the 101-byte header).</summary>
-    public uint LeafDataSize => NodeSize - (uint)Header.Size;
+    public readonly uint LeafDataSize => NodeSize - (uint)Header.Size;
 
     /// <summary>BTRFS_MAX_ITEM_SIZE: the largest item data a leaf can hold.</summary>
-    public uint MaxItemSize => LeafDataSize - (uint)ItemHeader.Size;
+    public readonly uint MaxItemSize => LeafDataSize - (uint)ItemHeader.Size;
 
-    public bool Has(ulong incompatFeature) => (IncompatFlags & incompatFeature) != 0;
+    public readonly bool Has(ulong incompatFeature) => (IncompatFlags & incompatFeature) != 0;
 
-    public bool Aligned(ulong value) => SectorSize != 0 && value % SectorSize == 0;
+    public readonly bool Aligned(ulong value) => SectorSize != 0 && value % SectorSize == 0;
 
     /// <summary>The kernel's <c>btrfs_is_fstree</c>: the fs tree and subvolume ids (not the data reloc tree, whose id is negative).</summary>
     public static bool KernelIsFsTree(ulong id) => id == ObjectIds.FsTree || (id >= ObjectIds.FirstFree && (id >> 48) == 0);
