@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Trees.ItemValidation;
@@ -76,12 +77,19 @@ public static class ItemValidator
             case ItemType.DevItem: DevItemValidator.Validate(c, data, r); break;
             case ItemType.ChunkItem: ChunkItemValidator.Validate(c, data, r); break;
             default:
-                // Shown raw by dump-tree; noted here. Type 0 under FREE_SPACE is the v1 free space cache header.
-                if (!Enum.IsDefined(c.Key.ItemType) && !(c.Key.Type == 0 && c.Key.ObjectId == ObjectIds.FreeSpace))
-                    r.Add(c, FindingCode.ItemUnknownType, $"unknown item type {c.Key.Type} ({data.Length} bytes); not checked",
-                        "a known item type", c.Key.Type.ToString(), Severity.Warning);
+                Unknown(c, data.Length, r);
                 break;
         }
+    }
+
+    /// <summary>Shown raw by dump-tree; noted here. Type 0 under FREE_SPACE is the v1 free space cache header.
+    /// (Out of line, so the dispatch above stays a bare switch.)</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Unknown(in ItemCheckContext c, int size, ItemReporter r)
+    {
+        if (!Enum.IsDefined(c.Key.ItemType) && !(c.Key.Type == 0 && c.Key.ObjectId == ObjectIds.FreeSpace))
+            r.Add(c, FindingCode.ItemUnknownType, $"unknown item type {c.Key.Type} ({size} bytes); not checked",
+                "a known item type", c.Key.Type.ToString(), Severity.Warning);
     }
 
     /// <summary>Slots of <paramref name="leaf"/> whose CHUNK_ITEM the volume reported as unusable while loading the chunk map.</summary>

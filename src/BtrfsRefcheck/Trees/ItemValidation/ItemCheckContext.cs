@@ -1,4 +1,5 @@
 using BtrfsRefcheck.Diagnostics;
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Format;
 
 namespace BtrfsRefcheck.Trees.ItemValidation;
@@ -43,9 +44,13 @@ public record struct ItemCheckContext(
 
     public readonly bool Has(ulong incompatFeature) => (IncompatFlags & incompatFeature) != 0;
 
-    public readonly bool Aligned(ulong value) => SectorSize != 0 && value % SectorSize == 0;
+    /// <summary>A multiple of the sector size (a mask when it is a power of two, as every valid one is).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly bool Aligned(ulong value) =>
+        uint.IsPow2(SectorSize) ? (value & (SectorSize - 1)) == 0 : SectorSize != 0 && value % SectorSize == 0;
 
     /// <summary>The kernel's <c>btrfs_is_fstree</c>: the fs tree and subvolume ids (not the data reloc tree, whose id is negative).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool KernelIsFsTree(ulong id) => id == ObjectIds.FsTree || (id >= ObjectIds.FirstFree && (id >> 48) == 0);
 }
 
@@ -58,20 +63,32 @@ public readonly struct ItemReporter(FindingBag findings)
         findings.Add(new Finding(code, severity, $"{ItemTypes.Name(c.Key.Type)}: {what}",
             Bytenr: c.Block, Tree: c.Tree, Slot: c.Slot, Key: c.Key, Expected: expected, Found: found));
 
+    // The checks below run for most items and inline into the validators; the messages are built out of line, so a
+    // validator's frame does not carry (and zero on every call) the string builders of reports it almost never makes.
+
     /// <summary>Reports <see cref="FindingCode.ItemGenerationTooNew"/> when <paramref name="value"/> is newer than the context allows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Generation(in ItemCheckContext c, string field, ulong value)
     {
-        if (value > c.MaxGeneration)
-            Add(c, FindingCode.ItemGenerationTooNew,
-                $"{field} {value} is newer than the superblock generation {c.SuperGeneration}{(c.IsLog ? " + 1 (log tree)" : "")}",
-                $"<= {c.MaxGeneration}", value.ToString());
+        if (value > c.MaxGeneration) GenerationTooNew(c, field, value);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void GenerationTooNew(in ItemCheckContext c, string field, ulong value) =>
+        Add(c, FindingCode.ItemGenerationTooNew,
+            $"{field} {value} is newer than the superblock generation {c.SuperGeneration}{(c.IsLog ? " + 1 (log tree)" : "")}",
+            $"<= {c.MaxGeneration}", value.ToString());
+
     /// <summary>Reports <paramref name="code"/> when <paramref name="value"/> is not a multiple of the sector size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Aligned(in ItemCheckContext c, FindingCode code, string field, ulong value)
     {
         if (c.Aligned(value)) return true;
-        Add(c, code, $"{field} {value} is not aligned to sectorsize {c.SectorSize}", $"multiple of {c.SectorSize}", value.ToString());
+        NotAligned(c, code, field, value);
         return false;
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void NotAligned(in ItemCheckContext c, FindingCode code, string field, ulong value) =>
+        Add(c, code, $"{field} {value} is not aligned to sectorsize {c.SectorSize}", $"multiple of {c.SectorSize}", value.ToString());
 }
