@@ -188,9 +188,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         if (type == FileExtentType.Inline) return;
         if (data.Length < FileExtentItem.RegularSize)
         {
-            ctx.Findings.Add(new Finding(FindingCode.ItemUndecodable, Severity.Error,
-                $"{ObjectIds.TreeName(tree)}: file extent item of {data.Length} bytes, a {type} extent needs {FileExtentItem.RegularSize}; its data reference is not checked",
-                Bytenr: leaf.Logical, Tree: tree, Slot: slot, Key: key));
+            ShortFileExtent(leaf, tree, slot, key, type, data.Length);
             return;
         }
         var fe = new FileExtentItem(data);
@@ -203,6 +201,13 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
             Where = leaf.Logical, Slot = (ushort)slot, Count = 1, Aux = (uint)Math.Min(fe.DiskNumBytes, uint.MaxValue),
         });
     }
+
+    /// <summary>Out of line: FileExtent runs for every file extent, and this message almost never.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ShortFileExtent(TreeBlock leaf, ulong tree, int slot, BtrfsKey key, FileExtentType type, int size) =>
+        ctx.Findings.Add(new Finding(FindingCode.ItemUndecodable, Severity.Error,
+            $"{ObjectIds.TreeName(tree)}: file extent item of {size} bytes, a {type} extent needs {FileExtentItem.RegularSize}; its data reference is not checked",
+            Bytenr: leaf.Logical, Tree: tree, Slot: slot, Key: key));
 
     private void BlockGroup(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {

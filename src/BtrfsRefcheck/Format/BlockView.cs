@@ -41,7 +41,7 @@ public readonly ref struct BlockView
     private int ItemHeaderAt(int slot)
     {
         ulong at = Format.Header.Size + (ulong)(uint)slot * Format.ItemHeader.Size;
-        if (at + Format.ItemHeader.Size > (ulong)_b.Length) ItemHeaderOutOfBounds(slot);
+        if (at + Format.ItemHeader.Size > (ulong)_b.Length) ItemHeaderOutOfBounds(slot, _b.Length);
         return (int)at;
     }
 
@@ -59,7 +59,7 @@ public readonly ref struct BlockView
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ReadOnlySpan<byte> ItemData(int slot)
     {
-        if (!TryItemData(ItemHeaderAt(slot), out var data)) ItemDataOutOfBounds(slot);
+        if (!TryItemData(ItemHeaderAt(slot), out var data)) ItemDataOutOfBounds(_b, slot);
         return data;
     }
 
@@ -111,26 +111,29 @@ public readonly ref struct BlockView
     public KeyPtr KeyPtr(int slot)
     {
         ulong at = Format.Header.Size + (ulong)(uint)slot * Format.KeyPtr.Size;
-        if (at + Format.KeyPtr.Size > (ulong)_b.Length) KeyPtrOutOfBounds(slot);
+        if (at + Format.KeyPtr.Size > (ulong)_b.Length) KeyPtrOutOfBounds(slot, _b.Length);
         return new KeyPtr(_b.Slice((int)at, Format.KeyPtr.Size));
     }
 
     /// <summary>First key of the block (item 0 or pointer 0); null when the block is empty.</summary>
     public BtrfsKey? FirstKey => Count == 0 ? null : IsLeaf ? ItemKey(0) : KeyPtr(0).Key;
 
-    [DoesNotReturn]
-    private void ItemHeaderOutOfBounds(int slot) =>
-        Throw.OutOfBounds("item header", Format.Header.Size + (long)slot * Format.ItemHeader.Size, Format.ItemHeader.Size, _b.Length);
+    // Static, taking values: an instance helper would take the view's address and keep its span out of registers
+    // in every loop that reads items.
 
     [DoesNotReturn]
-    private void ItemDataOutOfBounds(int slot)
+    private static void ItemHeaderOutOfBounds(int slot, int length) =>
+        Throw.OutOfBounds("item header", Format.Header.Size + (long)slot * Format.ItemHeader.Size, Format.ItemHeader.Size, length);
+
+    [DoesNotReturn]
+    private static void ItemDataOutOfBounds(ReadOnlySpan<byte> b, int slot)
     {
-        var h = _b.Slice(Format.Header.Size + slot * Format.ItemHeader.Size, Format.ItemHeader.Size);
+        var h = b.Slice(Format.Header.Size + slot * Format.ItemHeader.Size, Format.ItemHeader.Size);
         long start = Format.Header.Size + (long)BinaryPrimitives.ReadUInt32LittleEndian(h[Format.ItemHeader.DataOffsetAt..]);
-        Throw.OutOfBounds($"item {slot} data", start, BinaryPrimitives.ReadUInt32LittleEndian(h[Format.ItemHeader.DataSizeAt..]), _b.Length);
+        Throw.OutOfBounds($"item {slot} data", start, BinaryPrimitives.ReadUInt32LittleEndian(h[Format.ItemHeader.DataSizeAt..]), b.Length);
     }
 
     [DoesNotReturn]
-    private void KeyPtrOutOfBounds(int slot) =>
-        Throw.OutOfBounds("key pointer", Format.Header.Size + (long)slot * Format.KeyPtr.Size, Format.KeyPtr.Size, _b.Length);
+    private static void KeyPtrOutOfBounds(int slot, int length) =>
+        Throw.OutOfBounds("key pointer", Format.Header.Size + (long)slot * Format.KeyPtr.Size, Format.KeyPtr.Size, length);
 }
