@@ -1,5 +1,5 @@
-using BtrfsRefcheck.Diagnostics;
 using System.Runtime.CompilerServices;
+using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 
 namespace BtrfsRefcheck.Trees.ItemValidation;
