@@ -129,39 +129,32 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         if (!log)
             st.Blocks.Add(new BlockRec { Bytenr = block.Logical, Owner = h.Owner, Tree = bc.Tree.Id, Level = h.Level, BackrefRev = (byte)h.BackrefRev });
         if (!valid) { st.Unreadable.Add((bc.Bytenr, bc.Tree.Id)); Hide(bc, st); return; } // its references are unknown, as if unreadable
+        int count = view.Count;
+        ulong owner = h.Owner;
         if (!view.IsLeaf)
         {
             if (!log)
             {
                 // Recorded as by owner; ResolveFullBackref turns it into a SHARED ref when the parent is FULL_BACKREF.
-                for (int i = 0; i < view.Count; i++)
+                for (int i = 0; i < count; i++)
                     st.Expected.Add(new RefRec
                     {
-                        Bytenr = view.KeyPtr(i).BlockPtr, Kind = RefKind.TreeBlock, A = h.Owner,
+                        Bytenr = view.KeyPtr(i).BlockPtr, Kind = RefKind.TreeBlock, A = owner,
                         Where = block.Logical, Slot = (ushort)i, Count = 1,
                     });
             }
             return;
         }
         ulong tree = bc.Tree.Id;
-        if (tree == ObjectIds.ExtentTree && view.Count > 0)
+        if (tree == ObjectIds.ExtentTree && count > 0 && view.TryItemKey(0, out var firstKey))
+            st.ExtentLeaves.Add((firstKey.ObjectId, block.Logical));
+        for (int i = 0; i < count; i++)
         {
-            try { st.ExtentLeaves.Add((view.ItemKey(0).ObjectId, block.Logical)); } catch (BtrfsFormatException) { }
-        }
-        for (int i = 0; i < view.Count; i++)
-        {
-            BtrfsKey key;
-            ReadOnlySpan<byte> data;
-            try
-            {
-                key = view.ItemKey(i);
-                data = view.ItemData(i);
-            }
-            catch (BtrfsFormatException) { continue; } // reported by the block validator
+            if (!view.TryGetItem(i, out var key, out var data)) continue; // reported by the block validator
             switch (key.ItemType)
             {
                 case ItemType.ExtentData when !log:
-                    FileExtent(st, block, h.Owner, tree, i, key, data);
+                    FileExtent(st, block, owner, tree, i, key, data);
                     break;
                 case ItemType.ExtentItem or ItemType.MetadataItem when tree == ObjectIds.ExtentTree:
                     if (data.Length >= ExtentItem.FixedSize && (Le.U64(data, 16) & (ulong)ExtentFlags.FullBackref) != 0)
@@ -195,9 +188,7 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
         if (type == FileExtentType.Inline) return;
         if (data.Length < FileExtentItem.RegularSize)
         {
-            ctx.Findings.Add(new Finding(FindingCode.ItemUndecodable, Severity.Error,
-                $"{ObjectIds.TreeName(tree)}: file extent item of {data.Length} bytes, a {type} extent needs {FileExtentItem.RegularSize}; its data reference is not checked",
-                Bytenr: leaf.Logical, Tree: tree, Slot: slot, Key: key));
+            ShortFileExtent(leaf, tree, slot, key, type, data.Length);
             return;
         }
         var fe = new FileExtentItem(data);
@@ -210,6 +201,13 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
             Where = leaf.Logical, Slot = (ushort)slot, Count = 1, Aux = (uint)Math.Min(fe.DiskNumBytes, uint.MaxValue),
         });
     }
+
+    /// <summary>Out of line: FileExtent runs for every file extent, and this message almost never.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ShortFileExtent(TreeBlock leaf, ulong tree, int slot, BtrfsKey key, FileExtentType type, int size) =>
+        ctx.Findings.Add(new Finding(FindingCode.ItemUndecodable, Severity.Error,
+            $"{ObjectIds.TreeName(tree)}: file extent item of {size} bytes, a {type} extent needs {FileExtentItem.RegularSize}; its data reference is not checked",
+            Bytenr: leaf.Logical, Tree: tree, Slot: slot, Key: key));
 
     private void BlockGroup(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {

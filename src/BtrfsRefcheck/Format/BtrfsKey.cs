@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace BtrfsRefcheck.Format;
 
@@ -16,13 +17,15 @@ public readonly record struct BtrfsKey(ulong ObjectId, byte Type, ulong Offset) 
     public ItemType ItemType => (ItemType)Type;
 
     /// <summary>Reads a key from the first 17 bytes of <paramref name="data"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static BtrfsKey Read(ReadOnlySpan<byte> data)
     {
         if (data.Length < Size) Throw.Truncated("key", Size, data.Length);
+        var d = data[..Size]; // one check above; the reads below are within a span of known length
         return new BtrfsKey(
-            BinaryPrimitives.ReadUInt64LittleEndian(data[ObjectIdAt..]),
-            data[TypeAt],
-            BinaryPrimitives.ReadUInt64LittleEndian(data[OffsetAt..]));
+            BinaryPrimitives.ReadUInt64LittleEndian(d),
+            d[TypeAt],
+            BinaryPrimitives.ReadUInt64LittleEndian(d[OffsetAt..]));
     }
 
     public void Write(Span<byte> dest)
@@ -32,18 +35,24 @@ public readonly record struct BtrfsKey(ulong ObjectId, byte Type, ulong Offset) 
         BinaryPrimitives.WriteUInt64LittleEndian(dest[OffsetAt..], Offset);
     }
 
-    public int CompareTo(BtrfsKey other)
-    {
-        int c = ObjectId.CompareTo(other.ObjectId);
-        if (c != 0) return c;
-        c = Type.CompareTo(other.Type);
-        return c != 0 ? c : Offset.CompareTo(other.Offset);
-    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int CompareTo(BtrfsKey other) =>
+        ObjectId != other.ObjectId ? (ObjectId < other.ObjectId ? -1 : 1)
+        : Type != other.Type ? (Type < other.Type ? -1 : 1)
+        : Offset != other.Offset ? (Offset < other.Offset ? -1 : 1)
+        : 0;
 
-    public static bool operator <(BtrfsKey a, BtrfsKey b) => a.CompareTo(b) < 0;
-    public static bool operator >(BtrfsKey a, BtrfsKey b) => a.CompareTo(b) > 0;
-    public static bool operator <=(BtrfsKey a, BtrfsKey b) => a.CompareTo(b) <= 0;
-    public static bool operator >=(BtrfsKey a, BtrfsKey b) => a.CompareTo(b) >= 0;
+    /// <summary>True when this key sorts strictly before <paramref name="other"/> (objectid, then type, then offset).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool IsBefore(BtrfsKey other) =>
+        ObjectId != other.ObjectId ? ObjectId < other.ObjectId
+        : Type != other.Type ? Type < other.Type
+        : Offset < other.Offset;
+
+    public static bool operator <(BtrfsKey a, BtrfsKey b) => a.IsBefore(b);
+    public static bool operator >(BtrfsKey a, BtrfsKey b) => b.IsBefore(a);
+    public static bool operator <=(BtrfsKey a, BtrfsKey b) => !b.IsBefore(a);
+    public static bool operator >=(BtrfsKey a, BtrfsKey b) => !a.IsBefore(b);
 
     /// <summary>Numeric form, as in <c>(256 1 0)</c>.</summary>
     public override string ToString() => $"({ObjectId} {Type} {Offset})";

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace BtrfsRefcheck.Format;
 
 /// <summary>View of the 101-byte header at the start of every tree block.</summary>
@@ -22,6 +24,7 @@ public readonly ref struct Header
 
     private readonly ReadOnlySpan<byte> _d;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Header(ReadOnlySpan<byte> block)
     {
         if (block.Length < Size) Throw.Truncated("tree block header", Size, block.Length);
@@ -54,27 +57,29 @@ public readonly ref struct Header
 /// <summary>View of a leaf item header (25 bytes): key, data offset (relative to the end of the header), data size.</summary>
 public readonly ref struct ItemHeader
 {
-    public const int Size = SizeAt + 4; // 25
-    private const int KeyAt = 0;
-    private const int OffsetAt = KeyAt + BtrfsKey.Size;
-    private const int SizeAt = OffsetAt + 4;
+    public const int Size = DataSizeAt + 4; // 25
+    public const int KeyAt = 0;
+    public const int DataOffsetAt = KeyAt + BtrfsKey.Size;
+    public const int DataSizeAt = DataOffsetAt + 4;
 
     private readonly ReadOnlySpan<byte> _d;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ItemHeader(ReadOnlySpan<byte> d) { if (d.Length < Size) Throw.Truncated("item header", Size, d.Length); _d = d; }
     public BtrfsKey Key => BtrfsKey.Read(_d);
-    public uint DataOffset => Le.U32(_d, OffsetAt);
-    public uint DataSize => Le.U32(_d, SizeAt);
+    public uint DataOffset => Le.U32(_d, DataOffsetAt);
+    public uint DataSize => Le.U32(_d, DataSizeAt);
 }
 
 /// <summary>View of a node's key pointer (33 bytes): key, child block address, child generation.</summary>
 public readonly ref struct KeyPtr
 {
     public const int Size = GenerationAt + 8; // 33
-    private const int KeyAt = 0;
-    private const int BlockPtrAt = KeyAt + BtrfsKey.Size;
-    private const int GenerationAt = BlockPtrAt + 8;
+    public const int KeyAt = 0;
+    public const int BlockPtrAt = KeyAt + BtrfsKey.Size;
+    public const int GenerationAt = BlockPtrAt + 8;
 
     private readonly ReadOnlySpan<byte> _d;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public KeyPtr(ReadOnlySpan<byte> d) { if (d.Length < Size) Throw.Truncated("key pointer", Size, d.Length); _d = d; }
     public BtrfsKey Key => BtrfsKey.Read(_d);
     public ulong BlockPtr => Le.U64(_d, BlockPtrAt);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Trees.ItemValidation;
@@ -19,20 +20,16 @@ public static class ItemValidator
         var reporter = new ItemReporter(findings);
         int count = view.Count;
         int csumSize = Checksum.IsKnown(super.CsumTypeRaw) ? Checksum.Length(super.CsumType) : 0;
-        ulong owner = view.Header.Owner;
+        bool chunkTree = ctx.Tree.Id == ObjectIds.ChunkTree;
         HashSet<int>? chunkSlotsReported = null;
+        // What every item of the leaf shares, built once; each slot sets its own slot, key and neighbours.
+        var c = new ItemCheckContext(super.SectorSize, super.NodeSize, csumSize, super.Generation, super.IncompatFlags,
+            ctx.Tree.Id, ctx.Tree.IsLog, view.Header.Owner, block.Logical, 0, default);
         BtrfsKey? prevKey = null, freeSpaceInfo = null;
         ReadOnlySpan<byte> prevData = default;
         for (int slot = 0; slot < count; slot++)
         {
-            BtrfsKey key;
-            ReadOnlySpan<byte> data;
-            try
-            {
-                key = view.ItemKey(slot);
-                data = view.ItemData(slot);
-            }
-            catch (BtrfsFormatException)
+            if (!view.TryGetItem(slot, out var key, out var data))
             {
                 // The block validator rejects such leaves before this runs; stay safe if it ever does not.
                 prevKey = null;
@@ -40,13 +37,16 @@ public static class ItemValidator
                 continue;
             }
             bool chunkReported = false;
-            if (key.ItemType == ItemType.ChunkItem && ctx.Tree.Id == ObjectIds.ChunkTree)
+            if (chunkTree && key.ItemType == ItemType.ChunkItem)
             {
                 chunkSlotsReported ??= ChunkSlotsReportedByVolume(volume, block.Logical);
                 chunkReported = chunkSlotsReported.Contains(slot);
             }
-            var c = new ItemCheckContext(super.SectorSize, super.NodeSize, csumSize, super.Generation, super.IncompatFlags,
-                ctx.Tree.Id, ctx.Tree.IsLog, owner, block.Logical, slot, key, prevKey, freeSpaceInfo, chunkReported);
+            c.Slot = slot;
+            c.Key = key;
+            c.PrevKey = prevKey;
+            c.FreeSpaceInfo = freeSpaceInfo;
+            c.ChunkDecodeReported = chunkReported;
             ValidateItem(c, data, prevData, reporter);
             if (key.ItemType == ItemType.FreeSpaceInfo) freeSpaceInfo = key;
             prevKey = key;
@@ -77,12 +77,19 @@ public static class ItemValidator
             case ItemType.DevItem: DevItemValidator.Validate(c, data, r); break;
             case ItemType.ChunkItem: ChunkItemValidator.Validate(c, data, r); break;
             default:
-                // Shown raw by dump-tree; noted here. Type 0 under FREE_SPACE is the v1 free space cache header.
-                if (!Enum.IsDefined(c.Key.ItemType) && !(c.Key.Type == 0 && c.Key.ObjectId == ObjectIds.FreeSpace))
-                    r.Add(c, FindingCode.ItemUnknownType, $"unknown item type {c.Key.Type} ({data.Length} bytes); not checked",
-                        "a known item type", c.Key.Type.ToString(), Severity.Warning);
+                Unknown(c, data.Length, r);
                 break;
         }
+    }
+
+    /// <summary>Shown raw by dump-tree; noted here. Type 0 under FREE_SPACE is the v1 free space cache header.
+    /// (Out of line, so the dispatch above stays a bare switch.)</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Unknown(in ItemCheckContext c, int size, ItemReporter r)
+    {
+        if (!Enum.IsDefined(c.Key.ItemType) && !(c.Key.Type == 0 && c.Key.ObjectId == ObjectIds.FreeSpace))
+            r.Add(c, FindingCode.ItemUnknownType, $"unknown item type {c.Key.Type} ({size} bytes); not checked",
+                "a known item type", c.Key.Type.ToString(), Severity.Warning);
     }
 
     /// <summary>Slots of <paramref name="leaf"/> whose CHUNK_ITEM the volume reported as unusable while loading the chunk map.</summary>

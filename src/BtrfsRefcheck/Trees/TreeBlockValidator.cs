@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Volume;
@@ -14,122 +15,165 @@ public static class TreeBlockValidator
         var super = volume.Super;
         var view = block.View;
         var h = view.Header;
-        ulong bytenr = block.Logical;
-        ulong tree = ctx.Tree.Id;
-        string name = ctx.Tree.Name;
         bool ok = true;
-        string kind = view.IsLeaf ? "leaf" : "node";
-
-        void Add(FindingCode code, string msg, string? expected = null, string? found = null, int? slot = null, BtrfsKey? key = null) =>
-            findings.Add(new Finding(code, Severity.Error, $"{name}: {kind} {bytenr}: {msg}",
-                Bytenr: bytenr, Tree: tree, Slot: slot, Key: key, Expected: expected, Found: found));
+        var rep = new BlockReporter(findings, ctx.Tree.Name, view.IsLeaf ? "leaf" : "node", block.Logical, ctx.Tree.Id);
 
         if (h.Level != ctx.ExpectedLevel || h.Level >= Header.MaxLevel)
         {
-            Add(FindingCode.TreeBlockLevelMismatch, ctx.ParentBytenr is { } p ? $"level does not match parent {p} slot {ctx.ParentSlot}" : "level does not match its root item",
+            rep.Add(FindingCode.TreeBlockLevelMismatch, ctx.ParentBytenr is { } p ? $"level does not match parent {p} slot {ctx.ParentSlot}" : "level does not match its root item",
                 ctx.ExpectedLevel.ToString(), h.Level.ToString());
             return false;
         }
         if (h.Generation != ctx.ExpectedGeneration && ctx.ExpectedGeneration != 0)
         {
-            Add(FindingCode.TreeBlockGenerationMismatch, ctx.ParentBytenr is { } p ? $"generation does not match the pointer in {p} slot {ctx.ParentSlot}" : "generation does not match its root item",
+            rep.Add(FindingCode.TreeBlockGenerationMismatch, ctx.ParentBytenr is { } p ? $"generation does not match the pointer in {p} slot {ctx.ParentSlot}" : "generation does not match its root item",
                 ctx.ExpectedGeneration.ToString(), h.Generation.ToString());
         }
         ulong maxGen = super.Generation + (ctx.Tree.IsLog ? 1UL : 0UL);
         if (h.Generation > maxGen)
-            Add(FindingCode.TreeBlockGenerationTooNew, "generation is newer than the superblock's", $"<= {maxGen}", h.Generation.ToString());
+            rep.Add(FindingCode.TreeBlockGenerationTooNew, "generation is newer than the superblock's", $"<= {maxGen}", h.Generation.ToString());
 
         ulong unknownFlags = h.Flags & ~(Header.FlagWritten | Header.FlagReloc);
         if ((h.Flags & Header.FlagWritten) == 0 || unknownFlags != 0)
-            Add(FindingCode.TreeBlockHeaderFlagsInvalid, (h.Flags & Header.FlagWritten) == 0 ? "header WRITTEN flag is clear" : "header has unknown flag bits",
+            rep.Add(FindingCode.TreeBlockHeaderFlagsInvalid, (h.Flags & Header.FlagWritten) == 0 ? "header WRITTEN flag is clear" : "header has unknown flag bits",
                 "WRITTEN, optionally RELOC", $"0x{h.Flags:x}");
         bool mixedBackref = (super.IncompatFlags & Features.IncompatMixedBackref) != 0;
         if (mixedBackref && h.BackrefRev != 1)
-            Add(FindingCode.TreeBlockHeaderFlagsInvalid, "backref revision is not 1 (MIXED_BACKREF)", "1", h.BackrefRev.ToString());
+            rep.Add(FindingCode.TreeBlockHeaderFlagsInvalid, "backref revision is not 1 (MIXED_BACKREF)", "1", h.BackrefRev.ToString());
         if (volume.ChunkTreeUuid is { } ctu && Uuids.Read(h.ChunkTreeUuid) != ctu)
-            Add(FindingCode.TreeBlockChunkTreeUuidMismatch, "header chunk tree uuid differs from the chunk root's", ctu.ToString(), Uuids.Format(h.ChunkTreeUuid));
+            rep.Add(FindingCode.TreeBlockChunkTreeUuidMismatch, "header chunk tree uuid differs from the chunk root's", ctu.ToString(), Uuids.Format(h.ChunkTreeUuid));
         if (!OwnerPlausible(ctx.Tree, h.Owner))
-            Add(FindingCode.TreeBlockOwnerMismatch, "header owner does not belong to this tree", ObjectIds.TreeName(ctx.Tree.ExpectedOwner), ObjectIds.TreeName(h.Owner));
+            rep.Add(FindingCode.TreeBlockOwnerMismatch, "header owner does not belong to this tree", ObjectIds.TreeName(ctx.Tree.ExpectedOwner), ObjectIds.TreeName(h.Owner));
 
         uint nr = h.NrItems;
         int max = view.IsLeaf ? view.MaxLeafItems : view.MaxNodePtrs;
         if (nr > (uint)max || (!view.IsLeaf && nr == 0))
         {
-            Add(FindingCode.TreeBlockNrItemsInvalid, "nritems out of range", view.IsLeaf ? $"0..{max}" : $"1..{max}", nr.ToString());
+            rep.Add(FindingCode.TreeBlockNrItemsInvalid, "nritems out of range", view.IsLeaf ? $"0..{max}" : $"1..{max}", nr.ToString());
             return false;
         }
         if (view.IsLeaf && nr == 0 && ctx.ParentBytenr != null)
-            Add(FindingCode.TreeBlockNrItemsInvalid, "empty leaf below a node", "1 or more", "0");
+            rep.Add(FindingCode.TreeBlockNrItemsInvalid, "empty leaf below a node", "1 or more", "0");
 
         int count = (int)nr;
-        if (view.IsLeaf)
-        {
-            // Item data is packed from the end of the block down: item 0 ends at the block end and each
-            // item ends where the previous one starts; no data may reach into the item headers.
-            long dataSize = view.Length - Header.Size;
-            long expectedEnd = dataSize;
-            long headersEnd = (long)count * ItemHeader.Size;
-            for (int i = 0; i < count; i++)
-            {
-                var ih = view.ItemHeader(i);
-                long start = ih.DataOffset, end = (long)ih.DataOffset + ih.DataSize;
-                if (end > dataSize || start < headersEnd)
-                {
-                    Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data [{start}, {end}) outside the data area [{headersEnd}, {dataSize})",
-                        slot: i, key: ih.Key);
-                    ok = false;
-                }
-                else if (end != expectedEnd)
-                {
-                    Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data is not contiguous with item {i - 1}", $"end {expectedEnd}", $"end {end}", i, ih.Key);
-                    ok = false;
-                }
-                expectedEnd = start;
-            }
-        }
-        else
-        {
-            for (int i = 0; i < count; i++)
-            {
-                var kp = view.KeyPtr(i);
-                if (kp.BlockPtr == 0 || kp.BlockPtr % super.SectorSize != 0)
-                {
-                    Add(FindingCode.TreeBlockItemOutOfBounds, $"pointer {i} to block {kp.BlockPtr} is {(kp.BlockPtr == 0 ? "zero" : "not sector aligned")}", slot: i, key: kp.Key);
-                    ok = false;
-                }
-            }
-        }
+        bool leaf = view.IsLeaf;
+        // One pass reads every key once: item data bounds (leaves) or pointer targets (nodes), and whether the keys
+        // ascend; only a block whose keys do not is walked again, to say where.
+        BtrfsKey first, last;
+        bool ordered;
+        if (leaf) ok &= LeafItems(view, count, rep, out first, out last, out ordered);
+        else ok &= NodePointers(view, count, super.SectorSize, rep, out first, out last, out ordered);
 
-        BtrfsKey? prev = null;
-        for (int i = 0; i < count; i++)
+        if (!ordered)
         {
-            var key = view.IsLeaf ? view.ItemKey(i) : view.KeyPtr(i).Key;
-            if (prev is { } p && p >= key)
+            BtrfsKey prev = first;
+            for (int i = 1; i < count; i++)
             {
-                Add(FindingCode.TreeBlockKeyOrder, $"key at slot {i} is not greater than the key at slot {i - 1}", $"> {p}", key.ToString(), i, key);
-                ok = false;
+                var key = leaf ? view.ItemKey(i) : view.KeyPtr(i).Key;
+                if (prev >= key)
+                {
+                    rep.Add(FindingCode.TreeBlockKeyOrder, $"key at slot {i} is not greater than the key at slot {i - 1}", $"> {prev}", key.ToString(), i, key);
+                    ok = false;
+                }
+                prev = key;
             }
-            prev = key;
         }
 
         if (ctx.EndKey is { } endKey && count > 0)
         {
-            var last = view.IsLeaf ? view.ItemKey(count - 1) : view.KeyPtr(count - 1).Key;
             if (last >= endKey)
             {
-                Add(FindingCode.TreeBlockKeyOrder, $"last key is not below the next key in parent {ctx.ParentBytenr}", $"< {endKey}", last.ToString(), count - 1, last);
+                rep.Add(FindingCode.TreeBlockKeyOrder, $"last key is not below the next key in parent {ctx.ParentBytenr}", $"< {endKey}", last.ToString(), count - 1, last);
                 ok = false;
             }
         }
 
         if (ctx.ExpectedFirstKey is { } fk && count > 0)
         {
-            var first = view.IsLeaf ? view.ItemKey(0) : view.KeyPtr(0).Key;
             if (first != fk)
-                Add(FindingCode.TreeBlockFirstKeyMismatch, $"first key does not match the key in parent {ctx.ParentBytenr} slot {ctx.ParentSlot}",
+                rep.Add(FindingCode.TreeBlockFirstKeyMismatch, $"first key does not match the key in parent {ctx.ParentBytenr} slot {ctx.ParentSlot}",
                     fk.ToString(), first.ToString(), 0, first);
         }
         return ok;
+    }
+
+    /// <summary>Item data is packed from the end of the block down: item 0 ends at the block end and each item ends
+    /// where the previous one starts; no data may reach into the item headers. False when an item breaks that
+    /// (reported); <paramref name="ordered"/> says whether the keys ascend. A loop of its own, with the messages
+    /// out of line, so it runs in registers.</summary>
+    private static bool LeafItems(BlockView view, int count, in BlockReporter rep, out BtrfsKey first, out BtrfsKey last, out bool ordered)
+    {
+        bool ok = true;
+        ordered = true;
+        first = last = default;
+        long dataSize = view.Length - Header.Size;
+        long expectedEnd = dataSize;
+        long headersEnd = (long)count * ItemHeader.Size;
+        for (int i = 0; i < count; i++)
+        {
+            var ih = view.ItemHeader(i);
+            var key = ih.Key;
+            long start = ih.DataOffset, end = start + ih.DataSize;
+            if (end > dataSize || start < headersEnd)
+            {
+                rep.ItemOutsideDataArea(i, start, end, headersEnd, dataSize, key);
+                ok = false;
+            }
+            else if (end != expectedEnd)
+            {
+                rep.ItemNotContiguous(i, expectedEnd, end, key);
+                ok = false;
+            }
+            expectedEnd = start;
+            if (i == 0) first = key;
+            else if (!last.IsBefore(key)) ordered = false;
+            last = key;
+        }
+        return ok;
+    }
+
+    /// <summary>Every pointer names a non-zero, sector-aligned block; false when one does not (reported).</summary>
+    private static bool NodePointers(BlockView view, int count, uint sectorSize, in BlockReporter rep, out BtrfsKey first, out BtrfsKey last, out bool ordered)
+    {
+        bool ok = true;
+        ordered = true;
+        first = last = default;
+        for (int i = 0; i < count; i++)
+        {
+            var kp = view.KeyPtr(i);
+            var key = kp.Key;
+            ulong ptr = kp.BlockPtr;
+            if (ptr == 0 || ptr % sectorSize != 0)
+            {
+                rep.BadPointer(i, ptr, key);
+                ok = false;
+            }
+            if (i == 0) first = key;
+            else if (!last.IsBefore(key)) ordered = false;
+            last = key;
+        }
+        return ok;
+    }
+
+    /// <summary>Findings about one block, in the tree-checker's words: tree, leaf or node, address, then what.</summary>
+    private readonly struct BlockReporter(FindingBag findings, string name, string kind, ulong bytenr, ulong tree)
+    {
+        public void Add(FindingCode code, string msg, string? expected = null, string? found = null, int? slot = null, BtrfsKey? key = null) =>
+            findings.Add(new Finding(code, Severity.Error, $"{name}: {kind} {bytenr}: {msg}",
+                Bytenr: bytenr, Tree: tree, Slot: slot, Key: key, Expected: expected, Found: found));
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public void ItemOutsideDataArea(int i, long start, long end, long headersEnd, long dataSize, BtrfsKey key) =>
+            Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data [{start}, {end}) outside the data area [{headersEnd}, {dataSize})",
+                slot: i, key: key);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public void ItemNotContiguous(int i, long expectedEnd, long end, BtrfsKey key) =>
+            Add(FindingCode.TreeBlockItemOutOfBounds, $"item {i} data is not contiguous with item {i - 1}", $"end {expectedEnd}", $"end {end}", i, key);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public void BadPointer(int i, ulong ptr, BtrfsKey key) =>
+            Add(FindingCode.TreeBlockItemOutOfBounds, $"pointer {i} to block {ptr} is {(ptr == 0 ? "zero" : "not sector aligned")}", slot: i, key: key);
     }
 
     /// <summary>Trees that are never shared must carry their own id. Subvolume trees may hold blocks owned by

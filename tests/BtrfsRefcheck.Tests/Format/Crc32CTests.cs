@@ -2,7 +2,8 @@ using BtrfsRefcheck.Format.Items;
 
 namespace BtrfsRefcheck.Tests.Format;
 
-/// <summary>The interleaved CRC32C must equal the single-chain one for every length and seed it can meet.</summary>
+/// <summary>The interleaved CRC32C must equal the single-chain one for every length and seed it can meet, and the
+/// single chain the bitwise definition.</summary>
 public class Crc32CTests
 {
     [Theory]
@@ -22,6 +23,33 @@ public class Crc32CTests
         rng.NextBytes(data);
         foreach (uint seed in new[] { 0u, ~0u, 0x12345678u })
             Assert.Equal(RawCrc32C.UpdateSimple(seed, data), RawCrc32C.Update(seed, data));
+    }
+
+    /// <summary>The word loop and its 4-, 2- and 1-byte tail (every remainder, at every start offset) against the
+    /// bitwise definition: reflected polynomial 0x82F63B78, no final inversion.</summary>
+    [Fact]
+    public void SimpleEqualsBitwiseDefinition()
+    {
+        var rng = new Random(7);
+        var data = new byte[64];
+        rng.NextBytes(data);
+        foreach (uint seed in new[] { 0u, ~0u, ~1u, 0x12345678u })
+            for (int start = 0; start < 8; start++)
+                for (int length = 0; start + length <= data.Length; length++)
+                {
+                    var span = data.AsSpan(start, length);
+                    Assert.Equal(Bitwise(seed, span), RawCrc32C.UpdateSimple(seed, span));
+                }
+    }
+
+    private static uint Bitwise(uint crc, ReadOnlySpan<byte> data)
+    {
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+        }
+        return crc;
     }
 
     [Fact]

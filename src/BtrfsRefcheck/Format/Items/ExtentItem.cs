@@ -1,3 +1,9 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+
 namespace BtrfsRefcheck.Format.Items;
 
 /// <summary>Extent item flags.</summary>
@@ -162,7 +168,10 @@ public static class ExtentDataRefs
 }
 
 /// <summary>CRC32C without the final inversion, as the kernel's crc32c(seed, data, len) used for name and ref hashes
-/// (and, inverted, for block checksums). Uses the CPU's CRC32C instruction through <see cref="System.Numerics.BitOperations.Crc32C(uint, ulong)"/>.
+/// (and, inverted, for block checksums). Uses the CPU's CRC32C instruction: SSE4.2 on x64, tested once per call
+/// rather than per word (a Native AOT build that does not assume SSE4.2 turns every <see cref="System.Numerics.BitOperations.Crc32C(uint, ulong)"/>
+/// into a run-time test with the table fallback inline, which spills the loop's state to the stack), and
+/// <see cref="System.Numerics.BitOperations.Crc32C(uint, ulong)"/> elsewhere (Arm64 instruction or software).
 /// Long buffers run three independent streams interleaved (the instruction's latency is three times its throughput)
 /// and combine them: crc(A|B|C) = shift(crcA, |B|+|C|) xor shift(crcB, |C|) xor crcC, where shift(c, n) is the CRC state
 /// after n zero bytes, a linear map applied with four 256-entry tables built once per length.</summary>
@@ -176,12 +185,22 @@ public static class RawCrc32C
     /// <summary>One dependency chain; the reference the interleaved version is tested against.</summary>
     public static uint UpdateSimple(uint crc, ReadOnlySpan<byte> data)
     {
+        if (Sse42.X64.IsSupported)
+        {
+            ref byte r = ref MemoryMarshal.GetReference(data);
+            int n = data.Length, i = 0;
+            for (; n - i >= 8; i += 8) crc = (uint)Sse42.X64.Crc32(crc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref r, i)));
+            if ((n & 4) != 0) { crc = Sse42.Crc32(crc, Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref r, i))); i += 4; }
+            if ((n & 2) != 0) { crc = Sse42.Crc32(crc, Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref r, i))); i += 2; }
+            if ((n & 1) != 0) crc = Sse42.Crc32(crc, Unsafe.Add(ref r, i));
+            return crc;
+        }
         while (data.Length >= 8)
         {
-            crc = System.Numerics.BitOperations.Crc32C(crc, System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(data));
+            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
             data = data[8..];
         }
-        foreach (byte b in data) crc = System.Numerics.BitOperations.Crc32C(crc, b);
+        foreach (byte b in data) crc = BitOperations.Crc32C(crc, b);
         return crc;
     }
 
@@ -192,14 +211,28 @@ public static class RawCrc32C
         var b = data.Slice(part, part);
         var c = data[(2 * part)..];
         uint ca = crc, cb = 0, cc = 0;
-        ref byte ra = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(a);
-        ref byte rb = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(b);
-        ref byte rc = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(c);
-        for (int i = 0; i < part; i += 8)
+        ref byte ra = ref MemoryMarshal.GetReference(a);
+        ref byte rb = ref MemoryMarshal.GetReference(b);
+        ref byte rc = ref MemoryMarshal.GetReference(c);
+        if (Sse42.X64.IsSupported)
         {
-            ca = System.Numerics.BitOperations.Crc32C(ca, System.Runtime.CompilerServices.Unsafe.ReadUnaligned<ulong>(ref System.Runtime.CompilerServices.Unsafe.Add(ref ra, i)));
-            cb = System.Numerics.BitOperations.Crc32C(cb, System.Runtime.CompilerServices.Unsafe.ReadUnaligned<ulong>(ref System.Runtime.CompilerServices.Unsafe.Add(ref rb, i)));
-            cc = System.Numerics.BitOperations.Crc32C(cc, System.Runtime.CompilerServices.Unsafe.ReadUnaligned<ulong>(ref System.Runtime.CompilerServices.Unsafe.Add(ref rc, i)));
+            ulong xa = ca, xb = cb, xc = cc;
+            for (int i = 0; i < part; i += 8)
+            {
+                xa = Sse42.X64.Crc32(xa, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref ra, i)));
+                xb = Sse42.X64.Crc32(xb, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref rb, i)));
+                xc = Sse42.X64.Crc32(xc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref rc, i)));
+            }
+            (ca, cb, cc) = ((uint)xa, (uint)xb, (uint)xc);
+        }
+        else
+        {
+            for (int i = 0; i < part; i += 8)
+            {
+                ca = BitOperations.Crc32C(ca, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref ra, i)));
+                cb = BitOperations.Crc32C(cb, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref rb, i)));
+                cc = BitOperations.Crc32C(cc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref rc, i)));
+            }
         }
         cc = UpdateSimple(cc, c[part..]);
         return Shift(ca, b.Length + c.Length) ^ Shift(cb, c.Length) ^ cc;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace BtrfsRefcheck.Format.Items;
 
 public enum FileExtentType : byte { Inline = 0, Regular = 1, Prealloc = 2 }
@@ -21,6 +23,7 @@ public readonly ref struct FileExtentItem
 
     private readonly ReadOnlySpan<byte> _d;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public FileExtentItem(ReadOnlySpan<byte> d)
     {
         if (d.Length < InlineHeaderSize) Throw.Truncated("file extent item", InlineHeaderSize, d.Length);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
@@ -11,16 +12,16 @@ namespace BtrfsRefcheck.Trees.ItemValidation;
 /// is not the nodesize, and ExtentOverlap overlapping extents.</summary>
 internal static class ExtentItemValidator
 {
+    private const FindingCode Code = FindingCode.ExtentItemMalformed;
+
     public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r)
     {
-        const FindingCode Code = FindingCode.ExtentItemMalformed;
         var key = c.Key;
         bool meta = key.ItemType == ItemType.MetadataItem;
         if (meta && !c.Has(Features.IncompatSkinnyMetadata))
             r.Add(c, Code, "METADATA_ITEM on a filesystem without SKINNY_METADATA", "EXTENT_ITEM", "METADATA_ITEM");
         r.Aligned(c, Code, "extent bytenr (key objectid)", key.ObjectId);
-        if (meta && key.Offset >= Header.MaxLevel)
-            r.Add(c, Code, $"invalid tree level {key.Offset} in the key offset", $"0..{Header.MaxLevel - 1}", key.Offset.ToString());
+        if (meta && key.Offset >= Header.MaxLevel) Report(c, r, Problem.KeyLevel, key.Offset);
         if (data.Length < ExtentItem.FixedSize) return; // reported by the reference pass
 
         var ei = new ExtentItem(data, key.ItemType);
@@ -33,16 +34,14 @@ internal static class ExtentItemValidator
             if (!meta)
             {
                 if (key.Offset == 0)
-                    r.Add(c, Code, "data extent length (key offset) 0", $"a non-zero multiple of {c.SectorSize}", "0");
+                    Report(c, r, Problem.DataLengthZero, 0);
                 else
                     r.Aligned(c, Code, "data extent length (key offset)", key.Offset);
             }
-            if (ei.IsFullBackref)
-                r.Add(c, Code, "data extent with FULL_BACKREF set (only tree blocks have it)",
-                    "DATA without FULL_BACKREF", $"0x{(ulong)ei.Flags:x}");
+            if (ei.IsFullBackref) Report(c, r, Problem.DataFullBackref, (ulong)ei.Flags);
         }
         else if (ei.HasTreeBlockInfo && data.Length >= ExtentItem.FixedSize + ExtentItem.TreeBlockInfoSize && ei.TreeBlockLevel >= Header.MaxLevel)
-            r.Add(c, Code, $"invalid level {ei.TreeBlockLevel} in tree_block_info", $"0..{Header.MaxLevel - 1}", ei.TreeBlockLevel.ToString());
+            Report(c, r, Problem.TreeBlockLevel, ei.TreeBlockLevel);
 
         var refs = ei.InlineRefs;
         while (refs.MoveNext())
@@ -51,21 +50,51 @@ internal static class ExtentItemValidator
             switch (x.Type)
             {
                 case ItemType.SharedBlockRef or ItemType.SharedDataRef:
-                    if (x.Parent == 0 || !c.Aligned(x.Parent))
-                        r.Add(c, Code, $"{Inline(x)} names parent {x.Parent}", $"a non-zero multiple of {c.SectorSize}", x.Parent.ToString());
-                    if (x.Type == ItemType.SharedDataRef && x.Count == 0)
-                        r.Add(c, Code, $"{Inline(x)} has count 0", ">= 1", "0");
+                    if (x.Parent == 0 || !c.Aligned(x.Parent)) Report(c, r, Problem.InlineParent, 0, x);
+                    if (x.Type == ItemType.SharedDataRef && x.Count == 0) Report(c, r, Problem.InlineCountZero, 0, x);
                     break;
                 case ItemType.ExtentDataRef:
                     DataRefFields(c, r, Code, "inline EXTENT_DATA_REF", x.ItemOffset, x.Root, x.ObjectId, x.Offset, x.Count);
                     break;
                 case ItemType.ExtentOwnerRef when !c.Has(Features.IncompatSimpleQuota):
-                    r.Add(c, Code, $"{Inline(x)} on a filesystem without SIMPLE_QUOTA (the kernel warns)", "no EXTENT_OWNER_REF", $"owner root {x.Root}",
-                        Severity.Warning);
+                    Report(c, r, Problem.OwnerRefWithoutSquota, 0, x);
                     break;
             }
         }
         // refs.Error (truncated or unknown inline ref) is reported by the reference pass.
+    }
+
+    private enum Problem { KeyLevel, DataLengthZero, DataFullBackref, TreeBlockLevel, InlineParent, InlineCountZero, OwnerRefWithoutSquota }
+
+    /// <summary>The messages, out of line: Validate runs for every extent item and reports almost never.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Report(in ItemCheckContext c, ItemReporter r, Problem problem, ulong value, in InlineRef x = default)
+    {
+        switch (problem)
+        {
+            case Problem.KeyLevel:
+                r.Add(c, Code, $"invalid tree level {value} in the key offset", $"0..{Header.MaxLevel - 1}", value.ToString());
+                break;
+            case Problem.DataLengthZero:
+                r.Add(c, Code, "data extent length (key offset) 0", $"a non-zero multiple of {c.SectorSize}", "0");
+                break;
+            case Problem.DataFullBackref:
+                r.Add(c, Code, "data extent with FULL_BACKREF set (only tree blocks have it)", "DATA without FULL_BACKREF", $"0x{value:x}");
+                break;
+            case Problem.TreeBlockLevel:
+                r.Add(c, Code, $"invalid level {value} in tree_block_info", $"0..{Header.MaxLevel - 1}", value.ToString());
+                break;
+            case Problem.InlineParent:
+                r.Add(c, Code, $"{Inline(x)} names parent {x.Parent}", $"a non-zero multiple of {c.SectorSize}", x.Parent.ToString());
+                break;
+            case Problem.InlineCountZero:
+                r.Add(c, Code, $"{Inline(x)} has count 0", ">= 1", "0");
+                break;
+            case Problem.OwnerRefWithoutSquota:
+                r.Add(c, Code, $"{Inline(x)} on a filesystem without SIMPLE_QUOTA (the kernel warns)", "no EXTENT_OWNER_REF", $"owner root {x.Root}",
+                    Severity.Warning);
+                break;
+        }
     }
 
     private static string Inline(in InlineRef x) => $"inline {ItemTypes.Name((byte)x.Type)} at item offset {x.ItemOffset}";
@@ -75,9 +104,16 @@ internal static class ExtentItemValidator
         ItemCheckContext.KernelIsFsTree(root) || root == ObjectIds.DataRelocTree || root == ObjectIds.RootTree;
 
     /// <summary>The fields of an extent_data_ref, inline or keyed: root, inode number, file offset alignment, count.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DataRefFields(in ItemCheckContext c, ItemReporter r, FindingCode code, string what, int pos, ulong root, ulong objectId, ulong offset, uint count)
     {
-        if (ValidDataRefRoot(root) && objectId >= ObjectIds.FirstFree && objectId <= ObjectIds.LastFree && c.Aligned(offset) && count != 0) return;
+        if (!(ValidDataRefRoot(root) && objectId >= ObjectIds.FirstFree && objectId <= ObjectIds.LastFree && c.Aligned(offset) && count != 0))
+            BadDataRefFields(c, r, code, what, pos, root, objectId, offset, count);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void BadDataRefFields(in ItemCheckContext c, ItemReporter r, FindingCode code, string what, int pos, ulong root, ulong objectId, ulong offset, uint count)
+    {
         string at = $"{what} at item offset {pos}";
         if (!ValidDataRefRoot(root))
             r.Add(c, code, $"{at} names root {ObjectIds.TreeName(root)}, which holds no file data", "a subvolume, DATA_RELOC_TREE or ROOT_TREE", root.ToString());

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
@@ -12,15 +13,16 @@ internal static class FileExtentValidator
     private const int NrFileExtentTypes = 3; // inline, regular, prealloc
     private const int NrCompressTypes = 4;   // none, zlib, lzo, zstd
 
+    private const FindingCode Code = FindingCode.FileExtentInvalid;
+
     public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ReadOnlySpan<byte> prevData, ItemReporter r)
     {
-        const FindingCode Code = FindingCode.FileExtentInvalid;
         var key = c.Key;
         r.Aligned(c, Code, "file offset (key offset)", key.Offset);
         InodeKeys.PrevIno(c, r, Code);
         if (data.Length < FileExtentItem.InlineHeaderSize)
         {
-            r.Add(c, Code, $"invalid item size {data.Length}", $">= {FileExtentItem.InlineHeaderSize}", data.Length.ToString());
+            Report(c, r, Problem.ItemSize, data.Length);
             return;
         }
         byte type = data[FileExtentItem.InlineHeaderSize - 1];
@@ -28,56 +30,93 @@ internal static class FileExtentValidator
         ulong generation = Le.U64(data, 0), ramBytes = Le.U64(data, 8);
         if (type >= NrFileExtentTypes)
         {
-            r.Add(c, Code, $"invalid type {type}", $"0..{NrFileExtentTypes - 1} (inline, regular, prealloc)", type.ToString());
+            Report(c, r, Problem.Type, data.Length, type);
             return;
         }
-        if (compression >= NrCompressTypes)
-            r.Add(c, Code, $"invalid compression {compression}", $"0..{NrCompressTypes - 1} (none, zlib, lzo, zstd)", compression.ToString());
-        if (encryption != 0)
-            r.Add(c, Code, $"invalid encryption {encryption}", "0", encryption.ToString());
+        if (compression >= NrCompressTypes) Report(c, r, Problem.Compression, data.Length, compression);
+        if (encryption != 0) Report(c, r, Problem.Encryption, data.Length, encryption);
         r.Generation(c, "file extent generation", generation);
 
         if (type == (byte)FileExtentType.Inline)
         {
-            if (key.Offset != 0)
-                r.Add(c, Code, $"inline extent at file offset {key.Offset}", "0", key.Offset.ToString());
+            if (key.Offset != 0) Report(c, r, Problem.InlineOffset, data.Length);
             // A compressed inline extent has no on-disk size to compare with.
             if (compression == 0 && (ulong)data.Length != FileExtentItem.InlineHeaderSize + ramBytes)
-                r.Add(c, Code, $"uncompressed inline extent of {data.Length - FileExtentItem.InlineHeaderSize} bytes has ram_bytes {ramBytes}",
-                    $"item size {FileExtentItem.InlineHeaderSize} + ram_bytes = {FileExtentItem.InlineHeaderSize + ramBytes}", data.Length.ToString());
+                Report(c, r, Problem.InlineRamBytes, data.Length, a: ramBytes);
             return;
         }
 
         if (data.Length != FileExtentItem.RegularSize)
         {
             // The reference pass already reports a short regular/prealloc extent outside log trees (ItemUndecodable).
-            if (data.Length > FileExtentItem.RegularSize || c.IsLog)
-                r.Add(c, Code, $"invalid item size {data.Length} for a {(FileExtentType)type} extent",
-                    FileExtentItem.RegularSize.ToString(), data.Length.ToString());
+            if (data.Length > FileExtentItem.RegularSize || c.IsLog) Report(c, r, Problem.RegularSize, data.Length, type);
             return;
         }
         var fe = new FileExtentItem(data);
-        bool aligned = r.Aligned(c, Code, "ram_bytes", fe.RamBytes)
+        ulong offset = fe.Offset, numBytes = fe.NumBytes, ram = fe.RamBytes;
+        bool aligned = r.Aligned(c, Code, "ram_bytes", ram)
                      & r.Aligned(c, Code, "disk_bytenr", fe.DiskBytenr)
                      & r.Aligned(c, Code, "disk_num_bytes", fe.DiskNumBytes)
-                     & r.Aligned(c, Code, "offset", fe.Offset)
-                     & r.Aligned(c, Code, "num_bytes", fe.NumBytes);
-        if (key.Offset + fe.NumBytes < key.Offset)
-            r.Add(c, Code, $"extent end overflows: file offset {key.Offset} + num_bytes {fe.NumBytes}", "< 2^64", "overflow");
+                     & r.Aligned(c, Code, "offset", offset)
+                     & r.Aligned(c, Code, "num_bytes", numBytes);
+        if (key.Offset + numBytes < key.Offset) Report(c, r, Problem.EndOverflow, data.Length, a: numBytes);
 
-        if (aligned && fe.DiskBytenr != 0 && fe.Offset + fe.NumBytes is var used && (used < fe.Offset || used > fe.RamBytes))
-        {
-            // For an uncompressed extent the kernel does not rely on ram_bytes (and old kernels wrote wrong values),
-            // so only a compressed extent, whose data cannot be decoded past ram_bytes, is an error.
-            bool compressed = compression != 0;
-            r.Add(c, Code, $"offset {fe.Offset} + num_bytes {fe.NumBytes} reaches past ram_bytes {fe.RamBytes} of the {(compressed ? "compressed " : "")}extent",
-                $"<= {fe.RamBytes}", (fe.Offset + fe.NumBytes).ToString(), compressed ? Severity.Error : Severity.Warning);
-        }
+        if (aligned && fe.DiskBytenr != 0 && offset + numBytes is var used && (used < offset || used > ram))
+            Report(c, r, Problem.PastRamBytes, data.Length, compression, offset, numBytes, ram);
 
         if (c.PrevKey is { } prev && prev.ObjectId == key.ObjectId && prev.ItemType == ItemType.ExtentData &&
             PrevEnd(prev, prevData, c.SectorSize) is { } prevEnd && prevEnd > key.Offset)
-            r.Add(c, Code, $"previous file extent {prev} ends at {prevEnd}, past the start of this one",
-                $"previous end <= {key.Offset}", prevEnd.ToString());
+            Report(c, r, Problem.Overlap, data.Length, a: prevEnd);
+    }
+
+    private enum Problem { ItemSize, Type, Compression, Encryption, InlineOffset, InlineRamBytes, RegularSize, EndOverflow, PastRamBytes, Overlap }
+
+    /// <summary>The messages, out of line: Validate runs for every file extent and reports almost never.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Report(in ItemCheckContext c, ItemReporter r, Problem problem, int itemSize, byte value = 0,
+        ulong a = 0, ulong b = 0, ulong d = 0)
+    {
+        var key = c.Key;
+        switch (problem)
+        {
+            case Problem.ItemSize:
+                r.Add(c, Code, $"invalid item size {itemSize}", $">= {FileExtentItem.InlineHeaderSize}", itemSize.ToString());
+                break;
+            case Problem.Type:
+                r.Add(c, Code, $"invalid type {value}", $"0..{NrFileExtentTypes - 1} (inline, regular, prealloc)", value.ToString());
+                break;
+            case Problem.Compression:
+                r.Add(c, Code, $"invalid compression {value}", $"0..{NrCompressTypes - 1} (none, zlib, lzo, zstd)", value.ToString());
+                break;
+            case Problem.Encryption:
+                r.Add(c, Code, $"invalid encryption {value}", "0", value.ToString());
+                break;
+            case Problem.InlineOffset:
+                r.Add(c, Code, $"inline extent at file offset {key.Offset}", "0", key.Offset.ToString());
+                break;
+            case Problem.InlineRamBytes:
+                r.Add(c, Code, $"uncompressed inline extent of {itemSize - FileExtentItem.InlineHeaderSize} bytes has ram_bytes {a}",
+                    $"item size {FileExtentItem.InlineHeaderSize} + ram_bytes = {FileExtentItem.InlineHeaderSize + a}", itemSize.ToString());
+                break;
+            case Problem.RegularSize:
+                r.Add(c, Code, $"invalid item size {itemSize} for a {(FileExtentType)value} extent",
+                    FileExtentItem.RegularSize.ToString(), itemSize.ToString());
+                break;
+            case Problem.EndOverflow:
+                r.Add(c, Code, $"extent end overflows: file offset {key.Offset} + num_bytes {a}", "< 2^64", "overflow");
+                break;
+            case Problem.PastRamBytes:
+                // For an uncompressed extent the kernel does not rely on ram_bytes (and old kernels wrote wrong values),
+                // so only a compressed extent, whose data cannot be decoded past ram_bytes, is an error.
+                bool compressed = value != 0;
+                r.Add(c, Code, $"offset {a} + num_bytes {b} reaches past ram_bytes {d} of the {(compressed ? "compressed " : "")}extent",
+                    $"<= {d}", (a + b).ToString(), compressed ? Severity.Error : Severity.Warning);
+                break;
+            case Problem.Overlap:
+                r.Add(c, Code, $"previous file extent {c.PrevKey.GetValueOrDefault()} ends at {a}, past the start of this one",
+                    $"previous end <= {key.Offset}", a.ToString());
+                break;
+        }
     }
 
     /// <summary>file_extent_end: where the previous extent ends in the file (inline: ram_bytes rounded up to the sector).</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
@@ -12,16 +13,21 @@ internal static class InodeKeys
     /// <summary>check_prev_ino: in a subvolume tree, an inode's refs, dir entries, xattrs and file extents follow
     /// its INODE_ITEM, so the previous key in the leaf has the same objectid. A mismatch means the INODE_ITEM is
     /// missing. Log trees (owner TREE_LOG) do not follow this and are skipped, as are slot 0 and other trees.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool PrevIno(in ItemCheckContext c, ItemReporter r, FindingCode code)
     {
-        if (c.PrevKey is not { } prev || c.Slot == 0 || !ItemCheckContext.KernelIsFsTree(c.Owner)) return true;
-        if (prev.ObjectId == c.Key.ObjectId) return true;
-        r.Add(c, code, $"previous key {prev} belongs to another inode: the INODE_ITEM of inode {c.Key.ObjectId} is missing before it",
-            $"previous objectid {c.Key.ObjectId}", prev.ObjectId.ToString());
+        if (c.PrevKey is not { } prev || c.Slot == 0 || prev.ObjectId == c.Key.ObjectId || !ItemCheckContext.KernelIsFsTree(c.Owner)) return true;
+        PrevInoMissing(c, r, code, prev);
         return false;
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void PrevInoMissing(in ItemCheckContext c, ItemReporter r, FindingCode code, BtrfsKey prev) =>
+        r.Add(c, code, $"previous key {prev} belongs to another inode: the INODE_ITEM of inode {c.Key.ObjectId} is missing before it",
+            $"previous objectid {c.Key.ObjectId}", prev.ObjectId.ToString());
+
     /// <summary>An inode number an INODE_ITEM or a dir entry may name: the root tree dir (6), the free ino cache, or [256, -256].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool ValidInodeNumber(ulong ino) =>
         ino == ObjectIds.RootTreeDir || ino == ObjectIds.FreeIno || (ino >= ObjectIds.FirstFree && ino <= ObjectIds.LastFree);
 
@@ -46,13 +52,10 @@ internal static class InodeItemValidator
     public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r)
     {
         var key = c.Key;
-        if (!InodeKeys.ValidInodeNumber(key.ObjectId))
-            r.Add(c, FindingCode.InodeItemInvalid, $"invalid key objectid {key.ObjectId}", InodeKeys.InodeNumberRange, key.ObjectId.ToString());
-        if (key.Offset != 0)
-            r.Add(c, FindingCode.InodeItemInvalid, $"invalid key offset {key.Offset}", "0", key.Offset.ToString());
+        if (!InodeKeys.ValidInodeNumber(key.ObjectId) || key.Offset != 0) BadKey(c, r);
         if (data.Length != InodeItem.Size)
         {
-            r.Add(c, FindingCode.InodeItemInvalid, $"invalid item size {data.Length}", InodeItem.Size.ToString(), data.Length.ToString());
+            BadSize(c, r, data.Length);
             return;
         }
         var ii = new InodeItem(data);
@@ -60,6 +63,31 @@ internal static class InodeItemValidator
         r.Generation(c, "inode transid", ii.Transid);
 
         uint mode = ii.Mode;
+        uint type = mode & SIfmt;
+        if ((mode & ~ValidModeMask) != 0 || (!uint.IsPow2(type) && type is not (SIflnk or SIfblk or SIfsock)) || (type == SIfdir && ii.Nlink > 1))
+            BadMode(c, r, mode, ii.Nlink);
+        Flags(c, r, (ulong)ii.Flags, "inode");
+    }
+
+    // The messages, out of line: Validate runs for every inode and reports almost never.
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void BadKey(in ItemCheckContext c, ItemReporter r)
+    {
+        var key = c.Key;
+        if (!InodeKeys.ValidInodeNumber(key.ObjectId))
+            r.Add(c, FindingCode.InodeItemInvalid, $"invalid key objectid {key.ObjectId}", InodeKeys.InodeNumberRange, key.ObjectId.ToString());
+        if (key.Offset != 0)
+            r.Add(c, FindingCode.InodeItemInvalid, $"invalid key offset {key.Offset}", "0", key.Offset.ToString());
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void BadSize(in ItemCheckContext c, ItemReporter r, int size) =>
+        r.Add(c, FindingCode.InodeItemInvalid, $"invalid item size {size}", InodeItem.Size.ToString(), size.ToString());
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void BadMode(in ItemCheckContext c, ItemReporter r, uint mode, uint nlink)
+    {
         if ((mode & ~ValidModeMask) != 0)
             r.Add(c, FindingCode.InodeItemInvalid, $"unknown mode bits 0x{mode & ~ValidModeMask:x} in mode 0{Convert.ToString(mode, 8)}",
                 $"no bits outside 0{Convert.ToString(ValidModeMask, 8)}", $"0{Convert.ToString(mode, 8)}");
@@ -67,13 +95,19 @@ internal static class InodeItemValidator
         if (!uint.IsPow2(type) && type is not (SIflnk or SIfblk or SIfsock))
             r.Add(c, FindingCode.InodeItemInvalid, $"invalid file type 0{Convert.ToString(type, 8)} in mode 0{Convert.ToString(mode, 8)}",
                 "one of S_IFIFO, S_IFCHR, S_IFDIR, S_IFBLK, S_IFREG, S_IFLNK, S_IFSOCK", $"0{Convert.ToString(type, 8)}");
-        if (type == SIfdir && ii.Nlink > 1)
-            r.Add(c, FindingCode.InodeItemInvalid, $"directory with nlink {ii.Nlink}", "<= 1 for a directory", ii.Nlink.ToString());
-        Flags(c, r, (ulong)ii.Flags, "inode");
+        if (type == SIfdir && nlink > 1)
+            r.Add(c, FindingCode.InodeItemInvalid, $"directory with nlink {nlink}", "<= 1 for a directory", nlink.ToString());
     }
 
     /// <summary>Inode flags: unknown incompat bits are errors; unknown ro-compat bits only stop a writable mount, so they are warnings.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Flags(in ItemCheckContext c, ItemReporter r, ulong flags, string what)
+    {
+        if ((flags & ~(KnownFlags | KnownRoFlags)) != 0) UnknownFlags(c, r, flags, what);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void UnknownFlags(in ItemCheckContext c, ItemReporter r, ulong flags, string what)
     {
         ulong low = flags & 0xFFFF_FFFFUL, high = flags & 0xFFFF_FFFF_0000_0000UL;
         if ((low & ~KnownFlags) != 0)
@@ -94,8 +128,7 @@ internal static class InodeRefValidator
         // name_len cannot be 0, so an item of exactly one entry header is invalid too.
         if (data.Length <= InodeRef.EntryHeaderSize)
         {
-            r.Add(c, FindingCode.InodeRefInvalid, $"invalid item size {data.Length}",
-                $"more than {InodeRef.EntryHeaderSize}", data.Length.ToString());
+            Report(c, r, Problem.ItemSize, 0, data.Length, 0);
             return;
         }
         int pos = 0;
@@ -103,15 +136,13 @@ internal static class InodeRefValidator
         {
             if (data.Length - pos < InodeRef.EntryHeaderSize)
             {
-                r.Add(c, FindingCode.InodeRefInvalid, $"inode ref entry header at item offset {pos} crosses the item end {data.Length}",
-                    $"{InodeRef.EntryHeaderSize} bytes", $"{data.Length - pos} bytes");
+                Report(c, r, Problem.HeaderCrossesEnd, pos, data.Length, 0);
                 return;
             }
             ushort nameLen = Le.U16(data, pos + 8);
             if (pos + InodeRef.EntryHeaderSize + nameLen > data.Length)
             {
-                r.Add(c, FindingCode.InodeRefInvalid, $"inode ref name at item offset {pos} (name_len {nameLen}) crosses the item end {data.Length}",
-                    $"<= {data.Length - pos - InodeRef.EntryHeaderSize}", nameLen.ToString());
+                Report(c, r, Problem.NameCrossesEnd, pos, data.Length, nameLen);
                 return;
             }
             NameLength(c, r, FindingCode.InodeRefInvalid, "inode ref", pos, nameLen);
@@ -119,11 +150,41 @@ internal static class InodeRefValidator
         }
     }
 
+    private enum Problem { ItemSize, HeaderCrossesEnd, NameCrossesEnd }
+
+    /// <summary>The messages, out of line: Validate runs for every inode ref and reports almost never.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Report(in ItemCheckContext c, ItemReporter r, Problem problem, int pos, int itemSize, ushort nameLen)
+    {
+        switch (problem)
+        {
+            case Problem.ItemSize:
+                r.Add(c, FindingCode.InodeRefInvalid, $"invalid item size {itemSize}",
+                    $"more than {InodeRef.EntryHeaderSize}", itemSize.ToString());
+                break;
+            case Problem.HeaderCrossesEnd:
+                r.Add(c, FindingCode.InodeRefInvalid, $"inode ref entry header at item offset {pos} crosses the item end {itemSize}",
+                    $"{InodeRef.EntryHeaderSize} bytes", $"{itemSize - pos} bytes");
+                break;
+            case Problem.NameCrossesEnd:
+                r.Add(c, FindingCode.InodeRefInvalid, $"inode ref name at item offset {pos} (name_len {nameLen}) crosses the item end {itemSize}",
+                    $"<= {itemSize - pos - InodeRef.EntryHeaderSize}", nameLen.ToString());
+                break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void NameLength(in ItemCheckContext c, ItemReporter r, FindingCode code, string what, int pos, int nameLen)
+    {
+        if (nameLen == 0 || nameLen > InodeKeys.NameMax) BadNameLength(c, r, code, what, pos, nameLen);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void BadNameLength(in ItemCheckContext c, ItemReporter r, FindingCode code, string what, int pos, int nameLen)
     {
         if (nameLen == 0)
             r.Add(c, code, $"{what} at item offset {pos} has an empty name", "1..255", "0");
-        else if (nameLen > InodeKeys.NameMax)
+        else
             r.Add(c, code, $"{what} at item offset {pos} has name_len {nameLen}", $"<= {InodeKeys.NameMax}", nameLen.ToString());
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 
@@ -12,7 +13,10 @@ namespace BtrfsRefcheck.Trees.ItemValidation;
 /// free-space extents and bitmaps after it belong to.</param>
 /// <param name="ChunkDecodeReported">The volume already reported this CHUNK_ITEM as unusable while loading the
 /// chunk map (<see cref="Volume.ChunkMap.Decode"/> rejected it); its problem is not reported again.</param>
-public readonly record struct ItemCheckContext(
+/// <remarks>Not readonly so that a leaf's walk builds one and only sets the per-item fields for each slot (a copy or
+/// a fresh construction of the whole context per item showed in profiles); validators take it as <c>in</c>, and every
+/// member that is not an auto-property is <c>readonly</c>, so they neither change it nor copy it.</remarks>
+public record struct ItemCheckContext(
     uint SectorSize,
     uint NodeSize,
     int CsumSize,
@@ -30,19 +34,23 @@ public readonly record struct ItemCheckContext(
 {
     /// <summary>Newest generation or transid an item may record: the superblock's, plus one in log trees (written
     /// by the transaction after the last commit).</summary>
-    public ulong MaxGeneration => SuperGeneration + (IsLog ? 1UL : 0UL);
+    public readonly ulong MaxGeneration => SuperGeneration + (IsLog ? 1UL : 0UL);
 
     /// <summary>Bytes of a leaf available to item headers and data (nodesize minus the 101-byte header).</summary>
-    public uint LeafDataSize => NodeSize - (uint)Header.Size;
+    public readonly uint LeafDataSize => NodeSize - (uint)Header.Size;
 
     /// <summary>BTRFS_MAX_ITEM_SIZE: the largest item data a leaf can hold.</summary>
-    public uint MaxItemSize => LeafDataSize - (uint)ItemHeader.Size;
+    public readonly uint MaxItemSize => LeafDataSize - (uint)ItemHeader.Size;
 
-    public bool Has(ulong incompatFeature) => (IncompatFlags & incompatFeature) != 0;
+    public readonly bool Has(ulong incompatFeature) => (IncompatFlags & incompatFeature) != 0;
 
-    public bool Aligned(ulong value) => SectorSize != 0 && value % SectorSize == 0;
+    /// <summary>A multiple of the sector size (a mask when it is a power of two, as every valid one is).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly bool Aligned(ulong value) =>
+        uint.IsPow2(SectorSize) ? (value & (SectorSize - 1)) == 0 : SectorSize != 0 && value % SectorSize == 0;
 
     /// <summary>The kernel's <c>btrfs_is_fstree</c>: the fs tree and subvolume ids (not the data reloc tree, whose id is negative).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool KernelIsFsTree(ulong id) => id == ObjectIds.FsTree || (id >= ObjectIds.FirstFree && (id >> 48) == 0);
 }
 
@@ -55,20 +63,32 @@ public readonly struct ItemReporter(FindingBag findings)
         findings.Add(new Finding(code, severity, $"{ItemTypes.Name(c.Key.Type)}: {what}",
             Bytenr: c.Block, Tree: c.Tree, Slot: c.Slot, Key: c.Key, Expected: expected, Found: found));
 
+    // The checks below run for most items and inline into the validators; the messages are built out of line, so a
+    // validator's frame does not carry (and zero on every call) the string builders of reports it almost never makes.
+
     /// <summary>Reports <see cref="FindingCode.ItemGenerationTooNew"/> when <paramref name="value"/> is newer than the context allows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Generation(in ItemCheckContext c, string field, ulong value)
     {
-        if (value > c.MaxGeneration)
-            Add(c, FindingCode.ItemGenerationTooNew,
-                $"{field} {value} is newer than the superblock generation {c.SuperGeneration}{(c.IsLog ? " + 1 (log tree)" : "")}",
-                $"<= {c.MaxGeneration}", value.ToString());
+        if (value > c.MaxGeneration) GenerationTooNew(c, field, value);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void GenerationTooNew(in ItemCheckContext c, string field, ulong value) =>
+        Add(c, FindingCode.ItemGenerationTooNew,
+            $"{field} {value} is newer than the superblock generation {c.SuperGeneration}{(c.IsLog ? " + 1 (log tree)" : "")}",
+            $"<= {c.MaxGeneration}", value.ToString());
+
     /// <summary>Reports <paramref name="code"/> when <paramref name="value"/> is not a multiple of the sector size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Aligned(in ItemCheckContext c, FindingCode code, string field, ulong value)
     {
         if (c.Aligned(value)) return true;
-        Add(c, code, $"{field} {value} is not aligned to sectorsize {c.SectorSize}", $"multiple of {c.SectorSize}", value.ToString());
+        NotAligned(c, code, field, value);
         return false;
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void NotAligned(in ItemCheckContext c, FindingCode code, string field, ulong value) =>
+        Add(c, code, $"{field} {value} is not aligned to sectorsize {c.SectorSize}", $"multiple of {c.SectorSize}", value.ToString());
 }
