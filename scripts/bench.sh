@@ -72,67 +72,42 @@ compare() {
   local ours; ours_cmd; ours+=("$img")
   local theirs=(btrfs check --readonly "$img")
   local tmp; tmp=$(mktemp -d)
-  # warm-up: page cache and JIT-independent file reads
+  local cache=(python3 "$repo/scripts/bench-cache.py")
+  # btrfs check drops the image's page cache when it opens and closes it (posix_fadvise DONTNEED), so it always
+  # reads from disk. Ours is timed twice per round: warm (after reading every metadata chunk, the state the I/O floor
+  # is measured in) and cold (after the same eviction btrfs check does).
   "${theirs[@]}" >/dev/null 2>&1 || true
   "${ours[@]}" >/dev/null 2>&1 || true
   for i in $(seq 1 "$runs"); do
     /usr/bin/time -f "%e %U %S %M" -o "$tmp/theirs.$i" "${theirs[@]}" >/dev/null 2>&1 || true
+    "${cache[@]}" warm "$img"
     /usr/bin/time -f "%e %U %S %M" -o "$tmp/ours.$i" "${ours[@]}" >"$tmp/ours.out.$i" 2>&1 || true
+    "${cache[@]}" evict "$img"
+    /usr/bin/time -f "%e %U %S %M" -o "$tmp/cold.$i" "${ours[@]}" >/dev/null 2>&1 || true
   done
-  # I/O floor: read every metadata chunk once (one copy), from the page cache, after a warm-up read.
-  python3 - "$img" "$tmp/floor" <<'PY'
-import subprocess, sys, time, os
-img, out = sys.argv[1], sys.argv[2]
-dump = subprocess.run(["btrfs", "inspect-internal", "dump-tree", "-t", "chunk", img], capture_output=True, text=True).stdout
-ranges, cur = [], None
-for line in dump.splitlines():
-    s = line.split()
-    if "CHUNK_ITEM" in line and "key" in s:
-        cur = {}
-    elif cur is not None and s[:1] == ["length"]:
-        cur["length"], cur["type"] = int(s[1]), s[7] if len(s) > 7 else ""
-    elif cur is not None and s[:1] == ["stripe"] and "offset" in s:
-        if "METADATA" in cur.get("type", "") or "SYSTEM" in cur.get("type", ""):
-            ranges.append((int(s[s.index("offset") + 1]), cur["length"]))
-        cur = None
-def read_all():
-    total = 0
-    fd = os.open(img, os.O_RDONLY)
-    buf = bytearray(4 << 20)
-    for off, length in ranges:
-        pos = off
-        while pos < off + length:
-            n = os.preadv(fd, [memoryview(buf)[:min(len(buf), off + length - pos)]], pos)
-            if n <= 0: break
-            total += n; pos += n
-    os.close(fd)
-    return total
-read_all()
-times = []
-for _ in range(3):
-    t = time.perf_counter(); total = read_all(); times.append(time.perf_counter() - t)
-times.sort()
-open(out, "w").write(f"{times[1]:.3f} {total}\n")
-PY
-  local tw tc tm ow oc om floor metabytes tb
+  "${cache[@]}" floor "$img" > "$tmp/floor"
+  local tw tc tm ow oc om cw cc floor metabytes tb
   tw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/theirs.$i"; done | median)
   tc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/theirs.$i"; done | median)
   tm=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/theirs.$i"; done | median)
   ow=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/ours.$i"; done | median)
   oc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/ours.$i"; done | median)
   om=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/ours.$i"; done | median)
+  cw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/cold.$i"; done | median)
+  cc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/cold.$i"; done | median)
   read -r floor metabytes < "$tmp/floor"
   tb=$(grep -Eo "tree blocks [0-9]+" "$tmp/ours.out.1" | head -1 | awk "{print \$3}" || true)
   local nodesize; nodesize=$(btrfs inspect-internal dump-super "$img" | awk '$1=="nodesize"{print $2}')
   local report
   report=$(cat <<REP
 image: $img ($(du -h --apparent-size "$img" | cut -f1) apparent, metadata chunks $((metabytes / 1048576)) MiB, tree blocks ${tb:-?} x $nodesize B = $(( ${tb:-0} * nodesize / 1048576 )) MiB)
-machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; runs: $runs each, alternating, after one warm-up; medians
+machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; runs: $runs rounds after one warm-up (btrfs check, ours warm, ours cold); medians
 btrfs-refcheck build   : $ours_build; btrfs-progs $(btrfs --version | awk '{print $2}')
-btrfs check --readonly : wall ${tw} s, cpu ${tc} s, peak RSS $((tm / 1024)) MiB
-btrfs-refcheck         : wall ${ow} s, cpu ${oc} s, peak RSS $((om / 1024)) MiB
-ratio ours/theirs      : wall $(awk -v a="$ow" -v b="$tw" 'BEGIN{printf "%.3f", a/b}'), cpu $(awk -v a="$oc" -v b="$tc" 'BEGIN{printf "%.3f", a/b}'), RSS $(awk -v a="$om" -v b="$tm" 'BEGIN{printf "%.3f", a/b}')
-I/O floor (read metadata chunks once, page cache): ${floor} s; ours / floor: $(awk -v a="$ow" -v b="$floor" 'BEGIN{printf "%.2f", a/b}')x
+btrfs check --readonly : wall ${tw} s, cpu ${tc} s, peak RSS $((tm / 1024)) MiB (it evicts the image's page cache at open and close: always cold)
+btrfs-refcheck, warm   : wall ${ow} s, cpu ${oc} s, peak RSS $((om / 1024)) MiB
+btrfs-refcheck, cold   : wall ${cw} s, cpu ${cc} s (after the same eviction)
+ratio ours/theirs      : wall $(awk -v a="$ow" -v b="$tw" 'BEGIN{printf "%.3f", a/b}') warm, $(awk -v a="$cw" -v b="$tw" 'BEGIN{printf "%.3f", a/b}') cold; cpu $(awk -v a="$oc" -v b="$tc" 'BEGIN{printf "%.3f", a/b}'); RSS $(awk -v a="$om" -v b="$tm" 'BEGIN{printf "%.3f", a/b}')
+I/O floor (read metadata chunks once, page cache): ${floor} s; ours (warm) / floor: $(awk -v a="$ow" -v b="$floor" 'BEGIN{printf "%.2f", a/b}')x
 throughput: $(awk -v t="${tb:-0}" -v n="$nodesize" -v w="$ow" 'BEGIN{printf "%.0f", t*n/w/1048576}') MiB of tree blocks per second
 REP
 )
@@ -157,7 +132,7 @@ scaling() {
   [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
   local ours; ours_cmd
   local tmp; tmp=$(mktemp -d)
-  local report="scaling: btrfs-refcheck, $ours_build; $(nproc) cores; $runs runs per image after a warm-up; medians"
+  local report="scaling: btrfs-refcheck, $ours_build; $(nproc) cores; $runs runs per image, page cache warmed before each; medians"
   local img
   for img in "${imgs[@]}"; do
     [ -e "$img" ] || die "no image $img"
@@ -165,7 +140,10 @@ scaling() {
     local tb nodesize w m
     tb=$(grep -Eo "tree blocks [0-9]+" "$tmp/out" | head -1 | awk '{print $3}')
     nodesize=$(btrfs inspect-internal dump-super "$img" | awk '$1=="nodesize"{print $2}')
-    for i in $(seq 1 "$runs"); do /usr/bin/time -f "%e %M" -o "$tmp/t.$i" "${ours[@]}" "$img" >/dev/null 2>&1 || true; done
+    for i in $(seq 1 "$runs"); do
+      python3 "$repo/scripts/bench-cache.py" warm "$img"
+      /usr/bin/time -f "%e %M" -o "$tmp/t.$i" "${ours[@]}" "$img" >/dev/null 2>&1 || true
+    done
     w=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/t.$i"; done | median)
     m=$(for i in $(seq 1 "$runs"); do awk '{print $2}' "$tmp/t.$i"; done | median)
     report+=$'\n'$(awk -v img="$img" -v tb="$tb" -v n="$nodesize" -v w="$w" -v m="$m" 'BEGIN {

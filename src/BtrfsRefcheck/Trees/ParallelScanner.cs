@@ -21,8 +21,9 @@ public interface IScanSink<TState> where TState : class
 /// levels strictly decrease, so the scan ends after at most 8 rounds whatever the pointers say.</summary>
 public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null)
 {
-    /// <summary>Blocks per batch handed to a worker; runs of adjacent blocks inside a batch are read with one request.</summary>
-    public const int BatchBlocks = 64;
+    /// <summary>Blocks per batch handed to a worker; runs of adjacent blocks inside a batch are read with one request.
+    /// 16 (256 KiB per worker at 16 KiB nodes) costs no more time than 64 and keeps 1.5 MiB less resident.</summary>
+    public const int BatchBlocks = 16;
 
     public WalkStats Stats { get; } = new();
 
