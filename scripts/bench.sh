@@ -44,6 +44,7 @@ build() {
 # Sets the array `ours` to the btrfs-refcheck command: the Native AOT build, or (if it cannot be published here) the
 # JIT build, said loudly; `build` names which.
 ours_cmd() {
+  mkdir -p "$repo/artifacts"
   if bash "$repo/scripts/publish.sh" "$repo/artifacts/publish" >/dev/null 2>"$repo/artifacts/publish.log"; then
     ours=("$repo/artifacts/publish/btrfs-refcheck"); ours_build="Native AOT (scripts/publish.sh)"
   else
