@@ -95,6 +95,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
     /// second pointer from the same tree, and a pointer to a block already visited at another level.</summary>
     private List<BlockContext> Deduplicate(List<BlockContext> list, int level, Dictionary<ulong, int> visitedLevel)
     {
+        visitedLevel.EnsureCapacity(visitedLevel.Count + list.Count); // one resize per level, not a doubling series
         var order = new (ulong Bytenr, int Index)[list.Count];
         for (int i = 0; i < order.Length; i++) order[i] = (list[i].Bytenr, i);
         Array.Sort(order);
