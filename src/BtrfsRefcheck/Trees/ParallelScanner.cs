@@ -164,14 +164,21 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
     private void ReadAhead(List<BlockContext> todo, int b)
     {
         int start = b * BatchBlocks, end = Math.Min(start + BatchBlocks, todo.Count);
-        ulong ns = volume.NodeSize;
         for (int i = start; i < end;)
         {
-            int run = 1;
-            while (i + run < end && todo[i + run].Bytenr == todo[i + run - 1].Bytenr + ns) run++;
+            int run = RunLength(todo, i, end, volume.NodeSize);
             volume.ReadAhead(todo[i].Bytenr, run);
             i += run;
         }
+    }
+
+    /// <summary>How many blocks from <paramref name="i"/> (before <paramref name="end"/>) lie at adjacent addresses:
+    /// one read request (or read-ahead hint) covers them.</summary>
+    private static int RunLength(List<BlockContext> todo, int i, int end, ulong nodeSize)
+    {
+        int run = 1;
+        while (i + run < end && todo[i + run].Bytenr == todo[i + run - 1].Bytenr + nodeSize) run++;
+        return run;
     }
 
     private static bool MayShare(TreeRoot t) => !t.IsLog && (t.IsFsTree || t.IsReloc);
@@ -184,8 +191,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         for (int i = 0; i < count;)
         {
             // a run of adjacent addresses: one read request
-            int run = 1;
-            while (i + run < count && todo[start + i + run].Bytenr == todo[start + i + run - 1].Bytenr + (ulong)ns) run++;
+            int run = RunLength(todo, start + i, start + count, (ulong)ns);
             bool runOk = volume.TryReadRun(todo[start + i].Bytenr, run, w.Buffer);
             for (int k = 0; k < run; k++)
             {
