@@ -145,8 +145,8 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         return todo;
     }
 
-    /// <summary>Orders a level's blocks as they lie on disk (copy 0: device, then physical offset), so reads go
-    /// forward across the device. The list comes sorted by logical address, which is usually already that order
+    /// <summary>Orders a level's blocks as they lie on disk (copy 0's physical offset), so reads go forward across
+    /// each device. The list comes sorted by logical address, which is usually already that order
     /// (chunks are allocated upwards on both sides); it is only re-sorted when it is not.</summary>
     private void InPhysicalOrder(List<BlockContext> todo)
     {

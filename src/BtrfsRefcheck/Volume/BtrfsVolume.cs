@@ -451,14 +451,13 @@ public sealed class BtrfsVolume : IDisposable
         return ReadCopy(chunk, logical, 0, dest[..(int)len]) == null;
     }
 
-    /// <summary>Where copy 0 of <paramref name="logical"/> lies, as one sortable number: the device (devid), then the
-    /// physical offset. Sorting reads by it issues them in on-disk order. ulong.MaxValue when unmapped.</summary>
+    /// <summary>The physical offset of copy 0 of <paramref name="logical"/> on its device; ulong.MaxValue when
+    /// unmapped. Sorting reads by it issues each device's reads in ascending order and keeps the devices of a
+    /// multi-device set interleaved (sorting by device first would read them one after the other).</summary>
     public ulong PhysicalOrder(ulong logical)
     {
         var chunk = Chunks.Find(logical);
-        if (chunk == null) return ulong.MaxValue;
-        var loc = chunk.Map(logical, 0, out _);
-        return (Math.Min(loc.DevId, 255UL) << 56) | Math.Min(loc.Offset, (1UL << 56) - 1);
+        return chunk == null ? ulong.MaxValue : chunk.Map(logical, 0, out _).Offset;
     }
 
     /// <summary>Read-ahead: asks the kernel to start reading copy 0 of <paramref name="count"/> blocks from
