@@ -40,14 +40,19 @@ public readonly ref struct BlockView
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int ItemHeaderAt(int slot)
     {
-        ulong at = Format.Header.Size + (ulong)(uint)slot * Format.ItemHeader.Size;
-        if (at + Format.ItemHeader.Size > (ulong)_b.Length) ItemHeaderOutOfBounds(slot, _b.Length);
-        return (int)at;
+        if (!TryItemHeaderAt(slot, out int at)) ItemHeaderOutOfBounds(slot, _b.Length);
+        return at;
     }
 
+    /// <summary>Offset of item header <paramref name="slot"/>; false (and <paramref name="at"/> meaningless) when the
+    /// header does not fit in the block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool ItemHeaderFits(int slot) =>
-        Format.Header.Size + (ulong)(uint)slot * Format.ItemHeader.Size + Format.ItemHeader.Size <= (ulong)_b.Length;
+    private bool TryItemHeaderAt(int slot, out int at)
+    {
+        ulong a = Format.Header.Size + (ulong)(uint)slot * Format.ItemHeader.Size;
+        at = (int)a;
+        return a + Format.ItemHeader.Size <= (ulong)_b.Length;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ItemHeader ItemHeader(int slot) => new(_b.Slice(ItemHeaderAt(slot), Format.ItemHeader.Size));
@@ -59,7 +64,8 @@ public readonly ref struct BlockView
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ReadOnlySpan<byte> ItemData(int slot)
     {
-        if (!TryItemData(ItemHeaderAt(slot), out var data)) ItemDataOutOfBounds(_b, slot);
+        int at = ItemHeaderAt(slot);
+        if (!TryItemData(at, out var data)) ItemDataOutOfBounds(_b, slot, at);
         return data;
     }
 
@@ -68,13 +74,13 @@ public readonly ref struct BlockView
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryGetItem(int slot, out BtrfsKey key, out ReadOnlySpan<byte> data)
     {
-        if (!ItemHeaderFits(slot) || !TryItemData(Format.Header.Size + slot * Format.ItemHeader.Size, out data))
+        if (!TryItemHeaderAt(slot, out int at) || !TryItemData(at, out data))
         {
             key = default;
             data = default;
             return false;
         }
-        key = BtrfsKey.Read(_b.Slice(Format.Header.Size + slot * Format.ItemHeader.Size, BtrfsKey.Size));
+        key = BtrfsKey.Read(_b.Slice(at, BtrfsKey.Size));
         return true;
     }
 
@@ -82,12 +88,12 @@ public readonly ref struct BlockView
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryItemKey(int slot, out BtrfsKey key)
     {
-        if (!ItemHeaderFits(slot))
+        if (!TryItemHeaderAt(slot, out int at))
         {
             key = default;
             return false;
         }
-        key = BtrfsKey.Read(_b.Slice(Format.Header.Size + slot * Format.ItemHeader.Size, BtrfsKey.Size));
+        key = BtrfsKey.Read(_b.Slice(at, BtrfsKey.Size));
         return true;
     }
 
@@ -126,9 +132,9 @@ public readonly ref struct BlockView
         Throw.OutOfBounds("item header", Format.Header.Size + (long)slot * Format.ItemHeader.Size, Format.ItemHeader.Size, length);
 
     [DoesNotReturn]
-    private static void ItemDataOutOfBounds(ReadOnlySpan<byte> b, int slot)
+    private static void ItemDataOutOfBounds(ReadOnlySpan<byte> b, int slot, int at)
     {
-        var h = b.Slice(Format.Header.Size + slot * Format.ItemHeader.Size, Format.ItemHeader.Size);
+        var h = b.Slice(at, Format.ItemHeader.Size);
         long start = Format.Header.Size + (long)BinaryPrimitives.ReadUInt32LittleEndian(h[Format.ItemHeader.DataOffsetAt..]);
         Throw.OutOfBounds($"item {slot} data", start, BinaryPrimitives.ReadUInt32LittleEndian(h[Format.ItemHeader.DataSizeAt..]), b.Length);
     }
