@@ -67,4 +67,9 @@ def main():
         print(f"{times[1]:.3f} {total}")
 
 
-main()
+try:
+    main()
+except subprocess.CalledProcessError as e:
+    sys.exit(f"bench-cache: {sys.argv[2]}: 'btrfs inspect-internal dump-tree -t chunk' failed (exit {e.returncode}); not a btrfs image?")
+except OSError as e:
+    sys.exit(f"bench-cache: {sys.argv[2]}: {e.strerror}")
