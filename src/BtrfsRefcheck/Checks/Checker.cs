@@ -26,7 +26,8 @@ public static class Checker
     {
         if (Environment.GetEnvironmentVariable("BTRFS_REFCHECK_MEMTRACE") != "1") return;
         var p = System.Diagnostics.Process.GetCurrentProcess();
-        Console.Error.WriteLine($"memtrace {where} at {(DateTime.Now - p.StartTime).TotalMilliseconds:F0} ms: heap {GC.GetTotalMemory(false) >> 20} MiB, working set {p.WorkingSet64 >> 20} MiB, peak {p.PeakWorkingSet64 >> 20} MiB, GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}");
+        var gc = GC.GetGCMemoryInfo(); // as of the last collection
+        Console.Error.WriteLine($"memtrace {where} at {(DateTime.Now - p.StartTime).TotalMilliseconds:F0} ms: heap {GC.GetTotalMemory(false) >> 20} MiB, working set {p.WorkingSet64 >> 20} MiB, peak {p.PeakWorkingSet64 >> 20} MiB, GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}; at the last GC: committed {gc.TotalCommittedBytes >> 20} MiB, free inside the heap {gc.FragmentedBytes >> 20} MiB");
     }
 
     /// <summary>Phase names, in order, as progress reports them.</summary>

@@ -169,12 +169,17 @@ internal sealed class RangeJoin
             // The scan validated these leaves and recorded them in key order: read only those that can hold this range.
             var leaves = pass.ExtentLeaves;
             var streamer = new Streamer(this);
+            var volume = ctx.Volume;
+            var buffer = new byte[volume.NodeSize]; // one buffer for every leaf: the join allocates nothing per leaf
             for (int i = 0; i < leaves.Length; i++)
             {
                 ulong next = i + 1 < leaves.Length ? leaves[i + 1].FirstObjectId : ulong.MaxValue;
                 if (next < _lo || leaves[i].FirstObjectId >= _hi) continue;
-                var read = ctx.Volume.ReadTreeBlockUncached(leaves[i].Bytenr);
-                if (read.Block is { } leaf) streamer.Leaf(leaf);
+                ulong bytenr = leaves[i].Bytenr;
+                var leaf = volume.TryReadRun(bytenr, 1, buffer) && volume.VerifyTreeBlock(bytenr, buffer, 0) == null
+                    ? new TreeBlock(bytenr, buffer, 0)
+                    : volume.ReadTreeBlockUncached(bytenr).Block; // a bad copy 0: the scan found a good one
+                if (leaf != null) streamer.Leaf(leaf);
             }
         }
         FlushGroup();

@@ -120,6 +120,26 @@ public class TreeBlockDamageTests(ITestOutputHelper output)
         Assert.Contains("header bytenr", findings.Single(f => f.Code == FindingCode.TreeBlockBadCopy).Message);
     }
 
+    /// <summary>314 on an extent-tree leaf: the scan reads it, and the join reads it again to stream its extent items.
+    /// Copy 0 has a flipped byte (checksum not fixed); both must fall back to copy 1, so the one finding is the bad copy.
+    /// A join that skipped the leaf would report every block and data extent in it as having no extent item.</summary>
+    [ProgsFact]
+    public void ExtentTreeLeafWithOneBadCopy_TheJoinReadsTheOther()
+    {
+        using var img = Copy("crc32c");
+        var root = Root(img.Paths, ObjectIds.ExtentTree);
+        ulong leaf = root.Bytenr;
+        using (var vol = Open(img.Paths))
+        {
+            if (root.Level > 0) leaf = BlockBytes.PtrBlock(vol.ReadTreeBlock(root.Bytenr).Block!.Data, 0);
+            Assert.Equal(2, vol.Chunks.Find(leaf)!.Copies);
+            Assert.Equal(0, vol.ReadTreeBlock(leaf).Block!.Level);
+        }
+        img.CorruptBytes(leaf, 0, 1000, 1, fixChecksum: false);
+        var findings = Check(img.Paths);
+        AssertExactly(output, findings, Want.Error(FindingCode.TreeBlockBadCopy, leaf, mirror: 0));
+    }
+
     // ------------------------------------------------------------------ the block is read but invalid: not trusted
 
     /// <summary>304: the free space tree's ROOT_ITEM says level 1; its root block is a leaf.</summary>
