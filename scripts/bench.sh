@@ -3,8 +3,9 @@
 #
 #   scripts/bench.sh build [--files N] [--size SIZE] [--out IMG]   build a kernel-written image (needs root, loop mounts)
 #   scripts/bench.sh compare IMG [--runs N] [--out FILE]           time both tools side by side, alternating
-#   scripts/bench.sh scaling IMG... [--runs N] [--out FILE]        our time and memory per GiB of tree blocks, per image
-#   scripts/bench.sh --ci                                           compare once on a small committed fixture
+#   scripts/bench.sh scaling IMG... [--runs N] [--out FILE]        our time and memory per GiB of tree blocks, per image,
+#                                                                   raw and net of the fixed cost (an empty filesystem)
+#   scripts/bench.sh --ci                                           compare and scaling once on a small committed fixture
 #
 # btrfs-refcheck is measured as released: the Native AOT executable from scripts/publish.sh.
 #
@@ -47,6 +48,8 @@ ours_cmd() {
   mkdir -p "$repo/artifacts"
   if bash "$repo/scripts/publish.sh" "$repo/artifacts/publish" >/dev/null 2>"$repo/artifacts/publish.log"; then
     ours=("$repo/artifacts/publish/btrfs-refcheck"); ours_build="Native AOT (scripts/publish.sh)"
+    # the compiler and MSBuild servers the publish leaves behind must not share the cores with the first measurement
+    dotnet build-server shutdown >/dev/null 2>&1 || true
   else
     echo "bench: Native AOT publish failed (artifacts/publish.log); measuring the JIT build instead" >&2
     dotnet build "$repo/src/BtrfsRefcheck.Cli" -c Release --nologo -v q >/dev/null
@@ -117,8 +120,10 @@ REP
   rm -rf "$tmp"
 }
 
-# Our cost per GiB of tree blocks on each image (medians of N runs after a warm-up), and the spread between images:
-# the largest over the smallest figure per GiB, for time and for memory.
+# Our cost per GiB of tree blocks on each image (medians of N runs, page cache warmed before each), and the spread
+# between images: the largest figure per GiB over the smallest, for time and for memory. Each figure is given twice:
+# raw, and net of the process's fixed cost, which is measured the same way on an empty filesystem (mkfs.btrfs, no
+# files): the runtime, the executable's pages and the first allocations, which do not grow with the volume.
 scaling() {
   local imgs=() runs=5 outfile=""
   while [ $# -gt 0 ]; do
@@ -131,31 +136,38 @@ scaling() {
   done
   [ ${#imgs[@]} -gt 0 ] || die "scaling needs images"
   [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
+  command -v mkfs.btrfs >/dev/null || die "btrfs-progs is not installed"
+  local img
+  for img in "${imgs[@]}"; do [ -e "$img" ] || die "no image $img"; done
   local ours; ours_cmd
   local tmp; tmp=$(mktemp -d)
-  local report="scaling: btrfs-refcheck, $ours_build; $(nproc) cores; $runs runs per image, page cache warmed before each; medians"
-  local img
-  for img in "${imgs[@]}"; do
-    [ -e "$img" ] || die "no image $img"
-    "${ours[@]}" "$img" >"$tmp/out" 2>&1 || true
-    local tb nodesize w m
+  truncate -s 256M "$tmp/empty.img"
+  mkfs.btrfs -q -f "$tmp/empty.img" >/dev/null
+  # Prints "tree-blocks nodesize wall-median peak-KiB-median" for one image.
+  measure() {
+    "${ours[@]}" "$1" >"$tmp/out" 2>&1 || true
+    local tb nodesize
     tb=$(grep -Eo "tree blocks [0-9]+" "$tmp/out" | head -1 | awk '{print $3}')
-    nodesize=$(btrfs inspect-internal dump-super "$img" | awk '$1=="nodesize"{print $2}')
+    nodesize=$(btrfs inspect-internal dump-super "$1" | awk '$1=="nodesize"{print $2}')
     for i in $(seq 1 "$runs"); do
-      python3 "$repo/scripts/bench-cache.py" warm "$img"
-      /usr/bin/time -f "%e %M" -o "$tmp/t.$i" "${ours[@]}" "$img" >/dev/null 2>&1 || true
+      python3 "$repo/scripts/bench-cache.py" warm "$1"
+      /usr/bin/time -f "%e %M" -o "$tmp/t.$i" "${ours[@]}" "$1" >/dev/null 2>&1 || true
     done
-    w=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/t.$i"; done | median)
-    m=$(for i in $(seq 1 "$runs"); do awk '{print $2}' "$tmp/t.$i"; done | median)
-    report+=$'\n'$(awk -v img="$img" -v tb="$tb" -v n="$nodesize" -v w="$w" -v m="$m" 'BEGIN {
-      g = tb * n / 1073741824
-      printf "%s: tree blocks %d (%.2f GiB): wall %.2f s, peak RSS %d MiB; per GiB: %.3f s, %.1f MiB", img, tb, g, w, m / 1024, w / g, m / 1024 / g }')
-    echo "$img $tb $nodesize $w $m" >> "$tmp/rows"
-  done
-  report+=$'\n'$(awk '{ g = $2 * $3 / 1073741824; t = $4 / g; r = $5 / 1024 / g
+    echo "${tb:-0} $nodesize $(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/t.$i"; done | median) $(for i in $(seq 1 "$runs"); do awk '{print $2}' "$tmp/t.$i"; done | median)"
+  }
+  local base; base=$(measure "$tmp/empty.img")
+  local report="scaling: btrfs-refcheck, $ours_build; $(nproc) cores; $runs runs per image, page cache warmed before each; medians"
+  report+=$'\n'$(echo "$base" | awk '{ printf "fixed cost (empty filesystem, %d tree blocks): wall %.3f s, peak RSS %.1f MiB", $1, $3, $4 / 1024 }')
+  for img in "${imgs[@]}"; do echo "$img $(measure "$img")" >> "$tmp/rows"; done
+  report+=$'\n'$(awk -v base="$base" 'BEGIN { split(base, b, " "); w0 = b[3]; m0 = b[4] / 1024 }
+    { g = $2 * $3 / 1073741824; w = $4; m = $5 / 1024
+      t = w / g; r = m / g; tn = (w - w0) / g; rn = (m - m0) / g
+      printf "%s: tree blocks %d (%.2f GiB): wall %.2f s, peak RSS %.1f MiB; per GiB: %.3f s, %.1f MiB; net of the fixed cost: %.3f s, %.1f MiB\n", $1, $2, g, w, m, t, r, tn, rn
       if (NR == 1 || t < tmin) tmin = t; if (NR == 1 || t > tmax) tmax = t
-      if (NR == 1 || r < rmin) rmin = r; if (NR == 1 || r > rmax) rmax = r }
-    END { printf "spread (largest / smallest per GiB): time %.2f, memory %.2f", tmax / tmin, rmax / rmin }' "$tmp/rows")
+      if (NR == 1 || r < rmin) rmin = r; if (NR == 1 || r > rmax) rmax = r
+      if (NR == 1 || tn < tnmin) tnmin = tn; if (NR == 1 || tn > tnmax) tnmax = tn
+      if (NR == 1 || rn < rnmin) rnmin = rn; if (NR == 1 || rn > rnmax) rnmax = rn }
+    END { printf "spread (largest / smallest per GiB): time %.2f, memory %.2f; net of the fixed cost: time %.2f, memory %.2f", tmax / tmin, rmax / rmin, tnmax / tnmin, rnmax / rnmin }' "$tmp/rows")
   echo "$report"
   [ -n "$outfile" ] && { echo "$report" > "$outfile"; echo "written to $outfile" >&2; }
   rm -rf "$tmp"
@@ -169,6 +181,7 @@ case "${1:-}" in
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
     gzip -dc testdata/kernel-snapshots.img.gz | cp --sparse=always /dev/stdin "$tmp/ci.img"
     compare "$tmp/ci.img" --runs 1
+    scaling "$tmp/ci.img" --runs 1
     # The measured build must say what the tested (JIT) build says: same report, same JSON, same exit code.
     dotnet build src/BtrfsRefcheck.Cli -c Release --nologo -v q >/dev/null
     for args in "" "--json" "dump-tree" "dump-super --json"; do
