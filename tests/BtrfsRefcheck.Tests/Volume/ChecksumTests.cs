@@ -126,7 +126,7 @@ public class ChecksumTests
         var walker = new TreeWalker(vol, findings);
         foreach (var root in TreeRoots.Enumerate(vol, findings))
             walker.Walk(root, new NullVisitor(), new WalkOptions { Visited = visited });
-        Assert.Empty(findings.Items.Where(f => f.Severity >= Severity.Warning));
+        Assert.DoesNotContain(findings.Items, f => f.Severity >= Severity.Warning);
         return visited.Order().ToList();
     }
 
