@@ -196,10 +196,8 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             for (int k = 0; k < run; k++)
             {
                 var ctx = todo[start + i + k];
-                TreeBlock? block = null;
-                if (runOk && volume.VerifyTreeBlock(ctx.Bytenr, w.Buffer.AsSpan(k * ns, ns), 0) == null)
-                    block = new TreeBlock(ctx.Bytenr, w.Buffer, k * ns, ns, 0);
-                else
+                var block = volume.VerifiedInPlace(ctx.Bytenr, runOk, w.Buffer, k * ns);
+                if (block == null)
                 {
                     // slow path: every copy in turn, with the failures reported
                     var read = volume.ReadTreeBlockUncached(ctx.Bytenr);

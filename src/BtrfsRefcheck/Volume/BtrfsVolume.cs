@@ -451,6 +451,15 @@ public sealed class BtrfsVolume : IDisposable
         return ReadCopy(chunk, logical, 0, dest[..(int)len]) == null;
     }
 
+    /// <summary>The tree block at <paramref name="offset"/> in <paramref name="buffer"/>, where <see cref="TryReadRun"/>
+    /// read copy 0 (<paramref name="readOk"/>: whether it did), when that copy verifies; no copy is made. Null otherwise:
+    /// the caller then uses <see cref="ReadTreeBlockUncached"/>, which tries every copy and says what failed.</summary>
+    public TreeBlock? VerifiedInPlace(ulong logical, bool readOk, byte[] buffer, int offset)
+    {
+        int size = (int)NodeSize;
+        return readOk && VerifyTreeBlock(logical, buffer.AsSpan(offset, size), 0) == null ? new TreeBlock(logical, buffer, offset, size, 0) : null;
+    }
+
     /// <summary>The physical offset of copy 0 of <paramref name="logical"/> on its device; ulong.MaxValue when
     /// unmapped. Sorting reads by it issues each device's reads in ascending order and keeps the devices of a
     /// multi-device set interleaved (sorting by device first would read them one after the other).</summary>
