@@ -11,7 +11,7 @@ public static class DumpSuperVerb
     public static int Run(DumpSuperOptions o, TextWriter stdout, TextWriter stderr)
     {
         var findings = new FindingBag();
-        using var vol = VolumeFactory.Open(o, findings);
+        using var vol = VolumeFactory.Open(o, findings, acceptUnknownIncompat: true);
         var copies = o.All ? vol.AllCopies.ToList() : [vol.ChosenCopy];
         if (o.Json)
         {

@@ -50,7 +50,8 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
                     F.Add(new Finding(FindingCode.ChunkStripeNoDevExtent, Severity.Error,
                         $"chunk [{c.Logical}, {c.End}) {c.Type.Describe()}: stripe on devid {s.DevId} at {s.Offset} has no DEV_EXTENT",
                         Bytenr: c.Logical, Tree: ObjectIds.ChunkTree, Expected: "a dev extent", Found: "none"));
-                if (vol.DeviceById(s.DevId) is { } dev && s.Offset + c.StripeSize > (ulong)dev.Length)
+                // a restored metadump holds metadata only: its file may end before the data chunks' stripes
+                if (vol.DeviceById(s.DevId) is { } dev && s.Offset + c.StripeSize > (ulong)dev.Length && !vol.IsRestoredMetadump)
                     F.Add(new Finding(FindingCode.ChunkBeyondDevice, Severity.Error,
                         $"chunk [{c.Logical}, {c.End}): stripe on devid {s.DevId} at [{s.Offset}, {s.Offset + c.StripeSize}) lies past the end of {dev.Path} (truncated image?)",
                         Bytenr: c.Logical, Tree: ObjectIds.ChunkTree, Device: dev.Path,

@@ -453,7 +453,7 @@ internal sealed class RangeJoin
         {
             bool ownerRef = false;
             foreach (var f in found) if (f.Kind == RefKind.TreeBlock && f.A == b.Owner) { ownerRef = true; break; }
-            if (!ownerRef)
+            if (!ownerRef && !HeldByOwnerTree(b))
                 F.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, AbsenceSeverity(b.Bytenr),
                     $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)}: header owner {ObjectIds.TreeName(b.Owner)} has no TREE_BLOCK_REF and the extent is not FULL_BACKREF (btrfs check: owner ref check failed){AbsenceNote(b.Bytenr)}",
                     Bytenr: b.Bytenr, Tree: b.Tree, Key: x.Key, Expected: $"TREE_BLOCK_REF root={ObjectIds.TreeName(b.Owner)}", Found: "none"));
@@ -472,6 +472,21 @@ internal sealed class RangeJoin
             F.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
                 $"tree block {b.Bytenr}: its EXTENT_ITEM length differs from the nodesize",
                 Bytenr: b.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: ns.ToString(), Found: x.Length.ToString()));
+    }
+
+    /// <summary>btrfs check's check_owner_ref, second half: a block whose owner lists no TREE_BLOCK_REF is still fine
+    /// when the owner's tree really holds it (a parent there points at it). Relocation leaves such blocks: merged
+    /// into a subvolume from its relocation tree, or left in the relocation tree by an interrupted balance. Rare, so
+    /// it searches the owner tree through the block cache.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool HeldByOwnerTree(BlockRec b)
+    {
+        if (ctx.Volume.ReadTreeBlock(b.Bytenr).Block is not { } block || block.View.FirstKey is not { } first) return false;
+        foreach (var root in ctx.Roots)
+            if (root.Id == b.Owner && root.Source == RootSource.RootItem && root.Bytenr != b.Bytenr && root.Level > b.Level &&
+                TreeSearch.PointsTo(ctx.Volume, root, first, b.Level, b.Bytenr))
+                return true;
+        return false;
     }
 
     /// <summary>Extents arrive in address order: find the block group holding each, check its type, and sum.</summary>

@@ -136,7 +136,8 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
             if (!log)
             {
                 // Recorded as by owner; ResolveFullBackref turns it into a SHARED ref when the parent is FULL_BACKREF.
-                for (int i = 0; i < count; i++)
+                int from = bc.Tree.IsDropping ? DropFilter.FirstLiveSlot(bc, view) : 0; // the cleaner freed the others
+                for (int i = from; i < count; i++)
                     st.Expected.Add(new RefRec
                     {
                         Bytenr = view.KeyPtr(i).BlockPtr, Kind = RefKind.TreeBlock, A = owner,

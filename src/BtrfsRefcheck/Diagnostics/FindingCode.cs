@@ -12,6 +12,7 @@ public enum FindingCode
     SuperblockGenerationMismatch = 104,
     SuperblockFieldInvalid = 105,
     SuperblockCopyTruncated = 106,
+    SuperblockCopyNeverWritten = 107,
     DeviceMissing = 110,
     DeviceDuplicate = 111,
     DeviceSizeMismatch = 112,
@@ -60,6 +61,8 @@ public enum FindingCode
     FreeSpaceItemInvalid = 421,
     TreeBlockHeaderFlagsInvalid = 422,
     TreeBlockReferencedTwice = 423,
+    ItemNotInSubvolumeTree = 424,
+    DeprecatedInodeCache = 425,
 
     // 500-599: tree block back-references and metadata extent items
     DuplicateTreeBlockRef = 500,

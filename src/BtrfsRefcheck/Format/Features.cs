@@ -24,6 +24,7 @@ public static class Features
     public const ulong IncompatExtentTreeV2 = 1UL << 13;
     public const ulong IncompatRaidStripeTree = 1UL << 14;
     public const ulong IncompatSimpleQuota = 1UL << 16;
+    public const ulong IncompatRemapTree = 1UL << 17;
 
     private static readonly (ulong Bit, string Name)[] CompatRo =
     [
@@ -40,8 +41,14 @@ public static class Features
         (IncompatSkinnyMetadata, "SKINNY_METADATA"), (IncompatNoHoles, "NO_HOLES"),
         (IncompatMetadataUuid, "METADATA_UUID"), (IncompatRaid1C34, "RAID1C34"), (IncompatZoned, "ZONED"),
         (IncompatExtentTreeV2, "EXTENT_TREE_V2"), (IncompatRaidStripeTree, "RAID_STRIPE_TREE"),
-        (IncompatSimpleQuota, "SIMPLE_QUOTA"),
+        (IncompatSimpleQuota, "SIMPLE_QUOTA"), (IncompatRemapTree, "REMAP_TREE"),
     ];
+
+    /// <summary>Every incompat bit btrfs-progs 6.19 defines; any other bit makes the filesystem unreadable to us.</summary>
+    public static readonly ulong KnownIncompat = Incompat.Aggregate(0UL, (m, e) => m | e.Bit);
+
+    /// <summary>Every compat_ro bit btrfs-progs 6.19 defines.</summary>
+    public static readonly ulong KnownCompatRo = CompatRo.Aggregate(0UL, (m, e) => m | e.Bit);
 
     public static IReadOnlyList<string> CompatNames(ulong flags) => Names(flags, []);
     public static IReadOnlyList<string> CompatRoNames(ulong flags) => Names(flags, CompatRo);

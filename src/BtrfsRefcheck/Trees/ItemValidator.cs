@@ -58,6 +58,13 @@ public static class ItemValidator
     /// (empty for slot 0); the overlap checks of file extents and csum items read it.</summary>
     public static void ValidateItem(in ItemCheckContext c, ReadOnlySpan<byte> data, ReadOnlySpan<byte> prevData, ItemReporter r)
     {
+        if (!c.IsLog && IsSubvolumeTree(c.Tree) && !BelongsInSubvolume(c.Key))
+        {
+            NotInSubvolume(c, data.Length, r);
+            return;
+        }
+        if (c.Key.ObjectId == ObjectIds.FreeIno && c.Key.ItemType == ItemType.InodeItem && !c.IsLog && IsSubvolumeTree(c.Tree))
+            InodeCache(c, r);
         switch (c.Key.ItemType)
         {
             case ItemType.InodeItem: InodeItemValidator.Validate(c, data, r); break;
@@ -91,6 +98,31 @@ public static class ItemValidator
             r.Add(c, FindingCode.ItemUnknownType, $"unknown item type {c.Key.Type} ({size} bytes); not checked",
                 "a known item type", c.Key.Type.ToString(), Severity.Warning);
     }
+
+    /// <summary>Subvolume-shaped trees: the fs tree, subvolumes and snapshots, the data reloc tree and relocation trees.</summary>
+    private static bool IsSubvolumeTree(ulong tree) => ObjectIds.IsFsTree(tree) || tree == ObjectIds.TreeReloc;
+
+    /// <summary>What btrfs check 6.19 accepts in a subvolume tree (check/main.c process_one_leaf): inodes, their names,
+    /// file extents and xattrs, orphan items, anything under FREE_SPACE (the v1 cache of the old inode cache), and
+    /// fs-verity's items (which 6.19 would call unknown; the kernel writes them for verity files).</summary>
+    private static bool BelongsInSubvolume(BtrfsKey key) =>
+        key.ObjectId == ObjectIds.FreeSpace || key.ItemType is ItemType.InodeItem or ItemType.InodeRef or ItemType.InodeExtref
+            or ItemType.DirItem or ItemType.DirIndex or ItemType.XattrItem or ItemType.ExtentData or ItemType.OrphanItem
+            or ItemType.VerityDescItem or ItemType.VerityMerkleItem;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void NotInSubvolume(in ItemCheckContext c, int size, ItemReporter r) =>
+        r.Add(c, FindingCode.ItemNotInSubvolumeTree,
+            $"{(Enum.IsDefined(c.Key.ItemType) ? ItemTypes.Name(c.Key.Type) : $"unknown item type {c.Key.Type}")} item ({size} bytes) in a subvolume tree, where no such key belongs (btrfs check: unknown key); not checked",
+            "INODE_ITEM, INODE_REF, INODE_EXTREF, DIR_ITEM, DIR_INDEX, XATTR_ITEM, EXTENT_DATA, ORPHAN_ITEM, VERITY items", c.Key.Type.ToString());
+
+    /// <summary>The free inode cache of the inode_cache mount option (removed in Linux 5.11): an inode FREE_INO whose
+    /// file extents hold the cache. btrfs check 6.19 fails it ("deprecated free inode cache"); reported once per tree.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void InodeCache(in ItemCheckContext c, ItemReporter r) =>
+        r.Add(c, FindingCode.DeprecatedInodeCache,
+            $"{ObjectIds.TreeName(c.Tree)} holds the free inode cache of the inode_cache mount option (removed in Linux 5.11): inode FREE_INO and its file extents and data back-refs; harmless to current kernels, which ignore it, but btrfs check fails it as \"deprecated free inode cache\"; `btrfs rescue clear-ino-cache DEVICE` removes it",
+            "no FREE_INO inode", "INODE_ITEM of FREE_INO");
 
     /// <summary>Slots of <paramref name="leaf"/> whose CHUNK_ITEM the volume reported as unusable while loading the chunk map.</summary>
     private static HashSet<int> ChunkSlotsReportedByVolume(BtrfsVolume volume, ulong leaf)

@@ -216,8 +216,9 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 sink.OnBlock(ctx, block, valid, w.State);
                 if (valid && !view.IsLeaf)
                 {
-                    next.EnsureCapacity(next.Count + view.Count);
-                    for (int p = 0; p < view.Count; p++) next.Add(BlockSteps.Child(ctx, view, p));
+                    int from = ctx.Tree.IsDropping ? DropFilter.FirstLiveSlot(ctx, view) : 0; // freed by the cleaner
+                    next.EnsureCapacity(next.Count + view.Count - from);
+                    for (int p = from; p < view.Count; p++) next.Add(BlockSteps.Child(ctx, view, p));
                 }
             }
             i += run;

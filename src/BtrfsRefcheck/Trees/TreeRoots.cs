@@ -96,8 +96,15 @@ public static class TreeRoots
                 var ri = new RootItem(data);
                 ulong id = source == RootSource.LogRootItem ? ObjectIds.TreeLog : key.ObjectId;
                 if (ri.Bytenr == 0) continue;
+                var drop = ri.DropProgress;
                 Roots.Add(new TreeRoot(id, ri.Bytenr, ri.Level, ri.Generation, source,
-                    source == RootSource.LogRootItem || key.ObjectId == ObjectIds.TreeReloc ? key.Offset : 0));
+                    source == RootSource.LogRootItem || key.ObjectId == ObjectIds.TreeReloc ? key.Offset : 0)
+                {
+                    // a drop in progress (btrfs check: the "dropping trees" list); drop_level 0 never occurs (the
+                    // cleaner records the level of a node) and btrfs check ignores it too
+                    DropProgress = drop.ObjectId != 0 && ri.DropLevel > 0 ? drop : null,
+                    DropLevel = ri.DropLevel,
+                });
             }
             return true;
         }

@@ -10,6 +10,7 @@ public sealed class BtrfsVolume : IDisposable
     private readonly Dictionary<ulong, BlockDevice> _byDevId;
     private readonly BlockCache _cache;
     private readonly List<DevItemInfo> _devItems = [];
+    private readonly List<byte[]> _seedFsids = [];
 
     public Superblock Super { get; }
 
@@ -42,6 +43,13 @@ public sealed class BtrfsVolume : IDisposable
 
     /// <summary>The chunk tree uuid every tree block header carries, taken from the chunk root block (null if unreadable).</summary>
     public Guid? ChunkTreeUuid { get; private set; }
+
+    /// <summary>The superblock says btrfs-image -r restored this image from a metadata dump (METADUMP or
+    /// METADUMP_V2): data blocks read as zeros and a multi-device filesystem was rewritten onto one device.</summary>
+    public bool IsRestoredMetadump => (Super.Flags & (Superblock.FlagMetadump | Superblock.FlagMetadumpV2)) != 0;
+
+    /// <summary>The ZONED incompat feature is set.</summary>
+    public bool IsZoned => (Super.IncompatFlags & Features.IncompatZoned) != 0;
 
     public uint NodeSize => Super.NodeSize;
     public uint SectorSize => Super.SectorSize;
@@ -109,26 +117,49 @@ public sealed class BtrfsVolume : IDisposable
                 perDevice.Add((dev, pick));
             }
 
-            // Assemble: every path must belong to the first path's filesystem, each devid once.
-            var fsid = perDevice[0].Copy.Superblock!.Fsid;
+            // Assemble: every path must belong to one filesystem, each devid once. A sprout's seed devices keep their own
+            // fsid (superblock flag SEEDING); the filesystem checked is the one that is not a seed (a seed given alone
+            // is checked as itself).
+            var main = perDevice.FirstOrDefault(p => (p.Copy.Superblock!.Flags & Superblock.FlagSeeding) == 0);
+            if (main.Dev == null) main = perDevice[0];
+            var fsid = main.Copy.Superblock!.Fsid;
             var byDevId = new Dictionary<ulong, BlockDevice>();
+            var seeds = new List<(BlockDevice Dev, Superblock Super)>();
             foreach (var (dev, copy) in perDevice)
             {
                 var sb = copy.Superblock!;
                 if (sb.Fsid != fsid)
-                    throw new VolumeException($"{dev.Path}: holds another filesystem (fsid {sb.Fsid}), not {fsid} of {perDevice[0].Dev.Path}");
+                {
+                    if ((sb.Flags & Superblock.FlagSeeding) == 0)
+                        throw new VolumeException($"{dev.Path}: holds another filesystem (fsid {sb.Fsid}), not {fsid} of {main.Dev.Path}");
+                    seeds.Add((dev, sb));
+                }
                 ulong devid = sb.DevItem.DevId;
                 if (byDevId.TryGetValue(devid, out var other))
                     throw new VolumeException($"{dev.Path}: devid {devid} was already given as {other.Path}");
                 byDevId[devid] = dev;
             }
 
-            var chosen = perDevice.Select(p => p.Copy).OrderByDescending(c => c.Superblock!.Generation).First();
+            var chosen = perDevice.Where(p => p.Copy.Superblock!.Fsid == fsid).Select(p => p.Copy).OrderByDescending(c => c.Superblock!.Generation).First();
             var super = chosen.Superblock!;
             var vol = new BtrfsVolume(super, chosen, allCopies, devices, byDevId, options, findings);
+            foreach (var (dev, sb) in seeds)
+            {
+                vol._seedFsids.Add(sb.MetadataFsidBytes.ToArray());
+                vol.Notes.Add($"{dev.Path} is a seed device (fsid {sb.Fsid}, devid {sb.DevItem.DevId}) of this sprout filesystem; tree blocks written before the sprout carry its fsid");
+            }
             vol.Notes.Add(options.SuperMirror is { } sel
                 ? $"using superblock copy {sel} of {chosen.Device.Path} (generation {super.Generation}), as asked"
                 : $"using superblock copy {chosen.Mirror} of {chosen.Device.Path} (generation {super.Generation}): the valid copy with the highest generation");
+            ulong unknownIncompat = super.IncompatFlags & ~Features.KnownIncompat;
+            if (unknownIncompat != 0 && !options.AcceptUnknownIncompat)
+                throw new VolumeException($"{chosen.Device.Path}: the superblock sets incompat feature {string.Join(", ", Features.IncompatNames(unknownIncompat))} (incompat_flags 0x{super.IncompatFlags:x}), which this version does not know; like the kernel, it refuses to read such a filesystem");
+            ulong unknownCompatRo = super.CompatRoFlags & ~Features.KnownCompatRo;
+            if (unknownCompatRo != 0)
+                vol.Notes.Add($"compat_ro feature {string.Join(", ", Features.CompatRoNames(unknownCompatRo))} is not known to this version: checked anyway, but what that feature adds is not verified");
+            if (vol.IsRestoredMetadump)
+                vol.Notes.Add("restored from a metadata dump by btrfs-image -r (superblock flag METADUMP" + ((super.Flags & Superblock.FlagMetadumpV2) != 0 ? "_V2" : "") +
+                              "): data blocks read as zeros and devices were rewritten onto this one, so device sizes and data are not checked");
             vol.ReportSuperblockCopies();
             vol.CheckSuperblockFields();
             vol.LoadSysChunkArray();
@@ -152,6 +183,18 @@ public sealed class BtrfsVolume : IDisposable
             var owner = c.Superblock is { MagicMatches: true } ? c.Superblock : Super;
             ulong devSize = c.Device == ChosenCopy.Device ? Super.DevItem.TotalBytes : owner.DevItem.TotalBytes;
             if (c.Mirror > 0 && (ulong)c.Offset + Superblock.Size > devSize) continue;
+            // Zoned filesystems keep their superblock mirrors in log zones, not at the fixed offsets (only copy 0 of a
+            // zone-emulating image file or conventional zone sits at 64 KiB): nothing is expected at 64 MiB / 256 GiB.
+            if (c.Mirror > 0 && IsZoned && !c.IsValid) continue;
+            if (c.NeverWritten && c.Mirror > 0)
+            {
+                Findings.Add(new Finding(FindingCode.SuperblockCopyNeverWritten, Severity.Info,
+                    $"superblock copy {c.Mirror} at {c.Offset} was never written (all zeros): " + (IsRestoredMetadump
+                        ? "btrfs-image -r writes only the primary copy"
+                        : "the device may have grown since the last commit, or the image was restored by a tool that writes only the primary copy; the kernel rewrites it at the next commit"),
+                    Bytenr: (ulong)c.Offset, Device: c.Device.Path, Mirror: c.Mirror));
+                continue;
+            }
             if (!c.IsValid)
             {
                 var code = c.Superblock == null ? FindingCode.SuperblockCopyTruncated
@@ -421,7 +464,7 @@ public sealed class BtrfsVolume : IDisposable
             if (item == null)
                 Findings.Add(new Finding(FindingCode.DeviceDuplicate, Severity.Error,
                     $"{dev.Path} claims devid {devid}, which no DEV_ITEM of the chunk tree lists", Device: dev.Path));
-            else if ((ulong)dev.Length < item.TotalBytes)
+            else if ((ulong)dev.Length < item.TotalBytes && !IsRestoredMetadump)
                 Findings.Add(new Finding(FindingCode.DeviceSizeMismatch, Severity.Error,
                     $"device {dev.Path} (devid {devid}) is smaller than its DEV_ITEM says", Device: dev.Path,
                     Expected: $">= {item.TotalBytes}", Found: dev.Length.ToString()));
@@ -495,10 +538,17 @@ public sealed class BtrfsVolume : IDisposable
                 $"checksum mismatch: have {Checksum.ToHex(CsumType, h.Csum)}, computed {Checksum.ToHex(CsumType, csum)}");
         if (h.Bytenr != logical)
             return new CopyFailure(copy, FindingCode.TreeBlockBytenrMismatch, $"header bytenr {h.Bytenr}, expected {logical}");
-        if (!h.Fsid.SequenceEqual(Super.MetadataFsidBytes))
+        if (!h.Fsid.SequenceEqual(Super.MetadataFsidBytes) && !IsSeedFsid(h.Fsid))
             return new CopyFailure(copy, FindingCode.TreeBlockFsidMismatch,
                 $"header fsid {Uuids.Format(h.Fsid)}, expected {Uuids.Format(Super.MetadataFsidBytes)}");
         return null;
+    }
+
+    /// <summary>A seed device's fsid: blocks written while the filesystem was that seed keep it in their header.</summary>
+    private bool IsSeedFsid(ReadOnlySpan<byte> fsid)
+    {
+        foreach (var s in _seedFsids) if (fsid.SequenceEqual(s)) return true;
+        return false;
     }
 
     /// <summary>Like <see cref="ReadTreeBlock"/> but bypasses the cache (for single passes over all metadata).</summary>

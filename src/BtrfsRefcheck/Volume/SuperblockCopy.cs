@@ -7,6 +7,10 @@ public sealed record SuperblockCopy(BlockDevice Device, int Mirror, long Offset,
 {
     public bool IsValid => Superblock != null && Problem == null;
 
+    /// <summary>All 4096 bytes are zero: a copy that was never written (btrfs-image -r writes only the primary; a
+    /// device grown since the last commit has no mirror there yet; zoned filesystems keep mirrors elsewhere).</summary>
+    public bool NeverWritten { get; init; }
+
     /// <summary>Reads every mirror the device is large enough for.</summary>
     public static List<SuperblockCopy> ReadAll(BlockDevice dev)
     {
@@ -26,6 +30,8 @@ public sealed record SuperblockCopy(BlockDevice Device, int Mirror, long Offset,
         var buf = new byte[Format.Superblock.Size];
         int n = dev.Read(off, buf);
         if (n < buf.Length) return new SuperblockCopy(dev, mirror, off, null, $"device too small for superblock copy {mirror} at {off}");
+        if (!buf.AsSpan().ContainsAnyExcept((byte)0))
+            return new SuperblockCopy(dev, mirror, off, new Superblock(buf), "never written (all zeros)") { NeverWritten = true };
         var sb = new Superblock(buf);
         string? problem = null;
         if (!sb.MagicMatches) problem = $"bad magic 0x{sb.Magic:x16}";

@@ -11,6 +11,10 @@ public sealed class VolumeOptions
     /// <summary>How many tree blocks the read cache keeps. Walks read each block once; the cache only spares
     /// re-reads of the upper levels (root tree, chunk tree, the extent tree's nodes).</summary>
     public int CacheBlocks { get; init; } = 256;
+
+    /// <summary>Open a filesystem whose superblock sets incompat feature bits this program does not know (the
+    /// kernel refuses to mount those). Only for showing the superblock: trees may not be readable as we read them.</summary>
+    public bool AcceptUnknownIncompat { get; init; }
 }
 
 /// <summary>A device listed by a DEV_ITEM in the chunk tree.</summary>

@@ -107,9 +107,15 @@ internal static class ExtentItemValidator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void DataRefFields(in ItemCheckContext c, ItemReporter r, FindingCode code, string what, int pos, ulong root, ulong objectId, ulong offset, uint count)
     {
-        if (!(ValidDataRefRoot(root) && objectId >= ObjectIds.FirstFree && objectId <= ObjectIds.LastFree && c.Aligned(offset) && count != 0))
+        if (!(ValidDataRefRoot(root) && ValidDataRefInode(objectId) && c.Aligned(offset) && count != 0))
             BadDataRefFields(c, r, code, what, pos, root, objectId, offset, count);
     }
+
+    /// <summary>A file's inode number, or FREE_INO: the old inode cache kept its data in a file of that number (its
+    /// presence is reported once per tree as <see cref="FindingCode.DeprecatedInodeCache"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool ValidDataRefInode(ulong objectId) =>
+        (objectId >= ObjectIds.FirstFree && objectId <= ObjectIds.LastFree) || objectId == ObjectIds.FreeIno;
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void BadDataRefFields(in ItemCheckContext c, ItemReporter r, FindingCode code, string what, int pos, ulong root, ulong objectId, ulong offset, uint count)
@@ -117,8 +123,8 @@ internal static class ExtentItemValidator
         string at = $"{what} at item offset {pos}";
         if (!ValidDataRefRoot(root))
             r.Add(c, code, $"{at} names root {ObjectIds.TreeName(root)}, which holds no file data", "a subvolume, DATA_RELOC_TREE or ROOT_TREE", root.ToString());
-        if (objectId < ObjectIds.FirstFree || objectId > ObjectIds.LastFree)
-            r.Add(c, code, $"{at} names inode {objectId}", "[256, 18446744073709551360]", objectId.ToString());
+        if (!ValidDataRefInode(objectId))
+            r.Add(c, code, $"{at} names inode {objectId}", "[256, 18446744073709551360] or FREE_INO (the old inode cache)", objectId.ToString());
         if (!c.Aligned(offset))
             r.Add(c, code, $"{at} has file offset {offset} not aligned to sectorsize {c.SectorSize}", $"multiple of {c.SectorSize}", offset.ToString());
         if (count == 0)

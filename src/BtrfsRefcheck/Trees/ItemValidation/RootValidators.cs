@@ -15,8 +15,10 @@ internal static class RootItemValidator
     {
         const FindingCode Code = FindingCode.RootItemInvalid;
         var key = c.Key;
-        if (key.ObjectId == ObjectIds.TreeReloc && !ItemCheckContext.KernelIsFsTree(key.Offset))
-            r.Add(c, Code, $"relocation tree for {ObjectIds.TreeName(key.Offset)}, which is not a subvolume tree", "a subvolume id in the key offset", key.Offset.ToString());
+        // Kernels before 5.8 (data reloc tree still SHAREABLE) also gave the data reloc tree a relocation tree; an
+        // interrupted balance of such a kernel leaves one behind, and btrfs check accepts it.
+        if (key.ObjectId == ObjectIds.TreeReloc && !ItemCheckContext.KernelIsFsTree(key.Offset) && key.Offset != ObjectIds.DataRelocTree)
+            r.Add(c, Code, $"relocation tree for {ObjectIds.TreeName(key.Offset)}, which is neither a subvolume tree nor the data reloc tree", "a subvolume id (or the data reloc tree) in the key offset", key.Offset.ToString());
         if (key.ObjectId == 0)
             r.Add(c, Code, "root id 0", "a tree id", "0");
         if (data.Length < RootItem.LegacySize)
@@ -45,7 +47,11 @@ internal static class RootItemValidator
         var inode = new InodeItem(ri.Inode);
         r.Generation(c, "root inode generation", inode.Generation);
         r.Generation(c, "root inode transid", inode.Transid);
-        InodeItemValidator.Flags(c, r, (ulong)inode.Flags, "root inode");
+        ulong flags = (ulong)inode.Flags;
+        // Older mkfs and kernels stored BTRFS_INODE_ROOT_ITEM_INIT (1 << 31) through a signed int, so the root inode's
+        // flags read 0xffffffff80000000: a harmless artifact the kernel and btrfs check accept, not unknown flags.
+        if (flags >> 31 == 0x1_FFFF_FFFFUL) flags &= 0xFFFF_FFFFUL;
+        InodeItemValidator.Flags(c, r, flags, "root inode");
     }
 }
 

@@ -1,0 +1,40 @@
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Volume;
+
+namespace BtrfsRefcheck.Trees;
+
+/// <summary>Point look-ups down one tree, through the volume's block cache: for the rare question a level-by-level
+/// scan cannot answer by itself. Never throws for bad data: an unreadable or malformed block ends the search.</summary>
+public static class TreeSearch
+{
+    /// <summary>Searches <paramref name="root"/> for <paramref name="key"/> down to the node at
+    /// <paramref name="level"/> + 1 and tells whether the pointer that search lands on is <paramref name="bytenr"/>:
+    /// whether that tree really holds the block there (btrfs check's check_owner_ref does the same).</summary>
+    public static bool PointsTo(BtrfsVolume volume, TreeRoot root, BtrfsKey key, int level, ulong bytenr)
+    {
+        ulong at = root.Bytenr;
+        int expect = root.Level;
+        for (int depth = 0; depth < Header.MaxLevel && expect > level; depth++)
+        {
+            var read = volume.ReadTreeBlock(at);
+            if (read.Block is not { } block) return false;
+            var view = block.View;
+            if (view.IsLeaf || view.Header.Level != expect || view.Count == 0) return false;
+            int slot = 0;
+            try
+            {
+                for (int i = 1; i < view.Count; i++)
+                {
+                    if (view.KeyPtr(i).Key <= key) slot = i;
+                    else break;
+                }
+                var ptr = view.KeyPtr(slot);
+                if (expect == level + 1) return ptr.BlockPtr == bytenr;
+                at = ptr.BlockPtr;
+            }
+            catch (BtrfsFormatException) { return false; }
+            expect--;
+        }
+        return false;
+    }
+}
