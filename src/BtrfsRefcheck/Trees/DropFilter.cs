@@ -7,8 +7,9 @@ namespace BtrfsRefcheck.Trees;
 /// everything before that key at that level is already freed, its blocks may since hold anything, and the extent
 /// tree no longer references them from this root. As btrfs check does (check/main.c, run_next_block): in a node
 /// above drop_level only the slot whose range holds the drop key and those after it are followed; in a node at
-/// drop_level, pointers whose key is below the drop key are skipped. Only nodes the dropping tree owns are filtered:
-/// the cleaner descends only into blocks no one else references, so a shared block is never part-dropped.</summary>
+/// drop_level, pointers whose key is below the drop key are skipped. The cleaner descends only into blocks no live
+/// tree references (a snapshot's source may still be their header owner, with FULL_BACKREF), so the scanner applies
+/// this only to blocks that no other tree reaches (<see cref="ParallelScanner"/> prefers a live tree's pointer).</summary>
 public static class DropFilter
 {
     /// <summary>The first slot of <paramref name="node"/> that still counts (0 when nothing is dropped there).</summary>
@@ -17,7 +18,7 @@ public static class DropFilter
         var root = ctx.Tree;
         if (root.DropProgress is not { } drop) return 0;
         var h = node.Header;
-        if (h.Owner != root.Id || h.Level < root.DropLevel || node.IsLeaf) return 0;
+        if (h.Level < root.DropLevel || node.IsLeaf) return 0;
         int count = node.Count;
         if (h.Level == root.DropLevel)
         {

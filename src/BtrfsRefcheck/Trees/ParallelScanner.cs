@@ -113,6 +113,10 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             int j = i + 1;
             while (j < order.Length && order[j].Bytenr == order[i].Bytenr) j++;
             var first = list[order[i].Index];
+            // A block a dropping tree shares with a live one is walked for the live one: the cleaner has not touched it.
+            if (first.Tree.IsDropping)
+                for (int k = i + 1; k < j; k++)
+                    if (!list[order[k].Index].Tree.IsDropping) { (order[i], order[k]) = (order[k], order[i]); first = list[order[i].Index]; break; }
             if (visitedLevel.TryGetValue(first.Bytenr, out int seenAt))
             {
                 for (int k = i; k < j; k++)
