@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# make-source-fixtures.sh — build VALID btrfs test images from sources other than the
+# Debian btrfs-progs 6.2 mkfs + kernel writes of make-kernel-fixtures.sh: btrfs-progs 6.19
+# mkfs with newer features, btrfs-image metadumps (6.2 and 6.19) and their restores,
+# btrfs-convert from ext4, seed + sprout, and states captured from a running kernel
+# (half-dropped snapshot, interrupted balance) or an interrupted btrfstune.
+#
+# Usage (as root):  scripts/make-source-fixtures.sh [-o OUTDIR] [IMAGE...]
+#                   (OUTDIR default: <repo>/testdata/sources; IMAGE default: all, see ALL)
+#                   scripts/make-source-fixtures.sh --survey [-o OUTDIR]
+#                   (decompress every image in OUTDIR, run btrfs-refcheck and
+#                    `btrfs check --readonly` of 6.2 and 6.19 on it, write OUTDIR/SURVEY.md)
+#
+# See testdata/sources/README.md for one note per image.  Each build function asserts
+# the property its image exists for and the script exits non-zero if one does not hold.
+# Images are sparse raw files stored as NAME.img.gz (gzip -9 -n); multi-device sets as
+# NAME-devN.img.gz; metadumps as NAME.metadump-62 / NAME.metadump-619.
+#
+# File contents are deterministic (seeded generator fx.py below) and filesystem UUIDs
+# are fixed where the tool allows it (5a1e01NN-...; distinct from the other fixture
+# scripts' 5a1e00NN-...), but images are not byte-for-byte reproducible.
+#
+# Needs: btrfs-progs 6.2 (Debian: btrfs, mkfs.btrfs, btrfs-image, btrfs-convert,
+#        btrfstune), btrfs-progs 6.19 via ../shared/btrfs-progs/build.sh, util-linux,
+#        e2fsprogs, python3, gzip, gdb (for the interrupted btrfstune images).
+# KEEP_WORK=1 keeps the temp directory.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$SCRIPT_DIR")
+OUTDIR=$REPO_DIR/testdata/sources
+SURVEY=
+ARGS=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        -o) OUTDIR=$2; shift 2 ;;
+        --survey) SURVEY=1; shift ;;
+        *) ARGS+=("$1"); shift ;;
+    esac
+done
+ALL=(mkfs619-defaults mkfs619-squota mkfs619-quota mkfs619-rst mkfs619-zoned metadumps
+     convert-ext4 seed-sprout kernel-halfdropped kernel-reloc mkfs619-bgt-changing
+     mkfs619-csum-changing)
+[[ ${#ARGS[@]} -gt 0 ]] || ARGS=("${ALL[@]}")
+
+log() { printf '\n=== %s\n' "$*" >&2; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (needs loop devices and mount)"
+B62=/usr/bin
+B619=$(cd "$REPO_DIR" && bash ../shared/btrfs-progs/build.sh)
+[[ -x $B619/btrfs ]] || die "btrfs-progs 6.19 not found"
+for cmd in $B62/btrfs /sbin/mkfs.btrfs $B62/btrfs-image $B62/btrfs-convert $B62/btrfstune \
+           losetup mount umount mountpoint fstrim fsfreeze mkfs.ext4 python3 gzip; do
+    command -v "$cmd" >/dev/null || die "missing command: $cmd"
+done
+mkdir -p "$OUTDIR"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+
+WORK=$(mktemp -d /tmp/btrfs-srcfix.XXXXXX)
+MOUNTS=()
+LOOPS=()
+BGPIDS=()
+cleanup() {
+    local rc=$? i
+    set +e
+    for i in "${BGPIDS[@]}"; do kill "$i" 2>/dev/null; wait "$i" 2>/dev/null; done
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+        for _ in 1 2 3 4 5; do
+            mountpoint -q "${MOUNTS[i]}" || break
+            umount "${MOUNTS[i]}" 2>/dev/null || sleep 1
+        done
+        if mountpoint -q "${MOUNTS[i]}"; then umount -l "${MOUNTS[i]}"; fi
+    done
+    for i in "${LOOPS[@]}"; do
+        $B62/btrfs device scan --forget "$i" >/dev/null 2>&1
+        losetup -d "$i" 2>/dev/null
+    done
+    rm -f "$OUTDIR"/*.tmp
+    if [[ -n ${KEEP_WORK:-} ]]; then echo "KEEP_WORK set: left $WORK" >&2; else rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+attach() { LOOPDEV=$(losetup -f --show "$1"); LOOPS+=("$LOOPDEV"); }
+detach() {
+    local dev=$1 l keep=()
+    $B62/btrfs device scan --forget "$dev" >/dev/null 2>&1 || true
+    losetup -d "$dev"
+    for l in "${LOOPS[@]}"; do [[ $l == "$dev" ]] || keep+=("$l"); done
+    LOOPS=("${keep[@]+"${keep[@]}"}")
+}
+do_mount() {
+    local dev=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    mount -t btrfs "$@" "$dev" "$dir"
+    MOUNTS+=("$dir")
+}
+trim() { fstrim "$1" || echo "warning: fstrim $1 failed; the .gz files will be larger" >&2; }
+do_umount() {
+    local dir=$1 m keep=()
+    sync
+    umount "$dir"
+    for m in "${MOUNTS[@]}"; do [[ $m == "$dir" ]] || keep+=("$m"); done
+    MOUNTS=("${keep[@]+"${keep[@]}"}")
+}
+new_image() { rm -f "$1"; truncate -s "$2" "$1"; }
+store() {   # store FILE NAME.img  -> OUTDIR/NAME.img.gz
+    gzip -9 -n -c "$1" >"$OUTDIR/$2.gz.tmp"
+    mv -f "$OUTDIR/$2.gz.tmp" "$OUTDIR/$2.gz"
+}
+store_plain() { cp "$1" "$OUTDIR/$2.tmp"; mv -f "$OUTDIR/$2.tmp" "$OUTDIR/$2"; }
+# check_ok BTRFS_BIN DEV_OR_IMG LOG: btrfs check --readonly must pass
+check_rc() { local rc=0; "$1" check --readonly "$2" >"$3" 2>&1 || rc=$?; echo "$rc"; }
+check_ok() {
+    local rc
+    rc=$(check_rc "$1" "$2" "$3")
+    [[ $rc -eq 0 ]] || { tail -20 "$3" >&2; die "$1 check --readonly $2 exited $rc"; }
+}
+# check_both DEV NAME [opt62]: 6.19 must pass; 6.2 too unless opt62 is given (features
+# newer than 6.2, e.g. squota, raid-stripe-tree: then its verdict is only printed)
+check_both() {
+    check_ok $B619/btrfs "$1" "$WORK/$2.check619"
+    if [[ -n ${3:-} ]]; then
+        echo "btrfs 6.2 check --readonly: exit $(check_rc $B62/btrfs "$1" "$WORK/$2.check62") (not required)" >&2
+        grep -i 'error\|unsupported' "$WORK/$2.check62" | head -3 >&2 || true
+    else
+        check_ok $B62/btrfs "$1" "$WORK/$2.check62"
+    fi
+}
+dump_tree() { "$B619/btrfs" inspect-internal dump-tree "$@" 2>/dev/null || true; }
+dump_super() { "$B619/btrfs" inspect-internal dump-super "$@" 2>/dev/null || true; }
+count() { grep -c -- "$1" || true; }
+# sb_bit IMG FIELD BIT: true if superblock FIELD (e.g. compat_ro_flags) has bit BIT set
+sb_bit() {
+    local v
+    v=$(dump_super "$1" | awk -v f="$2" '$1 == f { print $2; exit }')
+    [[ -n $v ]] && (( (v >> $3) & 1 ))
+}
+
+# ---------------------------------------------------------------------------------------
+# fx.py: deterministic content (same generator as make-kernel-fixtures.sh)
+FX="$WORK/fx.py"
+cat >"$FX" <<'PYEOF'
+import fcntl, hashlib, math, os, random, struct, sys
+BLOCK = 4096
+FILLER = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY\n"
+WORDS = ("btrfs extent inode subvolume snapshot reflink chunk stripe device tree node leaf "
+         "item key root generation transid checksum crc32c compress zstd zlib lzo inline "
+         "prealloc hole backref shared parent owner offset bytenr length level super block").split()
+def gen(mode, size, seed):
+    rnd = random.Random(seed)
+    if size <= 0:
+        return b""
+    if mode == "random":
+        return hashlib.shake_256(seed.encode()).digest(size)
+    if mode == "text":
+        parts, n = [], 0
+        while n < size:
+            line = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(4, 14))) + "\n"
+            parts.append(line); n += len(line)
+        return "".join(parts).encode()[:size]
+    if mode == "pattern":
+        body = FILLER * (BLOCK // len(FILLER) + 1)
+        out = bytearray()
+        for b in range((size + BLOCK - 1) // BLOCK):
+            hdr = ("%s block %d\n" % (seed, b)).encode()
+            out += hdr + body[:BLOCK - len(hdr)]
+        return bytes(out[:size])
+    sys.exit("unknown mode " + mode)
+def parse_size(s):
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(s[:-1]) * mult[s[-1]] if s[-1] in mult else int(s)
+def cmd_gen(size, seed, mode):
+    sys.stdout.buffer.write(gen(mode, parse_size(size), seed))
+def cmd_files(d, prefix, count, lo, hi, seed, mode):
+    count, lo, hi = int(count), parse_size(lo), parse_size(hi)
+    rnd = random.Random(seed)
+    os.makedirs(d, exist_ok=True)
+    for i in range(count):
+        size = int(math.exp(rnd.uniform(math.log(max(lo, 1)), math.log(max(hi, 1)))))
+        m = mode
+        if mode == "mix":
+            m = "text" if i % 10 == 0 else "pattern"
+        with open(os.path.join(d, "%s-%05d" % (prefix, i)), "wb") as f:
+            f.write(gen(m, size, "%s/%d" % (seed, i)))
+def cmd_tiny(d, prefix, count, seed):
+    """tiny DIR PREFIX COUNT SEED: COUNT files of 8..40 bytes (inline)."""
+    os.makedirs(d, exist_ok=True)
+    for i in range(int(count)):
+        with open(os.path.join(d, "%s-%05d" % (prefix, i)), "wb") as f:
+            f.write(("%s %d\n" % (seed, i)).encode() * (1 + i % 3))
+def cmd_clone(src, soff, dst, doff, length):
+    FICLONERANGE = 0x4020940D
+    sfd = os.open(src, os.O_RDONLY)
+    dfd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+    fcntl.ioctl(dfd, FICLONERANGE, struct.pack("qQQQ", sfd, parse_size(soff), parse_size(length), parse_size(doff)))
+    os.close(sfd); os.close(dfd)
+cmds = {"gen": cmd_gen, "files": cmd_files, "tiny": cmd_tiny, "clone": cmd_clone}
+cmds[sys.argv[1]](*sys.argv[2:])
+PYEOF
+fx() { python3 "$FX" "$@"; }
+
+# populate DIR SEED: the common "ordinary use" content: a few hundred small files, some
+# 100 KiB files, a subvolume, a reflink, a snapshot modified afterwards.
+populate() {
+    local M=$1 s=$2 f
+    fx files "$M/small" f 300 1 3000 "$s/small" mix
+    fx files "$M/medium" m 20 100K 100K "$s/medium" pattern
+    mkdir -p "$M/big"
+    fx gen 2M "$s/big" pattern >"$M/big/big-0"
+    cp --reflink=always "$M/big/big-0" "$M/big/big-0.reflink"
+    fx clone "$M/medium/m-00001" 0 "$M/big/partial-clone" 0 64K
+    btrfs subvolume create "$M/sv" >/dev/null
+    fx files "$M/sv" v 100 1 30K "$s/sv" mix
+    cp --reflink=always "$M/medium/m-00002" "$M/sv/from-top.reflink"
+    sync
+    btrfs subvolume snapshot "$M/sv" "$M/sv-snap" >/dev/null
+    rm -f "$M"/sv/v-*3
+    for f in "$M"/sv/v-*[05]; do fx gen 2K "$s/append/${f##*/}" text >>"$f"; done
+    fx files "$M/sv-snap/new" n 30 1 8K "$s/snapnew" pattern
+}
+
+SUMMARY=()
+summ() { SUMMARY+=("$(printf '%-28s %s' "$1" "$2")"); }
+
+btrfs device scan --forget >/dev/null 2>&1 || true
+
+# UUIDs (fsids) of this script
+U_DEF=5a1e0101-b7f5-4c3e-9d2a-000000000101
+U_SQ=5a1e0102-b7f5-4c3e-9d2a-000000000102
+U_Q=5a1e0103-b7f5-4c3e-9d2a-000000000103
+U_RST=5a1e0104-b7f5-4c3e-9d2a-000000000104
+U_ZONED=5a1e0105-b7f5-4c3e-9d2a-000000000105
+U_CONV=5a1e0106-b7f5-4c3e-9d2a-000000000106
+U_SEED=5a1e0107-b7f5-4c3e-9d2a-000000000107
+U_HALF=5a1e0108-b7f5-4c3e-9d2a-000000000108
+U_RELOC=5a1e0109-b7f5-4c3e-9d2a-000000000109
+U_BGT=5a1e010a-b7f5-4c3e-9d2a-00000000010a
+U_CSUM=5a1e010b-b7f5-4c3e-9d2a-00000000010b
+
+# =======================================================================================
+# 1. mkfs619-defaults: btrfs-progs 6.19 mkfs defaults (block-group-tree, free-space-tree,
+#    no-holes, skinny-metadata, extref), then kernel writes.
+# =======================================================================================
+build_mkfs619_defaults() {
+    local name=mkfs619-defaults img="$WORK/mkfs619-defaults.img" M="$WORK/mnt-defaults" dev sb
+    log "$name"
+    new_image "$img" 192M
+    $B619/mkfs.btrfs -q -f -U "$U_DEF" "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    populate "$M" defaults
+    trim "$M"; do_umount "$M"; detach "$dev"
+    sb_bit "$img" compat_ro_flags 3 || die "$name: no BLOCK_GROUP_TREE flag"
+    [[ $(dump_tree -t 11 "$img" | count 'BLOCK_GROUP_ITEM') -gt 0 ]] || die "$name: block group tree empty"
+    [[ $(dump_tree -t 2 "$img" | count 'BLOCK_GROUP_ITEM') -eq 0 ]] || die "$name: block group items in the extent tree"
+    check_both "$img" "$name"
+    store "$img" "$name.img"
+    summ "$name" "BLOCK_GROUP_TREE compat_ro flag, block groups in tree 11; checks pass"
+}
+
+# =======================================================================================
+# 2. mkfs619-squota / mkfs619-quota
+# =======================================================================================
+build_mkfs619_squota() {
+    local name=mkfs619-squota img="$WORK/mkfs619-squota.img" M="$WORK/mnt-squota" dev sb q
+    log "$name"
+    new_image "$img" 192M
+    $B619/mkfs.btrfs -q -f -U "$U_SQ" -O squota "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    populate "$M" squota
+    cp --reflink=always "$M/big/big-0" "$M/sv-snap/big-0.reflink"
+    sync
+    btrfs qgroup show "$M" >&2 || true
+    trim "$M"; do_umount "$M"; detach "$dev"
+    sb_bit "$img" incompat_flags 16 || die "$name: no SIMPLE_QUOTA incompat flag"
+    q=$(dump_tree -t 8 "$img")
+    grep -q 'QGROUP_STATUS' <<<"$q" || die "$name: no quota status item"
+    [[ $(count 'QGROUP_INFO' <<<"$q") -ge 3 ]] || die "$name: fewer than 3 qgroup info items"
+    grep -q 'SIMPLE' <<<"$q" || echo "note: quota status does not print SIMPLE" >&2
+    grep -A2 QGROUP_STATUS <<<"$q" >&2
+    check_both "$img" "$name" opt62
+    store "$img" "$name.img"
+    summ "$name" "SIMPLE_QUOTA incompat flag, quota tree with status + >=3 qgroup infos; checks pass"
+}
+
+build_mkfs619_quota() {
+    local name=mkfs619-quota img="$WORK/mkfs619-quota.img" M="$WORK/mnt-quota" dev q
+    log "$name"
+    new_image "$img" 192M
+    $B619/mkfs.btrfs -q -f -U "$U_Q" -O quota "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    populate "$M" quota
+    btrfs qgroup create 1/100 "$M"
+    btrfs qgroup assign --no-rescan 0/256 1/100 "$M" 2>/dev/null || btrfs qgroup assign 0/256 1/100 "$M" || true
+    btrfs qgroup assign --no-rescan 0/257 1/100 "$M" 2>/dev/null || btrfs qgroup assign 0/257 1/100 "$M" || true
+    sync
+    btrfs quota rescan -w "$M" >&2
+    sync
+    btrfs qgroup show -pcre "$M" >&2 || true
+    trim "$M"; do_umount "$M"; detach "$dev"
+    q=$(dump_tree -t 8 "$img")
+    grep -A2 QGROUP_STATUS <<<"$q" >&2
+    grep -q 'QGROUP_STATUS' <<<"$q" || die "$name: no quota status item"
+    grep -A1 QGROUP_STATUS <<<"$q" | grep -q INCONSISTENT && die "$name: qgroups INCONSISTENT"
+    [[ $(count 'QGROUP_RELATION' <<<"$q") -ge 4 ]] || die "$name: fewer than 4 qgroup relation items"
+    grep -q 'QGROUP_INFO 1/100\|(281474976710756 QGROUP_INFO' <<<"$q" || grep -q 'QGROUP_INFO' <<<"$q" || die "$name: no qgroup info"
+    check_both "$img" "$name"
+    store "$img" "$name.img"
+    summ "$name" "regular qgroups, 1/100 with two members, status consistent; checks pass"
+}
+#@@MORE@@
+
+# =======================================================================================
+if [[ -n $SURVEY ]]; then survey; exit 0; fi
+START=$SECONDS
+for a in "${ARGS[@]}"; do
+    f=build_${a//-/_}
+    declare -F "$f" >/dev/null || die "unknown image '$a' (known: ${ALL[*]})"
+    "$f"
+    btrfs device scan --forget >/dev/null 2>&1 || true
+done
+printf '\n%s\n' "${SUMMARY[@]}"
+ls -l "$OUTDIR" >&2
+echo "run time: $((SECONDS - START)) s" >&2
