@@ -95,7 +95,7 @@ do_mount() {
     local dev=$1 dir=$2
     shift 2
     mkdir -p "$dir"
-    mount -t btrfs "$@" "$dev" "$dir"
+    mount -t btrfs "$@" "$dev" "$dir" || return 1
     MOUNTS+=("$dir")
 }
 trim() { fstrim "$1" || echo "warning: fstrim $1 failed; the .gz files will be larger" >&2; }
@@ -211,11 +211,15 @@ populate() {
     fx files "$M/medium" m 20 100K 100K "$s/medium" pattern
     mkdir -p "$M/big"
     fx gen 2M "$s/big" pattern >"$M/big/big-0"
-    cp --reflink=always "$M/big/big-0" "$M/big/big-0.reflink"
-    fx clone "$M/medium/m-00001" 0 "$M/big/partial-clone" 0 64K
+    if [[ ${NOREFLINK:-} ]]; then
+        cp "$M/big/big-0" "$M/big/big-0.copy"
+    else
+        cp --reflink=always "$M/big/big-0" "$M/big/big-0.reflink"
+        fx clone "$M/medium/m-00001" 0 "$M/big/partial-clone" 0 64K
+    fi
     btrfs subvolume create "$M/sv" >/dev/null
     fx files "$M/sv" v 100 1 30K "$s/sv" mix
-    cp --reflink=always "$M/medium/m-00002" "$M/sv/from-top.reflink"
+    [[ ${NOREFLINK:-} ]] || cp --reflink=always "$M/medium/m-00002" "$M/sv/from-top.reflink"
     sync
     btrfs subvolume snapshot "$M/sv" "$M/sv-snap" >/dev/null
     rm -f "$M"/sv/v-*3
@@ -313,6 +317,75 @@ build_mkfs619_quota() {
     check_both "$img" "$name"
     store "$img" "$name.img"
     summ "$name" "regular qgroups, 1/100 with two members, status consistent; checks pass"
+}
+
+# =======================================================================================
+# 3. mkfs619-rst-dev1/dev2: -O raid-stripe-tree, two devices, -d raid1 -m raid1
+# =======================================================================================
+build_mkfs619_rst() {
+    local name=mkfs619-rst img1="$WORK/mkfs619-rst-dev1.img" img2="$WORK/mkfs619-rst-dev2.img"
+    local M="$WORK/mnt-rst" d1 d2 mounted=no n
+    log "$name"
+    new_image "$img1" 160M; new_image "$img2" 160M
+    attach "$img1"; d1=$LOOPDEV
+    attach "$img2"; d2=$LOOPDEV
+    # (--rootdir would let mkfs write data extents, but it is limited to one device)
+    $B619/mkfs.btrfs -q -f -U "$U_RST" -O raid-stripe-tree -d raid1 -m raid1 "$d1" "$d2"
+    btrfs device scan "$d1" "$d2" >/dev/null
+    if do_mount "$d1" "$M" 2>"$WORK/rst.mount"; then
+        mounted=yes
+        # the kernel may refuse reflinks on a raid-stripe-tree filesystem (EOPNOTSUPP)
+        echo probe >"$M/probe-src"
+        if cp --reflink=always "$M/probe-src" "$M/probe" 2>/dev/null; then rm -f "$M/probe"*; else
+            echo "note: reflink not supported on this RST filesystem; populating without" >&2
+            rm -f "$M/probe"*; NOREFLINK=1
+        fi
+        populate "$M" rst
+        NOREFLINK=
+        trim "$M"; do_umount "$M"
+    else
+        echo "note: kernel $(uname -r) cannot mount raid-stripe-tree:" >&2
+        dmesg | grep -i 'incompat' | tail -1 >&2 || true
+    fi
+    btrfs device scan "$d1" "$d2" >/dev/null
+    sb_bit "$img1" incompat_flags 14 || die "$name: no RAID_STRIPE_TREE incompat flag"
+    n=$(dump_tree -t 12 "$d1" | count 'RAID_STRIPE')
+    echo "raid stripe tree items: $n (kernel writes: $mounted)" >&2
+    [[ $n -ge 1 ]] || die "$name: no RAID_STRIPE items"
+    [[ $mounted == no || $n -ge 10 ]] || die "$name: fewer than 10 RAID_STRIPE items after kernel writes"
+    check_both "$d1" "$name" opt62
+    detach "$d1"; detach "$d2"
+    store "$img1" "$name-dev1.img"; store "$img2" "$name-dev2.img"
+    summ "$name-dev1/2" "RAID_STRIPE_TREE incompat flag; $n stripe items; kernel writes: $mounted"
+}
+
+# (A one-device "-O raid-stripe-tree -d dup -m dup --rootdir DIR" variant fails in mkfs
+#  6.19 itself: "Couldn't map the block ..." / "failed to add file extents": not made.)
+
+# =======================================================================================
+# 4. mkfs619-zoned: -O zoned on a 4 GiB sparse regular file (emulated zones).  The kernel
+#    cannot mount it on a loop device (not a zoned block device), so mkfs only; files are
+#    added with --rootdir if this mkfs accepts it for zoned.
+# =======================================================================================
+build_mkfs619_zoned() {
+    local name=mkfs619-zoned img="$WORK/mkfs619-zoned.img" R="$WORK/zoned-root" rootdir=no
+    log "$name"
+    rm -rf "$R"; mkdir -p "$R"
+    fx files "$R/small" z 100 1 3000 zoned/small mix
+    fx files "$R/medium" zm 5 100K 100K zoned/medium pattern
+    new_image "$img" 4G
+    if $B619/mkfs.btrfs -q -f -U "$U_ZONED" -O zoned --rootdir "$R" "$img" 2>"$WORK/zoned.mkfs"; then
+        rootdir=yes
+    else
+        echo "note: mkfs -O zoned --rootdir failed: $(cat "$WORK/zoned.mkfs")" >&2
+        new_image "$img" 4G
+        $B619/mkfs.btrfs -q -f -U "$U_ZONED" -O zoned "$img"
+    fi
+    sb_bit "$img" incompat_flags 12 || die "$name: no ZONED incompat flag"
+    dump_super "$img" | grep -i 'zone\|sectorsize\|nodesize' >&2 || true
+    check_both "$img" "$name" opt62
+    store "$img" "$name.img"
+    summ "$name" "ZONED incompat flag (4 GiB, emulated zones); --rootdir files: $rootdir"
 }
 #@@MORE@@
 
