@@ -387,6 +387,104 @@ build_mkfs619_zoned() {
     store "$img" "$name.img"
     summ "$name" "ZONED incompat flag (4 GiB, emulated zones); --rootdir files: $rootdir"
 }
+
+# =======================================================================================
+# 5. metadumps: btrfs-image -c9 of committed kernel fixtures (testdata/) with 6.2 and
+#    6.19; the dump files themselves (NAME.metadump-62 / -619) and the images restored
+#    by the same version (NAME.restored-62.img.gz / -619; a multi-device set restored
+#    with -m onto as many files: NAME.restored-62-devN.img.gz).  A failing dump or
+#    restore is reported (and listed in the summary), not fatal; a restore that succeeds
+#    must pass both checks unless noted.
+# =======================================================================================
+# md_restore BIN V BASE DUMP NDEV: btrfs-image -r (NDEV=1) or -r -m onto NDEV loop devices
+md_restore() {
+    local bin=$1 v=$2 base=$3 dump=$4 n=$5 i rc=0 tag out c62 c619 tgts=() rdevs=() d
+    if [[ $n -eq 1 ]]; then
+        tag=restored-$v; tgts=("$WORK/$base.$tag.img"); rm -f "${tgts[0]}"
+        "$bin/btrfs-image" -r "$dump" "${tgts[0]}" >"$WORK/$base.$tag.log" 2>&1 || rc=$?
+        rdevs=("${tgts[0]}")
+    else
+        tag=restored-m-$v
+        for ((i = 1; i <= n; i++)); do
+            tgts+=("$WORK/$base.$tag-dev$i.img"); new_image "${tgts[i-1]}" "$(stat -c %s "$WORK/md-$base-$i.img")"
+            attach "${tgts[i-1]}"; rdevs+=("$LOOPDEV")
+        done
+        "$bin/btrfs-image" -r -m "$dump" "${rdevs[@]}" >"$WORK/$base.$tag.log" 2>&1 || rc=$?
+        btrfs device scan "${rdevs[@]}" >/dev/null 2>&1 || true
+    fi
+    if [[ $rc -ne 0 ]]; then
+        tail -5 "$WORK/$base.$tag.log" >&2
+        summ "$base.$tag" "FAILED: btrfs-image -r${tgts[1]:+ -m} ($v) exited $rc: $(grep -m1 -i error "$WORK/$base.$tag.log")"
+        for d in "${rdevs[@]}"; do [[ -b $d ]] && detach "$d"; done
+        return 0
+    fi
+    c62=$(check_rc $B62/btrfs "${rdevs[0]}" "$WORK/$base.$tag.check62")
+    c619=$(check_rc $B619/btrfs "${rdevs[0]}" "$WORK/$base.$tag.check619")
+    echo "$base.$tag: check 6.2 exit $c62, 6.19 exit $c619" >&2
+    for d in "${rdevs[@]}"; do [[ -b $d ]] && detach "$d"; done
+    if [[ $n -eq 1 ]]; then
+        store "${tgts[0]}" "$base.$tag.img"
+    else
+        for ((i = 1; i <= n; i++)); do store "${tgts[i-1]}" "$base.$tag-dev$i.img"; done
+    fi
+    rm -f "${tgts[@]}"
+    summ "$base.$tag" "restore ok; check of restore: 6.2 rc=$c62, 6.19 rc=$c619"
+}
+MD_SETS=("kernel-snapshots:1" "kernel-logtree:1" "kernel-raid1:2" "kernel-raid5:3")
+build_metadumps() {
+    local spec base ndev i v bin devs files dump rc tgt tgts
+    for spec in "${MD_SETS[@]}"; do
+        base=${spec%%:*}; ndev=${spec##*:}
+        log "metadump $base"
+        devs=(); files=()
+        for ((i = 1; i <= ndev; i++)); do
+            local src=$REPO_DIR/testdata/$base.img.gz
+            [[ $ndev -gt 1 ]] && src=$REPO_DIR/testdata/$base-dev$i.img.gz
+            [[ -f $src ]] || die "missing fixture $src"
+            gzip -dc "$src" >"$WORK/md-$base-$i.img"
+            files+=("$WORK/md-$base-$i.img")
+        done
+        if [[ $ndev -gt 1 ]]; then
+            # the fsid must not be registered by anyone else right now
+            local fsid
+            fsid=$(dump_super "${files[0]}" | awk '$1 == "fsid" { print $2 }')
+            if blkid -t UUID="$fsid" -o device 2>/dev/null | grep -q .; then
+                die "fsid $fsid of $base is in use on this machine (another loop device)"
+            fi
+            for f in "${files[@]}"; do attach "$f"; devs+=("$LOOPDEV"); done
+            btrfs device scan "${devs[@]}" >/dev/null
+        else
+            devs=("${files[0]}")
+        fi
+        for v in 62 619; do
+            bin=$B62; [[ $v == 619 ]] && bin=$B619
+            dump="$WORK/$base.metadump-$v"
+            rc=0
+            "$bin/btrfs-image" -c9 "${devs[0]}" "$dump" >"$WORK/$base.image-$v.log" 2>&1 || rc=$?
+            if [[ $rc -ne 0 || ! -s $dump ]]; then
+                tail -5 "$WORK/$base.image-$v.log" >&2
+                summ "$base.metadump-$v" "FAILED: btrfs-image $v exited $rc"
+                continue
+            fi
+            store_plain "$dump" "$base.metadump-$v"
+            summ "$base.metadump-$v" "dump $(stat -c %s "$dump") bytes"
+            # restore with the same version, onto one file (a multi-device dump is then
+            # turned into a one-device filesystem by btrfs-image)
+            md_restore "$bin" "$v" "$base" "$dump" 1
+            # multi-device: also restore with -m onto as many loop devices; the source
+            # devices (same fsid) are detached meanwhile
+            if [[ $ndev -gt 1 ]]; then
+                for d in "${devs[@]}"; do detach "$d"; done
+                md_restore "$bin" "$v" "$base" "$dump" "$ndev"
+                devs=()
+                for f in "${files[@]}"; do attach "$f"; devs+=("$LOOPDEV"); done
+                btrfs device scan "${devs[@]}" >/dev/null
+            fi
+        done
+        if [[ $ndev -gt 1 ]]; then for d in "${devs[@]}"; do detach "$d"; done; fi
+        rm -f "${files[@]}" "$WORK"/*.restored-*.img
+    done
+}
 #@@MORE@@
 
 # =======================================================================================
