@@ -569,6 +569,91 @@ build_seed_sprout() {
     store "$s1" "seed-sprout-seed.img"; store "$s2" "seed-sprout-sprout.img"
     summ "seed-sprout-seed/sprout" "seed fsid $fs1 (SEEDING flag), sprout fsid $fs2; checks of the sprout pass"
 }
+
+# capture_live IMG OUT: copy the backing file of a mounted filesystem without stopping it.
+# The two superblock copies in range (64 KiB, 64 MiB) are read FIRST and written back into
+# the copy afterwards: the trees they reference are not overwritten before the second
+# commit after that, and copying a 256 MiB file from the page cache takes well under that.
+# The result is validated by the caller (btrfs check 6.2 and 6.19).
+capture_live() {
+    local img=$1 out=$2
+    dd if="$img" of="$WORK/sb0" bs=4K skip=16 count=1 status=none
+    dd if="$img" of="$WORK/sb1" bs=4K skip=16384 count=1 status=none 2>/dev/null || true
+    rm -f "$out"
+    cp --sparse=always "$img" "$out"
+    dd if="$WORK/sb0" of="$out" bs=4K seek=16 conv=notrunc status=none
+    [[ -s $WORK/sb1 ]] && dd if="$WORK/sb1" of="$out" bs=4K seek=16384 conv=notrunc status=none
+    return 0
+}
+
+# drop_progress_keys IMG: "objectid drop_key_objectid drop_level" of every ROOT_ITEM whose
+# drop_progress objectid is not 0
+drop_progress_keys() {
+    dump_tree -t 1 "$1" | awk '
+        /item [0-9]+ key \([0-9-]+ ROOT_ITEM/ { id = $4; sub(/^\(/, "", id) }
+        /drop_progress key \(/ { k = $3; sub(/^\(/, "", k); if (k != "0") print id, k, $NF }'
+}
+
+# =======================================================================================
+# 8. kernel-halfdropped: a ROOT_ITEM with a non-zero drop_progress (snapshot deletion
+#    caught half way).  mkfs 6.2 --nodesize 4096 -m single (size of the .gz); 60000 tiny
+#    (inline) files in a subvolume,
+#    snapshot, half of them changed, snapshot deleted; the backing file is copied while
+#    the cleaner thread drops it (fsfreeze, else a live copy), at several delays.
+# =======================================================================================
+build_kernel_halfdropped() {
+    local name=kernel-halfdropped img="$WORK/halfdropped.img" base="$WORK/halfdropped-base.img"
+    local copy="$WORK/halfdropped-copy.img" M="$WORK/mnt-half" dev delay mode found="" keys i
+    log "$name: base filesystem"
+    new_image "$base" 256M
+    /sbin/mkfs.btrfs -q -f -U "$U_HALF" --nodesize 4096 -m single "$base"
+    attach "$base"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    btrfs subvolume create "$M/sv" >/dev/null
+    for i in 0 1 2 3 4 5; do fx tiny "$M/sv/d$i" t 10000 "half/$i"; done
+    sync
+    btrfs subvolume snapshot "$M/sv" "$M/snap" >/dev/null
+    # change half of the files (every second one in each directory): COWs every leaf
+    python3 -c '
+import os, sys
+root = sys.argv[1]
+for d in sorted(os.listdir(root)):
+    for i in range(0, 10000, 2):
+        with open(os.path.join(root, d, "t-%05d" % i), "ab") as f:
+            f.write(b"changed\n")' "$M/sv"
+    sync
+    trim "$M"; do_umount "$M"; detach "$dev"
+    for mode in freeze live; do
+        for delay in 0 0.05 0.2 0.5 1; do
+            log "$name: attempt $mode delay $delay"
+            cp --sparse=always "$base" "$img"
+            attach "$img"; dev=$LOOPDEV
+            do_mount "$dev" "$M" -o commit=1
+            btrfs subvolume delete "$M/snap" >/dev/null
+            btrfs filesystem sync "$M"
+            sleep "$delay"
+            if [[ $mode == freeze ]]; then
+                fsfreeze -f "$M"
+                rm -f "$copy"; cp --sparse=always "$img" "$copy"
+                fsfreeze -u "$M"
+            else
+                capture_live "$img" "$copy"
+            fi
+            do_umount "$M"; detach "$dev"
+            keys=$(drop_progress_keys "$copy")
+            echo "drop_progress: ${keys:-none}" >&2
+            if [[ -n $keys ]]; then
+                if [[ $(check_rc $B62/btrfs "$copy" "$WORK/half.c62") -eq 0 ]]; then found="$mode $delay"; break 2; fi
+                echo "copy has drop_progress but 6.2 check fails:" >&2; grep -i error "$WORK/half.c62" | head -3 >&2
+            fi
+        done
+    done
+    [[ -n $found ]] || die "$name: no copy with a non-zero drop_progress"
+    check_both "$copy" "$name" fst62
+    # the copy's free space: the kernel had no chance to trim; its stale blocks stay
+    store "$copy" "$name.img"
+    summ "$name" "ROOT_ITEM drop_progress: $keys (captured by $found s); checks pass"
+}
 #@@MORE@@
 
 # =======================================================================================
