@@ -318,6 +318,11 @@ public class DiffFixturesTests
             .Sum(i => KernelImageCount(i));
         Assert.Equal(KernelFixtures.Present().Count, kernelImages);
 
+        Assert.DoesNotContain(ids, i => i.StartsWith("mkfs619:", StringComparison.Ordinal)); // v6.2 cannot read their features
+        var ids619 = DiffFixtures.All619.Select(r => (string)r[0]).ToList();
+        Assert.Equal(ids, ids619.Take(ids.Count));
+        Assert.Equal(Mkfs619Fixtures.All.Select(s => "mkfs619:" + s.Name), ids619.Skip(ids.Count));
+
         static int KernelImageCount(string id) =>
             KernelFixtures.Present().Count(gz => "kernel:" + Regex.Replace(gz[..^".img.gz".Length], @"-dev\d+$", "") == id);
     }

@@ -122,7 +122,10 @@ public static class Progs
     /// </summary>
     public static ProgsOracle V619 => v619.Value;
 
-    private static readonly Lazy<ProgsOracle> v619 = new(Locate619);
+    private static readonly Lazy<ProgsOracle> v619 = new(() => Locate619(
+        Environment.GetEnvironmentVariable("BTRFS_PROGS_619_MISSING"),
+        Environment.GetEnvironmentVariable("BTRFS_PROGS_619_BIN"),
+        Environment.GetEnvironmentVariable("BTRFS_PROGS_CACHE")));
 
     /// <summary>Both oracles, oldest first.</summary>
     public static IReadOnlyList<ProgsOracle> Versions => [V62, V619];
@@ -131,13 +134,14 @@ public static class Progs
     public static ProgsOracle Version(string name) =>
         Versions.FirstOrDefault(o => o.Name == name) ?? throw new ArgumentException($"unknown btrfs-progs oracle '{name}'", nameof(name));
 
-    private static ProgsOracle Locate619()
+    /// <summary>The v6.19 oracle as the environment variables given describe it (see <see cref="V619"/>).</summary>
+    internal static ProgsOracle Locate619(string? missingReason, string? binDir, string? buildCache)
     {
         const string name = "6.19";
-        if (Environment.GetEnvironmentVariable("BTRFS_PROGS_619_MISSING") is { Length: > 0 } reason)
+        if (missingReason is { Length: > 0 } reason)
             return new(name, null, $"btrfs-progs 6.19 unavailable: {reason}");
-        var fromEnv = Environment.GetEnvironmentVariable("BTRFS_PROGS_619_BIN");
-        var cache = Environment.GetEnvironmentVariable("BTRFS_PROGS_CACHE") is { Length: > 0 } c ? c : "/var/cache/btrfs-progs-6.19";
+        var fromEnv = binDir;
+        var cache = buildCache is { Length: > 0 } c ? c : "/var/cache/btrfs-progs-6.19";
         var dir = fromEnv is { Length: > 0 } ? fromEnv : Path.Combine(cache, "bin");
         var source = fromEnv is { Length: > 0 } ? $"BTRFS_PROGS_619_BIN={fromEnv}" : $"build.sh's cache folder {dir}";
         string Missing(string why) =>
