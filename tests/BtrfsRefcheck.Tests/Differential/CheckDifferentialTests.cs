@@ -22,13 +22,133 @@ public class CheckDifferentialTests(ITestOutputHelper output)
         // progs: clean
         foreach (var (label, code, text) in progs.Checks)
             if (code != 0) problems.Add($"btrfs check --readonly ({label}) exited {code}:\n{text}");
+        OursCleanAndCountsMatch(fixture, progs, problems, []);
+    }
 
-        // ours: no error, no warning
+    /// <summary>
+    /// The errors btrfs-progs v6.19's <c>check --readonly</c> reports on fixtures it does not find clean, exactly (one line
+    /// each). All are stale free-space-tree keys: mkfs 6.2 makes temporary chunks at 1 MiB (system, 4 MiB), 5 MiB
+    /// (metadata, 8 MiB) and, with more than one device, 13 MiB (data, 8 MiB), removes them once the real chunks exist, and
+    /// leaves their FREE_SPACE_INFO/EXTENT keys in the free space tree; v6.19 (not v6.2, not the kernel) calls a free
+    /// space key without a block group an error. Stale free-space keys from mkfs 6.2, decided by issue 14 of the project:
+    /// not a defect of the fixtures, and not something our checker reports. Single-profile and mixed images made by mkfs
+    /// 6.2 do not have them. Every other fixture, mkfs 6.19's included, must be clean for v6.19.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, string[]> Progs619Errors = new Dictionary<string, string[]>(StringComparer.Ordinal)
+    {
+        ["mkfs:crc32c"] = [StaleKey1M, StaleKey5M],
+        ["mkfs:xxhash"] = [StaleKey1M, StaleKey5M],
+        ["mkfs:sha256"] = [StaleKey1M, StaleKey5M],
+        ["mkfs:blake2"] = [StaleKey1M, StaleKey5M],
+        ["mkfs:node4k"] = [StaleKey1M, StaleKey5M],
+        ["mkfs:node64k"] = [StaleKey1M, StaleKey5M],
+        ["mkfs:noskinny"] = [StaleKey1M, StaleKey5M],
+        ["mkfs:mixed"] = [],
+        ["mkfs:msingle"] = [],
+        ["mkfs:mdup"] = [StaleKey1M, StaleKey5M],
+        ["kernel:kernel-logtree"] = [StaleKey1M, StaleKey5M],
+        ["kernel:kernel-snapshots"] = [StaleKey1M, StaleKey5M],
+        ["kernel:kernel-raid0"] = [StaleKey1M, StaleKey5M, StaleKey13M],
+        ["kernel:kernel-raid1"] = [StaleKey1M, StaleKey5M, StaleKey13M],
+        ["kernel:kernel-raid10"] = [StaleKey1M, StaleKey5M, StaleKey13M],
+        ["kernel:kernel-raid1c3"] = [StaleKey1M, StaleKey5M, StaleKey13M],
+        ["kernel:kernel-raid5"] = [StaleKey1M, StaleKey5M, StaleKey13M],
+        ["kernel:kernel-raid6"] = [StaleKey1M, StaleKey5M, StaleKey13M],
+    };
+
+    private const string StaleKey1M = "Space key logical 1048576 length 4194304 has no corresponding block group";
+    private const string StaleKey5M = "Space key logical 5242880 length 8388608 has no corresponding block group";
+    private const string StaleKey13M = "Space key logical 13631488 length 8388608 has no corresponding block group";
+
+    /// <summary>
+    /// Our checker's findings on valid images made by mkfs 6.19, each a checker rule that is wrong for them: fixture →
+    /// the finding codes it reports (exactly). TODO issue 10: checker rule — the checker's owner fixes the rule, then
+    /// the entry goes.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, FindingCode[]> OurKnownFindings619 = new Dictionary<string, FindingCode[]>(StringComparer.Ordinal)
+    {
+        // TODO issue 10: checker rule. "[100 SuperblockBadMagic] block=67108864 device=.../mkfs619-zoned.img copy=1:
+        // superblock copy 1 at 67108864: bad magic 0x0000000000000000". A zoned filesystem has no superblock mirror at
+        // 64 MiB (its mirrors live in the log zones at 512 GiB and 4 TiB, beyond a 4 GiB image); v6.19 checks it clean.
+        ["mkfs619:zoned"] = [FindingCode.SuperblockBadMagic],
+    };
+
+    /// <summary>
+    /// btrfs-progs v6.19's <c>check --readonly</c> on every fixture: exactly the errors recorded in
+    /// <see cref="Progs619Errors"/> (an unrecorded fixture may only show the stale free-space keys of mkfs 6.2), exit
+    /// code 0 exactly when there are none; ours clean; and every count of ours equal to v6.19's dump-tree.
+    /// </summary>
+    [Progs619Theory]
+    [MemberData(nameof(DiffFixtures.All619), MemberType = typeof(DiffFixtures))]
+    public void Progs619VerdictAsRecorded_OursCleanAndCountsMatchDumpTree(string fixture)
+    {
+        var problems = new List<string>();
+        var progs = DiffFixtures.Progs(fixture, Progs.V619);
+        output.WriteLine($"{fixture}: {progs.How}");
+        bool recorded = Progs619Errors.TryGetValue(fixture, out var expected);
+        foreach (var (label, code, text) in progs.Checks)
+        {
+            var errors = CheckErrorLines(text);
+            output.WriteLine($"v6.19 check ({label}) exit {code}: {(errors.Count == 0 ? "no error" : string.Join(" | ", errors))}");
+            if (recorded)
+            {
+                if (!errors.Order(StringComparer.Ordinal).SequenceEqual(expected!.Order(StringComparer.Ordinal)))
+                    problems.Add($"btrfs check 6.19 ({label}) reported [{string.Join(" | ", errors)}], recorded [{string.Join(" | ", expected!)}]:\n{text}");
+            }
+            else
+            {
+                var other = errors.Where(e => e is not (StaleKey1M or StaleKey5M or StaleKey13M)).ToList();
+                if (other.Count > 0)
+                    problems.Add($"btrfs check 6.19 ({label}) on an unrecorded fixture reported [{string.Join(" | ", other)}] (record it in Progs619Errors):\n{text}");
+            }
+            if ((code == 0) != (errors.Count == 0))
+                problems.Add($"btrfs check 6.19 ({label}) exited {code} with {errors.Count} error line(s):\n{text}");
+        }
+        var known = OurKnownFindings619.GetValueOrDefault(fixture, []);
+        OursCleanAndCountsMatch(fixture, progs, problems, known);
+    }
+
+    /// <summary>The error lines of a <c>btrfs check</c> output: everything but its progress, banner and summary lines (and
+    /// the "device N is missing" warning of a degraded read).</summary>
+    internal static List<string> CheckErrorLines(string output) =>
+        output.Split('\n').Select(l => l.TrimEnd()).Where(l => l.Length > 0 && !CheckNoise.IsMatch(l)).ToList();
+
+    private static readonly System.Text.RegularExpressions.Regex CheckNoise = new(
+        @"^(\[\d/\d\] |Opening filesystem to check|Checking filesystem on |UUID: |found \d+ bytes used, |total (csum|tree|fs tree|extent tree) bytes: " +
+        @"|btree space waste bytes: |file data blocks allocated: | referenced \d+$|warning, device \d+ is missing$" +
+        // v6.19 scans every block device for the set's other members; on a shared machine another process's loop device
+        // may be half attached or detaching then: that is about the other device, not this filesystem
+        @"|ERROR: cannot scan /dev/loop\d+: )",
+        System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    [Fact]
+    public void CheckErrorLines_KeepsErrorsOnly()
+    {
+        const string text = "Opening filesystem to check...\nChecking filesystem on a.img\nUUID: 4392fef0-20b3-4c02-a7cc-2da4c4873834\n" +
+                            "[1/8] checking log skipped (none written)\n[4/8] checking free space tree\n" + StaleKey1M + "\n" +
+                            "found 147456 bytes used, error(s) found\ntotal csum bytes: 0\ntotal tree bytes: 147456\n" +
+                            "btree space waste bytes: 140595\nfile data blocks allocated: 0\n referenced 0\nwarning, device 2 is missing\n" +
+                            "ERROR: cannot scan /dev/loop4: Input/output error\nERROR: errors found in fs roots\n";
+        Assert.Equal([StaleKey1M, "ERROR: errors found in fs roots"], CheckErrorLines(text));
+    }
+
+    private void OursCleanAndCountsMatch(string fixture, ProgsResults progs, List<string> problems, FindingCode[] knownFindings)
+    {
+        // ours: no error, no warning (but the known findings of a checker rule still to fix, exactly those codes)
         var findings = new FindingBag();
         CheckReport report;
         using (var vol = DiffFixtures.Open(fixture, findings))
             report = Checker.Run(vol, findings);
         var bad = findings.Items.Where(f => f.Severity >= Severity.Warning).ToList();
+        foreach (var f in bad.DistinctBy(f => f.Code).Take(20))
+            output.WriteLine($"our finding: {f}");
+        if (knownFindings.Length > 0)
+        {
+            var codes = bad.Select(f => f.Code).Distinct().Order().ToList();
+            if (!codes.SequenceEqual(knownFindings.Order()))
+                problems.Add($"our findings' codes [{string.Join(", ", codes)}], known (OurKnownFindings619) [{string.Join(", ", knownFindings)}]");
+            bad = [];
+        }
         if (bad.Count > 0)
             problems.Add($"{bad.Count} error/warning findings ({string.Join(", ", bad.GroupBy(f => f.Code).Select(g => $"{g.Key} x{g.Count()}"))}):\n  " +
                          string.Join("\n  ", bad.DistinctBy(f => f.Code).Concat(bad).Distinct().Take(20)));

@@ -9,7 +9,8 @@ namespace BtrfsRefcheck.Tests.Differential;
 /// <summary>
 /// The fixtures every differential test runs on: each mkfs fixture (<c>mkfs:NAME</c>) and each committed kernel image
 /// present in <c>testdata/</c> (<c>kernel:NAME</c>). Kernel images named <c>X-devN</c> form one multi-device set <c>kernel:X</c>
-/// whose images are ordered by N.
+/// whose images are ordered by N. Against the v6.19 oracle the fixtures made by mkfs 6.19 (<c>mkfs619:NAME</c>,
+/// <see cref="Mkfs619Fixtures"/>) are added: v6.2 cannot read their features (simple quotas, raid-stripe-tree).
 /// </summary>
 public static class DiffFixtures
 {
@@ -17,6 +18,15 @@ public static class DiffFixtures
 
     /// <summary>Every fixture id as xunit <c>[MemberData]</c> rows: mkfs fixtures, then present kernel sets.</summary>
     public static IEnumerable<object[]> All => MkfsIds.Concat(KernelIds()).Select(id => new object[] { id });
+
+    /// <summary>The fixtures the v6.19 oracle is compared on: <see cref="All"/> plus the mkfs 6.19 fixtures.</summary>
+    public static IEnumerable<object[]> All619 => All.Concat(Mkfs619.Select(r => r));
+
+    /// <summary>The mkfs 6.19 fixture ids only.</summary>
+    public static IEnumerable<object[]> Mkfs619 => Mkfs619Fixtures.All.Select(s => new object[] { "mkfs619:" + s.Name });
+
+    /// <summary>Rows of (fixture, oracle name) for <paramref name="oracle"/>: <see cref="All"/> for v6.2, <see cref="All619"/> for v6.19.</summary>
+    public static IEnumerable<object[]> For(ProgsOracle oracle) => oracle.Name == "6.19" ? All619 : All;
 
     /// <summary>Kernel fixture ids only (may be empty: <see cref="KernelFixturesPresent"/> fails then).</summary>
     public static IEnumerable<object[]> Kernel => KernelIds().Select(id => new object[] { id });
@@ -50,6 +60,8 @@ public static class DiffFixtures
     {
         if (id.StartsWith("mkfs:", StringComparison.Ordinal))
             return [MkfsFixtures.Get(id["mkfs:".Length..])];
+        if (id.StartsWith("mkfs619:", StringComparison.Ordinal))
+            return Mkfs619Fixtures.Get(id["mkfs619:".Length..]);
         if (id.StartsWith("kernel:", StringComparison.Ordinal))
         {
             if (!KernelSets().TryGetValue(id, out var gz))
@@ -63,33 +75,40 @@ public static class DiffFixtures
     /// Parsed <c>dump-tree --dfs IMAGE</c> (cached): the full default output, but each tree in depth-first pre-order — the
     /// order <see cref="TreeWalker"/> visits blocks in — instead of v6.2's default breadth-first order.
     /// </summary>
-    public static IReadOnlyList<ProgsBlock> ProgsDump(string image) => OracleCache.DumpTree(image, "--dfs");
+    public static IReadOnlyList<ProgsBlock> ProgsDump(string image) => ProgsDump(Oracle.Progs.V62, image);
+
+    /// <summary><see cref="ProgsDump(string)"/> by <paramref name="oracle"/> (v6.19's default order is breadth-first too).</summary>
+    public static IReadOnlyList<ProgsBlock> ProgsDump(ProgsOracle oracle, string image) => OracleCache.DumpTree(oracle, image, "--dfs");
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<ProgsResults>> progsResults = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// What btrfs-progs says about a fixture (cached): <c>dump-tree --dfs</c> and <c>check --readonly</c>, run the way
-    /// progs can read the fixture — see <see cref="ProgsMode"/>.
+    /// What btrfs-progs (the v6.2 oracle) says about a fixture (cached): <c>dump-tree --dfs</c> and <c>check --readonly</c>,
+    /// run the way progs can read the fixture — see <see cref="ProgsMode"/>.
     /// </summary>
-    public static ProgsResults Progs(string fixture) =>
-        progsResults.GetOrAdd(fixture, f => new Lazy<ProgsResults>(() => ComputeProgs(f), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    public static ProgsResults Progs(string fixture) => Progs(fixture, Oracle.Progs.V62);
 
-    private static ProgsResults ComputeProgs(string fixture)
+    /// <summary><see cref="Progs(string)"/> by <paramref name="oracle"/> (cached per oracle and fixture).</summary>
+    public static ProgsResults Progs(string fixture, ProgsOracle oracle) =>
+        progsResults.GetOrAdd(oracle.Name + "\0" + fixture,
+            _ => new Lazy<ProgsResults>(() => ComputeProgs(fixture, oracle), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+
+    private static ProgsResults ComputeProgs(string fixture, ProgsOracle oracle)
     {
         var images = Images(fixture);
         if (images.Count == 1)
         {
-            var (code, stdout, stderr) = Oracle.Progs.CheckReadonly(images[0]);
-            return new ProgsResults(ProgsMode.Files, $"progs on {images[0]}",
-                [(Path.GetFileName(images[0]), ProgsDump(images[0]))], [(Path.GetFileName(images[0]), code, stdout + stderr)]);
+            var (code, stdout, stderr) = oracle.CheckReadonly(images[0]);
+            return new ProgsResults(ProgsMode.Files, $"{oracle} on {images[0]}",
+                [(Path.GetFileName(images[0]), ProgsDump(oracle, images[0]))], [(Path.GetFileName(images[0]), code, stdout + stderr)]);
         }
         if (LoopDevices.Available)
         {
             return LoopDevices.With(images, loops =>
             {
-                var text = Oracle.Progs.DumpTree(loops[0], "--dfs");
-                var (code, stdout, stderr) = Oracle.Progs.CheckReadonly(loops[0]);
-                return new ProgsResults(ProgsMode.Loop, $"progs on loop devices {string.Join(' ', loops)} (the whole set)",
+                var text = oracle.DumpTree(loops[0], "--dfs");
+                var (code, stdout, stderr) = oracle.CheckReadonly(loops[0]);
+                return new ProgsResults(ProgsMode.Loop, $"{oracle} on loop devices {string.Join(' ', loops)} (the whole set)",
                     [($"loop device of {Path.GetFileName(images[0])}", DumpTreeParser.Parse(text))],
                     [($"loop device of {Path.GetFileName(images[0])}", code, stdout + stderr)]);
             });
@@ -99,17 +118,17 @@ public static class DiffFixtures
         var checks = new List<(string, int, string)>();
         foreach (var image in images)
         {
-            var (dcode, dout, derr) = Oracle.Progs.RunRaw("btrfs", "inspect-internal", "dump-tree", "--dfs", image);
+            var (dcode, dout, derr) = oracle.RunRaw("btrfs", "inspect-internal", "dump-tree", "--dfs", image);
             var blocks = DumpTreeParser.Parse(dout);
             if (dcode != 0 || blocks.Count == 0 || (dout + derr).Contains("unable to open", StringComparison.Ordinal))
                 return new ProgsResults(ProgsMode.Unavailable,
-                    $"progs cannot read {Path.GetFileName(image)} without the other devices, and loop devices are not available ({LoopDevices.WhyNot}): {derr.Trim()}",
+                    $"{oracle} cannot read {Path.GetFileName(image)} without the other devices, and loop devices are not available ({LoopDevices.WhyNot}): {derr.Trim()}",
                     [], []);
             dumps.Add((Path.GetFileName(image), blocks));
-            var (code, stdout, stderr) = Oracle.Progs.CheckReadonly(image);
+            var (code, stdout, stderr) = oracle.CheckReadonly(image);
             checks.Add((Path.GetFileName(image), code, stdout + stderr));
         }
-        return new ProgsResults(ProgsMode.Degraded, "progs on each device file alone (degraded)", dumps, checks);
+        return new ProgsResults(ProgsMode.Degraded, $"{oracle} on each device file alone (degraded)", dumps, checks);
     }
 
     /// <summary>
@@ -117,9 +136,12 @@ public static class DiffFixtures
     /// the image files themselves, or loop devices attached to them (then under the loop lock, detached afterwards).
     /// Returns false without running it when progs cannot read the fixture.
     /// </summary>
-    public static bool WithProgsDevices(string fixture, Action<IReadOnlyList<string>> body)
+    public static bool WithProgsDevices(string fixture, Action<IReadOnlyList<string>> body) => WithProgsDevices(fixture, Oracle.Progs.V62, body);
+
+    /// <summary><see cref="WithProgsDevices(string, Action{IReadOnlyList{string}})"/> for <paramref name="oracle"/>.</summary>
+    public static bool WithProgsDevices(string fixture, ProgsOracle oracle, Action<IReadOnlyList<string>> body)
     {
-        var mode = Progs(fixture).Mode;
+        var mode = Progs(fixture, oracle).Mode;
         var images = Images(fixture);
         switch (mode)
         {
@@ -295,6 +317,11 @@ public class DiffFixturesTests
         int kernelImages = ids.Where(i => i.StartsWith("kernel:", StringComparison.Ordinal))
             .Sum(i => KernelImageCount(i));
         Assert.Equal(KernelFixtures.Present().Count, kernelImages);
+
+        Assert.DoesNotContain(ids, i => i.StartsWith("mkfs619:", StringComparison.Ordinal)); // v6.2 cannot read their features
+        var ids619 = DiffFixtures.All619.Select(r => (string)r[0]).ToList();
+        Assert.Equal(ids, ids619.Take(ids.Count));
+        Assert.Equal(Mkfs619Fixtures.All.Select(s => "mkfs619:" + s.Name), ids619.Skip(ids.Count));
 
         static int KernelImageCount(string id) =>
             KernelFixtures.Present().Count(gz => "kernel:" + Regex.Replace(gz[..^".img.gz".Length], @"-dev\d+$", "") == id);

@@ -31,13 +31,27 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
 
     [ProgsTheory]
     [MemberData(nameof(DiffFixtures.All), MemberType = typeof(DiffFixtures))]
-    public void EveryBlockMatchesDumpTree(string fixture)
+    public void EveryBlockMatchesDumpTree(string fixture) => EveryBlockMatches(fixture, Progs.V62);
+
+    /// <summary>The same against btrfs-progs v6.19, on every fixture and on those mkfs 6.19 made; v6.19 also prints each
+    /// block's stored and computed checksum, which must both be ours.</summary>
+    [Progs619Theory]
+    [MemberData(nameof(DiffFixtures.All619), MemberType = typeof(DiffFixtures))]
+    public void EveryBlockMatchesDumpTree619(string fixture)
+    {
+        EveryBlockMatches(fixture, Progs.V619);
+        var progs = DiffFixtures.Progs(fixture, Progs.V619);
+        if (progs.Mode != ProgsMode.Unavailable)
+            Assert.All(progs.Dumps, d => Assert.All(d.Blocks, b => Assert.NotNull(b.ChecksumStored))); // the comparison had something to compare
+    }
+
+    private void EveryBlockMatches(string fixture, ProgsOracle oracle)
     {
         var ours = OurWalk.Of(fixture);
         var bad = ours.Values.SelectMany(l => l).Where(b => !b.Valid).Select(b => $"block {b.Bytenr} (tree {b.Tree}) invalid or unreadable").ToList();
         Assert.True(bad.Count == 0, DiffFixtures.Report($"{fixture}: our walk", bad, MaxReported));
 
-        var progs = DiffFixtures.Progs(fixture);
+        var progs = DiffFixtures.Progs(fixture, oracle);
         output.WriteLine($"{fixture}: {progs.How}");
         if (progs.Mode == ProgsMode.Unavailable)
             return; // nothing to compare against here; the walk above and the copy test below still run
@@ -219,6 +233,8 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
         if ((ulong)p.NrItems != o.NrItems) diffs.Add($"{at}: nritems progs {p.NrItems}, ours {o.NrItems}");
         if (p.Generation != o.Generation) diffs.Add($"{at}: generation progs {p.Generation}, ours {o.Generation}");
         if (p.Owner != o.Owner) diffs.Add($"{at}: owner progs {p.OwnerText} ({p.Owner}), ours {o.Owner}");
+        if (p.ChecksumStored != null && p.ChecksumStored != o.CsumHex) diffs.Add($"{at}: checksum stored progs {p.ChecksumStored}, ours {o.CsumHex}");
+        if (p.ChecksumCalced != null && p.ChecksumCalced != o.CsumHex) diffs.Add($"{at}: checksum calced progs {p.ChecksumCalced}, our stored (verified) {o.CsumHex}");
         if (p.IsLeaf)
         {
             if (p.Items.Count != o.Items.Count) diffs.Add($"{at}: progs prints {p.Items.Count} items, we decode {o.Items.Count}");
@@ -306,7 +322,11 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
     internal sealed record OurItem(BtrfsKey Key, uint ItemOff, uint ItemSize, OurExtent? Extent, string? Error);
 
     internal sealed record OurBlock(string Tree, ulong Bytenr, int Level, ulong NrItems, ulong Generation, ulong Owner, bool Valid,
-        IReadOnlyList<OurItem> Items, IReadOnlyList<(BtrfsKey Key, ulong BlockPtr, ulong Generation)> Ptrs);
+        IReadOnlyList<OurItem> Items, IReadOnlyList<(BtrfsKey Key, ulong BlockPtr, ulong Generation)> Ptrs)
+    {
+        /// <summary>The header's checksum bytes (csum_size of them) in lower-case hex, as v6.19 prints them.</summary>
+        public string CsumHex { get; init; } = "";
+    }
 
     /// <summary>Our full walk of a fixture, per tree identity, in walk order; cached per fixture.</summary>
     internal static class OurWalk
@@ -326,12 +346,12 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
                 var id = DiffFixtures.TreeIdentity(root);
                 if (!result.TryGetValue(id, out var list)) result[id] = list = [];
                 // a fresh walker per tree and no Visited set: every tree in full, as progs prints it
-                new TreeWalker(vol, findings).Walk(root, new Collector(id, list));
+                new TreeWalker(vol, findings).Walk(root, new Collector(id, list, Checksum.Length(vol.CsumType)));
             }
             return result;
         }
 
-        private sealed class Collector(string tree, List<OurBlock> into) : ITreeVisitor
+        private sealed class Collector(string tree, List<OurBlock> into, int csumLength) : ITreeVisitor
         {
             public bool OnBlock(in BlockContext ctx, TreeBlock block, bool valid)
             {
@@ -363,7 +383,10 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
                         ptrs.Add((kp.Key, kp.BlockPtr, kp.Generation));
                     }
                 }
-                into.Add(new OurBlock(tree, block.Logical, h.Level, h.NrItems, h.Generation, h.Owner, valid, items, ptrs));
+                into.Add(new OurBlock(tree, block.Logical, h.Level, h.NrItems, h.Generation, h.Owner, valid, items, ptrs)
+                {
+                    CsumHex = Convert.ToHexStringLower(h.Csum[..csumLength]),
+                });
                 return true;
             }
 

@@ -33,6 +33,12 @@ public sealed record ProgsBlock(
     /// <summary>Header csum in hex (only printed by progs versions/modes that print header checksums), else null.</summary>
     public string? HeaderCsum { get; init; }
 
+    /// <summary>v6.19's <c>checksum stored HEX</c> line (the header's checksum bytes as stored), else null.</summary>
+    public string? ChecksumStored { get; init; }
+
+    /// <summary>v6.19's <c>checksum calced HEX</c> line (the checksum progs computed over the block), else null.</summary>
+    public string? ChecksumCalced { get; init; }
+
     /// <summary>The <c>fs uuid</c> line.</summary>
     public string? FsUuid { get; init; }
 
@@ -304,6 +310,14 @@ public static class DumpTreeParser
                 cur.BackrefRevision = int.Parse(h.Groups[4].Value, CultureInfo.InvariantCulture);
                 cur.HeaderCsum = h.Groups[5].Success ? h.Groups[5].Value : null;
             }
+            else if (line.StartsWith("checksum stored ", StringComparison.Ordinal) && cur is not null && cur.Items.Count == 0 && cur.CurrentItem is null)
+            {
+                cur.ChecksumStored = line["checksum stored ".Length..].Trim();
+            }
+            else if (line.StartsWith("checksum calced ", StringComparison.Ordinal) && cur is not null && cur.Items.Count == 0 && cur.CurrentItem is null)
+            {
+                cur.ChecksumCalced = line["checksum calced ".Length..].Trim();
+            }
             else if (line.StartsWith("fs uuid ", StringComparison.Ordinal) && cur is not null)
             {
                 cur.FsUuid = line[8..].Trim();
@@ -469,7 +483,7 @@ public static class DumpTreeParser
         public int Level, NrItems, BackrefRevision, LineNumber;
         public long FreeSpace;
         public string OwnerText = "", FlagsText = "";
-        public string? HeaderCsum, FsUuid, ChunkUuid, Header;
+        public string? HeaderCsum, ChecksumStored, ChecksumCalced, FsUuid, ChunkUuid, Header;
         public ProgsKey? HeaderKey;
         public ulong? HeaderObjectId;
         public ItemBuilder? CurrentItem;
@@ -490,7 +504,7 @@ public static class DumpTreeParser
             return new ProgsBlock(Bytenr, Level, NrItems, Generation, Owner, Items, Ptrs)
             {
                 FreeSpace = FreeSpace, OwnerText = OwnerText, Flags = Flags, FlagsText = FlagsText,
-                BackrefRevision = BackrefRevision, HeaderCsum = HeaderCsum, FsUuid = FsUuid, ChunkUuid = ChunkUuid,
+                BackrefRevision = BackrefRevision, HeaderCsum = HeaderCsum, ChecksumStored = ChecksumStored, ChecksumCalced = ChecksumCalced, FsUuid = FsUuid, ChunkUuid = ChunkUuid,
                 TreeHeader = Header, TreeHeaderKey = HeaderKey, TreeHeaderObjectId = HeaderObjectId,
                 LineNumber = LineNumber,
             };

@@ -247,4 +247,38 @@ public class DumpTreeParserSampleTests
         Assert.Empty(DumpTreeParser.Parse(""));
         Assert.Empty(DumpTreeParser.Parse("btrfs-progs v6.2\ntotal bytes 1\nbytes used 1\nuuid x\n"));
     }
+
+    /// <summary>v6.19 prints each block's stored and computed checksum after the header lines, and a <c>(TYPE 0xOFFSET)</c>
+    /// prefix before each inline ref (lines copied from v6.19 output of a mkfs 6.2 image).</summary>
+    [Fact]
+    public void V619_ChecksumLinesAndRefPrefixes()
+    {
+        const string text =
+            "btrfs-progs v6.19\n" +
+            "extent tree key (EXTENT_TREE ROOT_ITEM 0) \n" +
+            "leaf 30490624 items 2 free space 16111 generation 6 owner EXTENT_TREE\n" +
+            "leaf 30490624 flags 0x1(WRITTEN) backref revision 1\n" +
+            "checksum stored 612e38d1\n" +
+            "checksum calced 612e38d1\n" +
+            "fs uuid 4392fef0-20b3-4c02-a7cc-2da4c4873834\n" +
+            "chunk uuid 2ad1b3a0-6f9c-4b53-9d88-1a8d3b5a2fce\n" +
+            "\titem 0 key (22020096 METADATA_ITEM 0) itemoff 16250 itemsize 33\n" +
+            "\t\trefs 1 gen 5 flags TREE_BLOCK\n" +
+            "\t\ttree block skinny level 0\n" +
+            "\t\t(176 0x3) tree block backref root CHUNK_TREE\n" +
+            "\titem 1 key (30408704 METADATA_ITEM 0) itemoff 16217 itemsize 33\n" +
+            "\t\trefs 1 gen 6 flags TREE_BLOCK\n" +
+            "\t\ttree block skinny level 0\n" +
+            "\t\t(176 0xfffffffffffffff7) tree block backref root DATA_RELOC_TREE\n" +
+            "total bytes 536870912\n";
+        var b = Assert.Single(DumpTreeParser.Parse(text));
+        Assert.Equal("612e38d1", b.ChecksumStored);
+        Assert.Equal("612e38d1", b.ChecksumCalced);
+        Assert.Equal("4392fef0-20b3-4c02-a7cc-2da4c4873834", b.FsUuid);
+        Assert.Equal(2, b.Items.Count);
+        Assert.Equal(ProgsKeyFormat.ChunkTree, Assert.Single(b.Items[0].Extent!.InlineRefs).Root);
+        Assert.Equal(ProgsKeyFormat.DataRelocTree, Assert.Single(b.Items[1].Extent!.InlineRefs).Root);
+        // v6.2 prints neither line
+        Assert.Null(Assert.Single(DumpTreeParser.Parse(text.Replace("checksum stored 612e38d1\n", "").Replace("checksum calced 612e38d1\n", ""))).ChecksumStored);
+    }
 }

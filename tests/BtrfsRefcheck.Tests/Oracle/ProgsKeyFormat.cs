@@ -55,7 +55,7 @@ public static class ProgsKeyFormat
 {
     /// <summary>Well-known objectids (two's complement for the negative ones).</summary>
     public const ulong RootTree = 1, ExtentTree = 2, ChunkTree = 3, DevTree = 4, FsTree = 5, RootTreeDir = 6,
-        CsumTree = 7, QuotaTree = 8, UuidTree = 9, FreeSpaceTree = 10, BlockGroupTree = 11,
+        CsumTree = 7, QuotaTree = 8, UuidTree = 9, FreeSpaceTree = 10, BlockGroupTree = 11, RaidStripeTree = 12,
         FirstChunkTree = 256, FirstFree = 256;
 
     /// <summary>Negative (u64 two's complement) special objectids.</summary>
@@ -126,7 +126,7 @@ public static class ProgsKeyFormat
         d["DEV_STATS"] = 0;
         d["FIRST_CHUNK_TREE"] = FirstChunkTree;
         d["TREE_LOG_FIXUP"] = TreeLogFixup;
-        d["RAID_STRIPE_TREE"] = 12;
+        d["RAID_STRIPE_TREE"] = RaidStripeTree;
         return d;
     }
 
