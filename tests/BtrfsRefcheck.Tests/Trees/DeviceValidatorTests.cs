@@ -172,7 +172,7 @@ public class DeviceValidatorTests
     public void ShortBlockGroupIsLeftToTheReferencePass()
     {
         Validate.Clean(Bg(), Resize(BlockGroup(), 23));
-        Validate.One(FindingCode.BlockGroupItemInvalid, "invalid item size 23", Bg(tree: ObjectIds.FsTree), Resize(BlockGroup(), 23));
+        Validate.One(FindingCode.BlockGroupItemInvalid, "invalid item size 23", Bg(tree: ObjectIds.CsumTree), Resize(BlockGroup(), 23));
     }
 
     [Fact]

@@ -25,8 +25,13 @@ public class InodeValidatorTests
     [Theory]
     [InlineData(6UL)]            // ROOT_TREE_DIR
     [InlineData(256UL)]
-    [InlineData(18446744073709551604UL)] // FREE_INO
     public void ValidInodeNumbersPass(ulong ino) => Validate.Clean(Ctx(Key(ino, ItemType.InodeItem, 0)), Inode());
+
+    /// <summary>FREE_INO is a valid inode number to the kernel's tree-checker (no 410), but it is the old inode cache,
+    /// which btrfs check 6.19 fails: 425, once.</summary>
+    [Fact]
+    public void FreeInoInodeIsTheOldInodeCache() =>
+        Validate.One(FindingCode.DeprecatedInodeCache, Ctx(Key(18446744073709551604UL, ItemType.InodeItem, 0)), Inode());
 
     [Fact]
     public void InodeKeyObjectidOutOfRange() =>

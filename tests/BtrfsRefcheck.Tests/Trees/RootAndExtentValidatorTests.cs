@@ -41,7 +41,7 @@ public class RootAndExtentValidatorTests
     public void RootItemShorterThanLegacyIsLeftToRootEnumeration()
     {
         Validate.Clean(Root(), RootItem(size: 200));
-        Validate.One(FindingCode.RootItemInvalid, "invalid item size 200", Root() with { Tree = ObjectIds.FsTree }, RootItem(size: 200));
+        Validate.One(FindingCode.RootItemInvalid, "invalid item size 200", Root() with { Tree = ObjectIds.UuidTree }, RootItem(size: 200));
     }
 
     [Theory]
@@ -276,6 +276,6 @@ public class RootAndExtentValidatorTests
         Validate.Clean(Keyed(ItemType.SharedDataRef, 30441472), [1, 0]);
         Validate.Clean(Keyed(ItemType.ExtentDataRef, 1), new byte[27]);
         // outside the extent tree the reference pass does not look, so the size is reported here
-        Validate.One(FindingCode.KeyedBackrefInvalid, "invalid item size 1", Keyed(ItemType.TreeBlockRef, 5, tree: ObjectIds.FsTree), [1]);
+        Validate.One(FindingCode.KeyedBackrefInvalid, "invalid item size 1", Keyed(ItemType.TreeBlockRef, 5, tree: ObjectIds.CsumTree), [1]);
     }
 }
