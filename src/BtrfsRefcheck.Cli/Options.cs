@@ -16,6 +16,9 @@ public abstract class CommonOptions
     [Option("backup-root", HelpText = "Use the superblock's backup root N (0-3) for the root tree (used automatically when the root tree is unreadable).")]
     public int? BackupRoot { get; set; }
 
+    [Option("zone-size", HelpText = "Read the devices as zoned with zones of N bytes (superblocks from the log zones): for an image copied from a zoned device. Zoned block devices are recognised without it.")]
+    public long? ZoneSize { get; set; }
+
     [Option("debug", HelpText = "On an internal error, print the stack trace.")]
     public bool Debug { get; set; }
 }

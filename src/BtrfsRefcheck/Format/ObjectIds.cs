@@ -25,6 +25,9 @@ public static class ObjectIds
     public const ulong ExtentCsum = unchecked((ulong)-10L);
     public const ulong FreeSpace = unchecked((ulong)-11L);
     public const ulong FreeIno = unchecked((ulong)-12L);
+    /// <summary>BTRFS_CSUM_CHANGE_OBJECTID: data checksums of the new type while btrfstune --csum runs (csum tree), and
+    /// the TEMPORARY_ITEM naming that type (root tree).</summary>
+    public const ulong CsumChange = unchecked((ulong)-13L);
     public const ulong Multiple = unchecked((ulong)-255L);
     public const ulong FirstFree = 256;
     public const ulong LastFree = unchecked((ulong)-256L);
@@ -94,6 +97,7 @@ public static class ObjectIds
             ExtentCsum => "EXTENT_CSUM",
             FreeSpace => "FREE_SPACE",
             FreeIno => "FREE_INO",
+            CsumChange => "CSUM_CHANGE",
             Multiple => "MULTIPLE",
             ulong.MaxValue => "-1",
             _ => TreeName(objectid),

@@ -60,6 +60,12 @@ public sealed class Superblock
     public const ulong FlagMetadumpV2 = 1UL << 34;
     public const ulong FlagChangingFsid = 1UL << 35;
     public const ulong FlagChangingFsidV2 = 1UL << 36;
+    /// <summary>btrfstune --convert-to-block-group-tree is part-way: block group items in both trees.</summary>
+    public const ulong FlagChangingBgTree = 1UL << 38;
+    /// <summary>btrfstune --csum is part-way through data checksums: new ones under CSUM_CHANGE in the csum tree.</summary>
+    public const ulong FlagChangingDataCsum = 1UL << 39;
+    /// <summary>btrfstune --csum is part-way through tree blocks: each carries the old or the new checksum type.</summary>
+    public const ulong FlagChangingMetaCsum = 1UL << 40;
 
     private readonly byte[] _b;
 

@@ -81,6 +81,8 @@ public sealed class BtrfsVolume : IDisposable
         if (paths.Count == 0) throw new VolumeException("no device given");
         if (options.BackupRoot is { } br && (br < 0 || br >= Superblock.BackupRootCount))
             throw new VolumeException($"--backup-root {br}: backup roots are numbered 0 to {Superblock.BackupRootCount - 1}");
+        if (options.ZoneSize is { } zs && (zs < Superblock.Size * 2 || zs % Superblock.Size != 0))
+            throw new VolumeException($"zone size {zs}: must be a multiple of {Superblock.Size} bytes, at least {Superblock.Size * 2}");
         if (options.SuperMirror is { } sm && (sm < 0 || sm >= Superblock.MirrorOffsets.Length))
             throw new VolumeException($"--super {sm}: copies are numbered 0 to {Superblock.MirrorOffsets.Length - 1}");
 
@@ -95,7 +97,7 @@ public sealed class BtrfsVolume : IDisposable
                 devices.Add(dev);
                 if (dev.Length < Superblock.MirrorOffsets[0] + Superblock.Size)
                     throw new VolumeException($"{path}: too small for btrfs ({dev.Length} bytes; the superblock is at 65536)");
-                var copies = SuperblockCopy.ReadAll(dev);
+                var copies = SuperblockCopy.ReadAll(dev, options.ZoneSize ?? ZonedDevice.ZoneSizeOf(path));
                 allCopies.AddRange(copies);
                 SuperblockCopy? pick;
                 if (options.SuperMirror is { } m)
@@ -157,6 +159,12 @@ public sealed class BtrfsVolume : IDisposable
             ulong unknownCompatRo = super.CompatRoFlags & ~Features.KnownCompatRo;
             if (unknownCompatRo != 0)
                 vol.Notes.Add($"compat_ro feature {string.Join(", ", Features.CompatRoNames(unknownCompatRo))} is not known to this version: checked anyway, but what that feature adds is not verified");
+            if ((super.Flags & Superblock.FlagChangingMetaCsum) != 0)
+                vol.Notes.Add("btrfstune --csum was interrupted while rewriting tree blocks (superblock flag CHANGING_META_CSUM): each tree block may carry the old or the new checksum type; both are accepted");
+            if ((super.Flags & Superblock.FlagChangingDataCsum) != 0)
+                vol.Notes.Add("btrfstune --csum was interrupted while writing new data checksums (superblock flag CHANGING_DATA_CSUM): csum items under CSUM_CHANGE are the new type's");
+            if ((super.Flags & Superblock.FlagChangingBgTree) != 0)
+                vol.Notes.Add("btrfstune --convert-to-block-group-tree was interrupted (superblock flag CHANGING_BG_TREE): block group items are read from both the extent tree and the block group tree");
             if (vol.IsRestoredMetadump)
                 vol.Notes.Add("restored from a metadata dump by btrfs-image -r (superblock flag METADUMP" + ((super.Flags & Superblock.FlagMetadumpV2) != 0 ? "_V2" : "") +
                               "): data blocks read as zeros and devices were rewritten onto this one, so device sizes and data are not checked");
@@ -533,7 +541,7 @@ public sealed class BtrfsVolume : IDisposable
     {
         Span<byte> csum = stackalloc byte[Checksum.FieldSize];
         var h = new Header(block);
-        if (!Checksum.Verify(CsumType, block, csum))
+        if (!Checksum.Verify(CsumType, block, csum) && !VerifiesWithNewCsumType(block))
             return new CopyFailure(copy, FindingCode.TreeBlockChecksumMismatch,
                 $"checksum mismatch: have {Checksum.ToHex(CsumType, h.Csum)}, computed {Checksum.ToHex(CsumType, csum)}");
         if (h.Bytenr != logical)
@@ -542,6 +550,25 @@ public sealed class BtrfsVolume : IDisposable
             return new CopyFailure(copy, FindingCode.TreeBlockFsidMismatch,
                 $"header fsid {Uuids.Format(h.Fsid)}, expected {Uuids.Format(Super.MetadataFsidBytes)}");
         return null;
+    }
+
+    private int _newCsumType = -1;
+
+    /// <summary>While btrfstune --csum rewrites tree blocks (superblock CHANGING_META_CSUM), each block carries the old
+    /// type (the superblock's) or the new one: the first other known type a block verifies with is taken as the new
+    /// type, and from then on only it. (The new type is also named by the root tree's CSUM_CHANGE TEMPORARY_ITEM, but
+    /// the root tree itself may already carry it.)</summary>
+    private bool VerifiesWithNewCsumType(ReadOnlySpan<byte> block)
+    {
+        if ((Super.Flags & Superblock.FlagChangingMetaCsum) == 0) return false;
+        int known = Volatile.Read(ref _newCsumType);
+        foreach (var t in new[] { ChecksumType.Crc32c, ChecksumType.XxHash64, ChecksumType.Sha256, ChecksumType.Blake2b })
+        {
+            if (t == CsumType || (known >= 0 && (int)t != known) || !Checksum.Verify(t, block)) continue;
+            if (known < 0) Interlocked.CompareExchange(ref _newCsumType, (int)t, -1);
+            return Volatile.Read(ref _newCsumType) == (int)t;
+        }
+        return false;
     }
 
     /// <summary>A seed device's fsid: blocks written while the filesystem was that seed keep it in their header.</summary>

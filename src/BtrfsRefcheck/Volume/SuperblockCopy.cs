@@ -11,9 +11,11 @@ public sealed record SuperblockCopy(BlockDevice Device, int Mirror, long Offset,
     /// device grown since the last commit has no mirror there yet; zoned filesystems keep mirrors elsewhere).</summary>
     public bool NeverWritten { get; init; }
 
-    /// <summary>Reads every mirror the device is large enough for.</summary>
-    public static List<SuperblockCopy> ReadAll(BlockDevice dev)
+    /// <summary>Reads every mirror the device is large enough for. On a zoned device (<paramref name="zoneSize"/> not 0)
+    /// each mirror is the newest valid entry of its pair of log zones, as the kernel reads it.</summary>
+    public static List<SuperblockCopy> ReadAll(BlockDevice dev, long zoneSize = 0)
     {
+        if (zoneSize > 0) return ReadLogZones(dev, zoneSize);
         var list = new List<SuperblockCopy>();
         for (int m = 0; m < Format.Superblock.MirrorOffsets.Length; m++)
         {
@@ -24,9 +26,38 @@ public sealed record SuperblockCopy(BlockDevice Device, int Mirror, long Offset,
         return list;
     }
 
-    public static SuperblockCopy Read(BlockDevice dev, int mirror)
+    public static SuperblockCopy Read(BlockDevice dev, int mirror) => Read(dev, mirror, Format.Superblock.MirrorOffsets[mirror]);
+
+    /// <summary>Superblock log zones: the kernel appends each commit's superblock (4 KiB) to one zone of the pair, and
+    /// switches to the other when it is full; a conventional zone holds one at its start. The copy in use is the valid
+    /// entry with the highest generation in either zone. Its bytenr field still says the fixed mirror offset.</summary>
+    private static List<SuperblockCopy> ReadLogZones(BlockDevice dev, long zoneSize)
     {
-        long off = Format.Superblock.MirrorOffsets[mirror];
+        var list = new List<SuperblockCopy>();
+        int size = Format.Superblock.Size;
+        for (int m = 0; m < ZonedDevice.LogOffsets.Length; m++)
+        {
+            long first = ZonedDevice.LogZone(m, zoneSize) * zoneSize;
+            if (first + 2 * zoneSize > dev.Length) break; // the device has no such pair of zones
+            SuperblockCopy? best = null;
+            for (long zone = first; zone < first + 2 * zoneSize; zone += zoneSize)
+            {
+                for (long at = zone; at + size <= zone + zoneSize; at += size)
+                {
+                    var c = Read(dev, m, at);
+                    if (c.Superblock is not { MagicMatches: true }) break; // the end of this zone's log
+                    if (c.IsValid && (best is not { IsValid: true } || c.Superblock.Generation > best.Superblock!.Generation)) best = c;
+                    else best ??= c;
+                }
+            }
+            list.Add(best ?? Read(dev, m, first));
+        }
+        return list;
+    }
+
+    private static SuperblockCopy Read(BlockDevice dev, int mirror, long off)
+    {
+        long expectBytenr = Format.Superblock.MirrorOffsets[mirror];
         var buf = new byte[Format.Superblock.Size];
         int n = dev.Read(off, buf);
         if (n < buf.Length) return new SuperblockCopy(dev, mirror, off, null, $"device too small for superblock copy {mirror} at {off}");
@@ -37,7 +68,9 @@ public sealed record SuperblockCopy(BlockDevice Device, int Mirror, long Offset,
         if (!sb.MagicMatches) problem = $"bad magic 0x{sb.Magic:x16}";
         else if (!Checksum.IsKnown(sb.CsumTypeRaw)) problem = $"unknown checksum type {sb.CsumTypeRaw}";
         else if (!sb.ChecksumValid) problem = $"checksum mismatch ({Checksum.Name(sb.CsumTypeRaw)})";
-        else if (sb.Bytenr != (ulong)off) problem = $"bytenr {sb.Bytenr} does not match its location {off}";
+        else if (sb.Bytenr != (ulong)expectBytenr) problem = expectBytenr == off
+            ? $"bytenr {sb.Bytenr} does not match its location {off}"
+            : $"bytenr {sb.Bytenr} is not copy {mirror}'s offset {expectBytenr} (log zone entry at {off})";
         return new SuperblockCopy(dev, mirror, off, sb, problem);
     }
 }

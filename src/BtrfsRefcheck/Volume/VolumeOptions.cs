@@ -15,6 +15,11 @@ public sealed class VolumeOptions
     /// <summary>Open a filesystem whose superblock sets incompat feature bits this program does not know (the
     /// kernel refuses to mount those). Only for showing the superblock: trees may not be readable as we read them.</summary>
     public bool AcceptUnknownIncompat { get; init; }
+
+    /// <summary>Read every device as a zoned device with zones of this many bytes: superblocks from the log zones. For
+    /// an image file copied from a zoned device (the copy loses the zone information). Null: zoned block devices are
+    /// recognised through sysfs, everything else is read at the fixed offsets.</summary>
+    public long? ZoneSize { get; init; }
 }
 
 /// <summary>A device listed by a DEV_ITEM in the chunk tree.</summary>

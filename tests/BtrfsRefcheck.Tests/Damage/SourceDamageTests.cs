@@ -172,6 +172,33 @@ public class SourceDamageTests(ITestOutputHelper output)
         Assert.Contains(bad, f => f.Code is FindingCode.MissingTreeBlockRef or FindingCode.TreeBlockNoExtentItem or FindingCode.TreeBlockChecksumMismatch);
     }
 
+    /// <summary>A zoned device's superblocks live in log zones: entries appended in zone 0 (then 1), the newest valid one
+    /// in use. An image copied from such a device has no superblock at 64 KiB; with --zone-size it is read from the log.</summary>
+    [Fact]
+    public void SuperblockIsReadFromTheLogZonesOfAZonedDeviceCopy()
+    {
+        using var img = ImageForge.CopyAll(SourceFixtures.Images("mkfs619-zoned"), ForgeFixtures.TempDir);
+        const long Zone = 256L << 20;
+        var sb = new byte[Superblock.Size];
+        using (var fs = new FileStream(img.Path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            fs.Position = 65536; fs.ReadExactly(sb);
+            ulong gen = BinaryPrimitives.ReadUInt64LittleEndian(sb.AsSpan(Superblock.GenerationAt));
+            var older = (byte[])sb.Clone();
+            BinaryPrimitives.WriteUInt64LittleEndian(older.AsSpan(Superblock.GenerationAt), gen - 1);
+            Checksum.Compute(ChecksumType.Crc32c, older.AsSpan(Checksum.FieldSize), older.AsSpan(0, Checksum.FieldSize));
+            fs.Position = 0; fs.Write(older);          // log entry 0: the commit before
+            fs.Position = Superblock.Size; fs.Write(sb); // log entry 1: the newest
+            fs.Position = 65536; fs.Write(new byte[Superblock.Size]);
+        }
+        Assert.Equal(3, RunCli("check", img.Path).Exit); // no superblock at 64 KiB
+        var findings = Check(img.Paths, new VolumeOptions { ZoneSize = Zone });
+        AssertExactly(output, findings);
+        using (var vol = BtrfsVolume.Open(img.Paths, new VolumeOptions { ZoneSize = Zone }))
+            Assert.Equal((Superblock.Size, 0), (vol.ChosenCopy.Offset, vol.ChosenCopy.Mirror));
+        Assert.Equal(0, RunCli("check", "--zone-size", Zone.ToString(), img.Path).Exit);
+    }
+
     private static (ulong Leaf, int Slot) FindRootItem(IReadOnlyList<string> paths, ulong id)
     {
         using var vol = Open(paths);

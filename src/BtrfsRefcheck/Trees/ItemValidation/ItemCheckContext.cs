@@ -30,8 +30,12 @@ public record struct ItemCheckContext(
     BtrfsKey Key,
     BtrfsKey? PrevKey = null,
     BtrfsKey? FreeSpaceInfo = null,
-    bool ChunkDecodeReported = false)
+    bool ChunkDecodeReported = false,
+    ulong SuperFlags = 0)
 {
+    /// <summary>btrfstune --csum is part-way (superblock CHANGING_DATA_CSUM or CHANGING_META_CSUM).</summary>
+    public readonly bool ChangingCsum => (SuperFlags & (Superblock.FlagChangingDataCsum | Superblock.FlagChangingMetaCsum)) != 0;
+
     /// <summary>Newest generation or transid an item may record: the superblock's, plus one in log trees (written
     /// by the transaction after the last commit).</summary>
     public readonly ulong MaxGeneration => SuperGeneration + (IsLog ? 1UL : 0UL);
