@@ -17,10 +17,7 @@ public static class CheckVerb
             stdout.WriteLine($"UUID: {vol.Super.Fsid}");
             foreach (var n in vol.Notes) stdout.WriteLine($"note: {n}");
         }
-        var report = Checker.Run(vol, findings, (i, name) =>
-        {
-            if (text && !o.Quiet) stdout.WriteLine($"[{i + 1}/{Checker.PhaseNames.Length}] {name}");
-        });
+        var report = Checker.Run(vol, findings, new CheckObserver(stdout, stderr, phaseLines: text && !o.Quiet));
         if (o.Json) CheckJson.Write(stdout, vol, report, o);
         else CheckText.Write(stdout, report, o.Quiet);
         return report.Clean ? ExitCodes.Ok : ExitCodes.Findings;

@@ -34,7 +34,9 @@ public sealed class CheckStats
     }
 }
 
-public sealed record PhaseTiming(string Name, TimeSpan Elapsed);
+/// <summary>One pass as it ran: its name, its real time, and the finding codes it reported (for the test that every
+/// pass reports only what it declares).</summary>
+public sealed record PhaseTiming(string Name, TimeSpan Elapsed, IReadOnlyList<FindingCode> Emitted);
 
 public sealed class CheckReport(FindingBag findings, CheckStats stats, IReadOnlyList<PhaseTiming> phases)
 {

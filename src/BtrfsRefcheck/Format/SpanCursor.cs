@@ -44,13 +44,34 @@ public ref struct SpanCursor
     public readonly bool Has(long count) => count >= 0 && (ulong)(uint)_pos + (ulong)count <= (ulong)_data.Length;
 }
 
-/// <summary>Static bounds-checked field reads for fixed-layout views.</summary>
+/// <summary>Static bounds-checked field reads for fixed-layout views. A read past the end of the span (a short or
+/// malformed payload) raises <see cref="BtrfsFormatException"/>, the format's own exception, never
+/// ArgumentOutOfRangeException; the check is overflow-safe (<c>(ulong)(uint)at + size &gt; length</c>).</summary>
 public static class Le
 {
-    public static ulong U64(ReadOnlySpan<byte> d, int at) => BinaryPrimitives.ReadUInt64LittleEndian(d.Slice(at, 8));
-    public static uint U32(ReadOnlySpan<byte> d, int at) => BinaryPrimitives.ReadUInt32LittleEndian(d.Slice(at, 4));
-    public static ushort U16(ReadOnlySpan<byte> d, int at) => BinaryPrimitives.ReadUInt16LittleEndian(d.Slice(at, 2));
-    public static byte U8(ReadOnlySpan<byte> d, int at) => d[at];
+    public static ulong U64(ReadOnlySpan<byte> d, int at)
+    {
+        if ((ulong)(uint)at + 8 > (ulong)d.Length) Throw.OutOfBounds("field", at, 8, d.Length);
+        return BinaryPrimitives.ReadUInt64LittleEndian(d.Slice(at, 8));
+    }
+
+    public static uint U32(ReadOnlySpan<byte> d, int at)
+    {
+        if ((ulong)(uint)at + 4 > (ulong)d.Length) Throw.OutOfBounds("field", at, 4, d.Length);
+        return BinaryPrimitives.ReadUInt32LittleEndian(d.Slice(at, 4));
+    }
+
+    public static ushort U16(ReadOnlySpan<byte> d, int at)
+    {
+        if ((ulong)(uint)at + 2 > (ulong)d.Length) Throw.OutOfBounds("field", at, 2, d.Length);
+        return BinaryPrimitives.ReadUInt16LittleEndian(d.Slice(at, 2));
+    }
+
+    public static byte U8(ReadOnlySpan<byte> d, int at)
+    {
+        if ((uint)at >= (uint)d.Length) Throw.OutOfBounds("field", at, 1, d.Length);
+        return d[at];
+    }
 }
 
 /// <summary>btrfs stores UUIDs as 16 raw bytes in RFC 4122 (big-endian) order.</summary>

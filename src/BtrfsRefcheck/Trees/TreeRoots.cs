@@ -49,20 +49,6 @@ public static class TreeRoots
         return collector.Roots;
     }
 
-    /// <summary>Trees every filesystem has, by feature: a root tree without their ROOT_ITEMs lost them.</summary>
-    public static void CheckRequired(BtrfsVolume vol, IReadOnlyList<TreeRoot> roots, bool rootTreeComplete, FindingBag findings)
-    {
-        var required = new List<ulong> { ObjectIds.ExtentTree, ObjectIds.DevTree, ObjectIds.FsTree, ObjectIds.CsumTree };
-        if ((vol.Super.CompatRoFlags & Features.CompatRoFreeSpaceTree) != 0) required.Add(ObjectIds.FreeSpaceTree);
-        if ((vol.Super.CompatRoFlags & Features.CompatRoBlockGroupTree) != 0) required.Add(ObjectIds.BlockGroupTree);
-        foreach (ulong id in required)
-            if (!roots.Any(r => r.Id == id && r.Source == RootSource.RootItem))
-                findings.Add(new Finding(FindingCode.RootItemMissing, rootTreeComplete ? Severity.Error : Severity.Warning,
-                    $"the root tree has no ROOT_ITEM for the {ObjectIds.TreeName(id)}" + (rootTreeComplete ? "" : " (unverifiable: part of the root tree is unreadable)"),
-                    Bytenr: vol.RootTree.Bytenr, Tree: ObjectIds.RootTree, Key: new BtrfsKey(id, (byte)ItemType.RootItem, 0),
-                    Expected: "a ROOT_ITEM", Found: "none"));
-    }
-
     private sealed class RootItemCollector(TreeRoot rootTree, RootSource source, FindingBag findings) : ITreeVisitor
     {
         public List<TreeRoot> Roots { get; } = [];

@@ -80,11 +80,11 @@ public sealed class BtrfsVolume : IDisposable
         findings ??= new FindingBag();
         if (paths.Count == 0) throw new VolumeException("no device given");
         if (options.BackupRoot is { } br && (br < 0 || br >= Superblock.BackupRootCount))
-            throw new VolumeException($"--backup-root {br}: backup roots are numbered 0 to {Superblock.BackupRootCount - 1}");
+            throw new VolumeException($"backup root {br}: backup roots are numbered 0 to {Superblock.BackupRootCount - 1}") { BackupRoot = br };
         if (options.ZoneSize is { } zs && (zs < Superblock.Size * 2 || zs % Superblock.Size != 0))
             throw new VolumeException($"zone size {zs}: must be a multiple of {Superblock.Size} bytes, at least {Superblock.Size * 2}");
         if (options.SuperMirror is { } sm && (sm < 0 || sm >= Superblock.MirrorOffsets.Length))
-            throw new VolumeException($"--super {sm}: copies are numbered 0 to {Superblock.MirrorOffsets.Length - 1}");
+            throw new VolumeException($"superblock copy {sm}: copies are numbered 0 to {Superblock.MirrorOffsets.Length - 1}") { SuperblockCopy = sm };
 
         var devices = new List<BlockDevice>();
         try
@@ -344,7 +344,7 @@ public sealed class BtrfsVolume : IDisposable
         if (backup is { } n)
         {
             var b = Super.GetBackupRoot(n);
-            if (b.TreeRoot == 0) throw new VolumeException($"--backup-root {n}: that backup root slot is empty");
+            if (b.TreeRoot == 0) throw new VolumeException($"backup root {n}: that backup root slot is empty") { BackupRoot = n };
             chosen = new RootChoice(b.TreeRoot, b.TreeRootLevel, b.TreeRootGen, n, b.BytesUsed);
             Notes.Add($"using backup root {n}: root tree {b.TreeRoot} (generation {b.TreeRootGen}), as asked");
         }

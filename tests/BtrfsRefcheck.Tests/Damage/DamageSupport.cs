@@ -87,7 +87,7 @@ internal static class DamageSupport
     {
         var findings = new FindingBag();
         using var vol = BtrfsVolume.Open(paths, options, findings);
-        Checker.Run(vol, findings);
+        BtrfsRefcheck.Tests.Diagnostics.PassCodes.AssertDeclared(Checker.Run(vol, findings));
         return findings.Items.ToList();
     }
 

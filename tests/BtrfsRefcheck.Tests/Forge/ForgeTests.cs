@@ -224,7 +224,7 @@ public class ForgeTests(ITestOutputHelper output)
     {
         var findings = new FindingBag();
         using var vol = BtrfsVolume.Open(paths, null, findings);
-        Checker.Run(vol, findings);
+        BtrfsRefcheck.Tests.Diagnostics.PassCodes.AssertDeclared(Checker.Run(vol, findings));
         return findings.Items.ToList();
     }
 

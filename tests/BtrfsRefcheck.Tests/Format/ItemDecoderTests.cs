@@ -1,3 +1,4 @@
+using BtrfsRefcheck.Cli.Rendering;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
 

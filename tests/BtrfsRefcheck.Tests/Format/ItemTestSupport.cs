@@ -1,3 +1,4 @@
+using BtrfsRefcheck.Cli.Rendering;
 using System.Buffers.Binary;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;

@@ -35,7 +35,7 @@ internal static class ImageItems
     {
         var findings = new FindingBag();
         using var vol = BtrfsVolume.Open(paths, null, findings);
-        Checker.Run(vol, findings);
+        BtrfsRefcheck.Tests.Diagnostics.PassCodes.AssertDeclared(Checker.Run(vol, findings));
         return findings.Items.ToList();
     }
 

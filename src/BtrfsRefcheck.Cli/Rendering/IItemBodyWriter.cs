@@ -1,4 +1,7 @@
-namespace BtrfsRefcheck.Format.Items;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Format.Items;
+
+namespace BtrfsRefcheck.Cli.Rendering;
 
 /// <summary>Optional extension of <see cref="IItemWriter"/> for writers that frame each item body: a JSON writer
 /// opens and closes the body object (and writes its problems), a text writer ends its pending line.

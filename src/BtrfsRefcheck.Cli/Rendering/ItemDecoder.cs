@@ -1,4 +1,7 @@
-namespace BtrfsRefcheck.Format.Items;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Format.Items;
+
+namespace BtrfsRefcheck.Cli.Rendering;
 
 /// <summary>Decodes one leaf item into an <see cref="IItemWriter"/>, with btrfs-progs' (snake_case) field names.
 /// One <c>switch</c> on the key type dispatches to one small method per item type.
@@ -34,7 +37,8 @@ public static class ItemDecoder
         }
         catch (Exception e) when (e is ArgumentOutOfRangeException or IndexOutOfRangeException or OverflowException)
         {
-            // A bounds check missed in a view: still no exception out of the decoder.
+            // A safety net only: views read through Le and SpanCursor, which raise BtrfsFormatException; a span sliced
+            // by hand past its end would land here, and still no exception leaves the decoder.
             bw.CloseAll();
             bw.Problem($"{ItemTypes.Name(key.Type)}: internal decoder error: {e.Message}");
             Raw(data, bw);

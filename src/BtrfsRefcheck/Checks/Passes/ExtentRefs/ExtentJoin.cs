@@ -10,24 +10,25 @@ namespace BtrfsRefcheck.Checks;
 /// key order one extent at a time: only the current extent's items and back-refs are in memory, never the whole
 /// extent tree. The address space is cut into one range per core and the ranges are joined in parallel; every
 /// difference becomes a finding; blocks and block groups are joined on the way.</summary>
-internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
+internal sealed class ExtentJoin(CheckContext ctx)
 {
+    private readonly TreeScanFacts scan = ctx.Scan;
+
     public void Run()
     {
-        var blocks = pass.Blocks;
+        var blocks = scan.Blocks;
         SortByAddress(blocks);
-        pass.ExpectedSegments.Add(RootRefs(blocks));
-        var segments = pass.ExpectedSegments;
-        pass.ExpectedSegments = [];
+        var segments = scan.TakeExpectedSegments();
+        segments.Add(RootRefs(blocks));
         SortedRefStream.SortSegments(segments, ctx.DegreeOfParallelism);
-        var bgs = pass.BlockGroups;
+        var bgs = scan.BlockGroups;
         Array.Sort(bgs, (a, b) => a.Start.CompareTo(b.Start));
         var extentRoot = ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem);
 
         var cuts = SplitPoints(segments, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
         var ranges = new RangeJoin[cuts.Count - 1];
         for (int i = 0; i < ranges.Length; i++)
-            ranges[i] = new RangeJoin(ctx, pass, cuts[i], cuts[i + 1], segments, blocks, bgs, extentRoot);
+            ranges[i] = new RangeJoin(ctx, cuts[i], cuts[i + 1], segments, blocks, bgs, extentRoot);
         if (ranges.Length == 1) ranges[0].Run();
         else Parallel.ForEach(ranges, new ParallelOptions { MaxDegreeOfParallelism = ranges.Length }, r => r.Run());
         for (int i = 0; i < ranges.Length; i++)
@@ -42,7 +43,7 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
                         break;
                     }
         }
-        RangeJoin.CheckBlockGroupTotals(ctx, pass, bgs);
+        RangeJoin.CheckBlockGroupTotals(ctx, bgs);
     }
 
     /// <summary>Sorts the blocks by address through a key array: a sort of primitives, no comparer delegate.</summary>
@@ -58,9 +59,9 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
     private (RefRec[], int) RootRefs(BlockRec[] blocks)
     {
         var cmp = Comparer<BlockRec>.Create((a, b) => a.Bytenr.CompareTo(b.Bytenr));
-        var refs = new RefRec[pass.RootRefs.Count];
+        var refs = new RefRec[scan.RootRefs.Count];
         int n = 0;
-        foreach (var (bytenr, tree, sharedSelf) in pass.RootRefs)
+        foreach (var (bytenr, tree, sharedSelf) in scan.RootRefs)
         {
             int bi = Array.BinarySearch(blocks, new BlockRec { Bytenr = bytenr }, cmp);
             bool oldRev = bi >= 0 && blocks[bi].BackrefRev < 1;
@@ -98,7 +99,7 @@ internal sealed class ExtentJoin(CheckContext ctx, ReferencePass pass)
 internal sealed class RangeJoin
 {
     private readonly CheckContext ctx;
-    private readonly ReferencePass pass;
+    private readonly TreeScanFacts scan;
     private readonly ulong _lo, _hi;
     private readonly TreeRoot? _extentRoot;
     private FindingBag F => ctx.Findings;
@@ -106,11 +107,11 @@ internal sealed class RangeJoin
     public ExtentRec? FirstExtent { get; private set; }
     public ExtentRec? LastExtent => _anyExtentSeen ? _prevExtent : null;
 
-    public RangeJoin(CheckContext ctx, ReferencePass pass, ulong lo, ulong hi, List<(RefRec[] Array, int Count)> sortedSegments,
+    public RangeJoin(CheckContext ctx, ulong lo, ulong hi, List<(RefRec[] Array, int Count)> sortedSegments,
         BlockRec[] blocks, BlockGroupRec[] bgs, TreeRoot? extentRoot)
     {
         this.ctx = ctx;
-        this.pass = pass;
+        scan = ctx.Scan;
         _lo = lo;
         _hi = hi;
         _extentRoot = extentRoot;
@@ -149,7 +150,7 @@ internal sealed class RangeJoin
     /// <summary>True when an unreadable or invalid extent-tree block may hold the extent items of <paramref name="bytenr"/>.</summary>
     private bool Hidden(ulong bytenr)
     {
-        foreach (var (lo, hi) in pass.HiddenExtentRanges)
+        foreach (var (lo, hi) in scan.HiddenExtentRanges)
             if (bytenr >= lo && bytenr <= hi) return true;
         return false;
     }
@@ -158,16 +159,16 @@ internal sealed class RangeJoin
     private string AbsenceNote(ulong bytenr) => Hidden(bytenr) ? " (unverifiable: the extent-tree block that would hold it is unreadable)" : "";
 
     /// <summary>References under an unreadable block are unknown: "stale" and "leaked" can then only be suspected.</summary>
-    private bool Incomplete => pass.Unreadable.Count > 0;
+    private bool Incomplete => scan.Unreadable.Count > 0;
     private Severity Unverifiable => Incomplete ? Severity.Warning : Severity.Error;
-    private string UnverifiableNote => Incomplete ? $" (may be a consequence of the {pass.Unreadable.Count} unreadable or invalid block(s))" : "";
+    private string UnverifiableNote => Incomplete ? $" (may be a consequence of the {scan.Unreadable.Count} unreadable or invalid block(s))" : "";
 
     public void Run()
     {
         if (_extentRoot != null)
         {
             // The scan validated these leaves and recorded them in key order: read only those that can hold this range.
-            var leaves = pass.ExtentLeaves;
+            var leaves = scan.ExtentLeaves;
             var streamer = new Streamer(this);
             var volume = ctx.Volume;
             var buffer = new byte[volume.NodeSize]; // one buffer for every leaf: the join allocates nothing per leaf
@@ -499,7 +500,7 @@ internal sealed class RangeJoin
         if (!inside || (_bgs[_gi].Flags & want) == 0)
         {
             string where = inside ? $"block group [{_bgs[_gi].Start}, {_bgs[_gi].End}) of type {((BlockGroupFlags)_bgs[_gi].Flags).Describe()}" : "no block group";
-            F.Add(new Finding(FindingCode.ExtentOutsideBlockGroup, pass.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error,
+            F.Add(new Finding(FindingCode.ExtentOutsideBlockGroup, scan.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error,
                 $"{(x.IsTreeBlock ? "metadata" : "data")} extent [{x.Bytenr}, {x.End}) lies in {where}",
                 Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key,
                 Expected: x.IsTreeBlock ? "a METADATA or SYSTEM block group" : "a DATA block group", Found: inside ? ((BlockGroupFlags)_bgs[_gi].Flags).Describe() : "none"));
@@ -507,14 +508,15 @@ internal sealed class RangeJoin
         if (inside) Interlocked.Add(ref _bgs[_gi].Sum, x.Length); // a block group may straddle two ranges
     }
 
-    public static void CheckBlockGroupTotals(CheckContext ctx, ReferencePass pass, BlockGroupRec[] _bgs)
+    public static void CheckBlockGroupTotals(CheckContext ctx, BlockGroupRec[] _bgs)
     {
+        var scan = ctx.Scan;
         var F = ctx.Findings;
         // with part of the extent (or block group) tree unreadable, sums over it are incomplete: say so, don't assert
-        var sev = pass.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error;
-        string note = pass.HiddenExtentRanges.Count > 0 ? " (unverifiable: part of the extent tree is unreadable)" : "";
+        var sev = scan.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error;
+        string note = scan.HiddenExtentRanges.Count > 0 ? " (unverifiable: part of the extent tree is unreadable)" : "";
         ulong total = 0;
-        var chunks = pass.Chunks.Chunks.Count > 0 ? pass.Chunks : ctx.Volume.Chunks;
+        var chunks = scan.Chunks;
         foreach (var bg in _bgs)
         {
             total += bg.Used;

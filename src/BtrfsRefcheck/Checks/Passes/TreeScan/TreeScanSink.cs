@@ -6,25 +6,27 @@ using BtrfsRefcheck.Volume;
 
 namespace BtrfsRefcheck.Checks;
 
-/// <summary>Walks every tree once (blocks shared by snapshots are descended once, as btrfs check does) and
-/// records, as compact structs: every block, every parent pointer, every file extent's data reference, and
-/// from the extent tree every extent item with its inline and keyed back-refs and every block group.
-/// <see cref="RefAnalysis"/> then sorts and merges the two sides.</summary>
-internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
+/// <summary>What the tree scan pass records, as compact structs, for the passes after it: every block, every parent
+/// pointer and file extent as the back-ref it needs, and from the extent, dev and chunk trees every block group, dev
+/// extent, chunk and device. Read by the extent references and device accounting passes.</summary>
+internal sealed class TreeScanFacts
 {
     internal BlockRec[] Blocks = [];
 
     /// <summary>References the trees really make: parent pointers (as TREE_BLOCK_REF by the parent's owner) and file
     /// extents (as EXTENT_DATA_REF by the leaf's owner), turned into SHARED_* refs once the referencing block's
-    /// FULL_BACKREF flag is known; then the root items' references.</summary>
-    internal List<(RefRec[] Array, int Count)> ExpectedSegments = [];
+    /// FULL_BACKREF flag is known. Consumed by the extent join: <see cref="TakeExpectedSegments"/>.</summary>
+    private List<(RefRec[] Array, int Count)> _expectedSegments = [];
     internal BlockGroupRec[] BlockGroups = [];
     internal DevExtentRec[] DevExtents = [];
+
+    /// <summary>Root blocks (referenced by their root id; relocation roots by themselves).</summary>
     internal readonly List<(ulong Bytenr, ulong Tree, bool SharedSelf)> RootRefs = [];
 
-    /// <summary>Chunks and devices as the walked chunk tree lists them (the generation being checked).</summary>
-    internal readonly ChunkMap Chunks = new();
-    internal readonly List<DevItemInfo> DevItems = [];
+    /// <summary>Chunks and devices of the chunk tree being checked: as the walk found them, or the volume's when the
+    /// walk found none (the generation being checked, a backup root's when one is used).</summary>
+    internal ChunkMap Chunks = new();
+    internal IReadOnlyList<DevItemInfo> DevItems = [];
 
     /// <summary>Blocks that could not be read or are invalid: references in and under them are unknown.</summary>
     internal readonly List<(ulong Bytenr, ulong Tree)> Unreadable = [];
@@ -33,80 +35,109 @@ internal sealed class ReferencePass(CheckContext ctx) : IScanSink<ScanState>
     /// unreadable or invalid extent-tree block hides them, so "no extent item there" cannot be asserted.</summary>
     internal readonly List<(ulong Lo, ulong Hi)> HiddenExtentRanges = [];
 
-    /// <summary>Tree blocks whose extent item carries FULL_BACKREF: their pointers and file extents are SHARED_* refs.
-    /// The scan sees these flags in the extent tree's leaves; references are resolved once the scan is done.</summary>
-    internal HashSet<ulong> FullBackref = [];
-
     /// <summary>The extent tree's leaves (first key objectid, address), so the join reads them directly, by range.</summary>
     internal (ulong FirstObjectId, ulong Bytenr)[] ExtentLeaves = [];
 
-    public void Run()
+    internal void AddExpectedSegments(IEnumerable<(RefRec[] Array, int Count)> segments) => _expectedSegments.AddRange(segments);
+
+    /// <summary>Hands the expected refs over (the join sorts and consumes them in place) and forgets them here.</summary>
+    internal List<(RefRec[] Array, int Count)> TakeExpectedSegments()
     {
+        var s = _expectedSegments;
+        _expectedSegments = [];
+        return s;
+    }
+}
+
+/// <summary>Pass "trees": walks every tree once (blocks shared by snapshots are descended once, as btrfs check does),
+/// verifying and validating every block and item on the way, and records the <see cref="TreeScanFacts"/>.</summary>
+public sealed class TreeScanPass : ICheckPass
+{
+    public string Name => "trees";
+    public IReadOnlyList<FindingCode> Codes { get; } = [FindingCode.ItemUndecodable];
+    public IReadOnlyList<FindingProducer> Uses { get; } =
+        [FindingProducers.BlockReader, FindingProducers.TreeWalk, FindingProducers.TreeBlockValidator, FindingProducers.ItemValidator];
+    public string Reads => "Roots";
+    public string Adds => "Scan (blocks, expected back-refs, block groups, dev extents, chunks, devices, unreadable blocks, hidden extent ranges, extent leaves); Stats (trees, blocks, items)";
+
+    public void Run(CheckContext ctx)
+    {
+        var facts = new TreeScanFacts();
+        var sink = new TreeScanSink(ctx);
         foreach (var root in ctx.Roots)
         {
             ctx.Stats.Trees++;
-            if (!root.IsLog) RootRefs.Add((root.Bytenr, root.Id, root.IsReloc));
+            if (!root.IsLog) facts.RootRefs.Add((root.Bytenr, root.Id, root.IsReloc));
         }
-        var scanner = new ParallelScanner(ctx.Volume, ctx.Findings, ctx.DegreeOfParallelism);
-        var states = scanner.Scan(ctx.Roots, this);
-        Checker.MemTrace("after scan");
-        Merge(states);
+        var scanner = new ParallelScanner(ctx.Volume, ctx.Findings, ctx.DegreeOfParallelism, where => ctx.Observer.Checkpoint(Name, where));
+        var states = scanner.Scan(ctx.Roots, sink);
+        ctx.Observer.Checkpoint(Name, "after scan");
+        Merge(ctx, facts, states);
         if (!ctx.Roots.Any(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem))
-            HiddenExtentRanges.Add((0, ulong.MaxValue)); // no extent tree at all: nothing can be said to be missing from it
-        Checker.MemTrace("after merge");
+            facts.HiddenExtentRanges.Add((0, ulong.MaxValue)); // no extent tree at all: nothing can be said to be missing from it
         ctx.Stats.Nodes = scanner.Stats.Nodes;
         ctx.Stats.Leaves = scanner.Stats.Leaves;
         ctx.Stats.TreeBlocks = scanner.Stats.Nodes + scanner.Stats.Leaves;
         ctx.Stats.Items = scanner.Stats.Items;
         ctx.Stats.UnreadableBlocks = scanner.Stats.Unreadable;
-        new ExtentJoin(ctx, this).Run();
-        Checker.MemTrace("after analysis");
-        new DeviceAccounting(ctx, this).Run();
+        ctx.Scan = facts;
+        ctx.Observer.Checkpoint(Name, "after merge");
     }
 
     /// <summary>Concatenates the workers' small lists into flat arrays, releasing each list as it goes.</summary>
-    private void Merge(List<ScanState> states)
+    private static void Merge(CheckContext ctx, TreeScanFacts facts, List<ScanState> states)
     {
-        // The concatenation leaves the block list's segments as garbage: collect them before the join allocates.
-        Blocks = ChunkedList<BlockRec>.Concat(states.Select(s => s.Blocks));
-        ReleaseMemory();
+        facts.Blocks = ChunkedList<BlockRec>.Concat(states.Select(s => s.Blocks));
+        ctx.Observer.Checkpoint("trees", "blocks merged");
         // The expected refs stay in their segments: they are sorted per segment and merged as they are joined.
-        foreach (var s in states) ExpectedSegments.AddRange(s.Expected.TakeSegments());
-        foreach (var s in states) FullBackref.UnionWith(s.FullBackref);
-        ExtentLeaves = states.SelectMany(s => s.ExtentLeaves).OrderBy(l => l.FirstObjectId).ToArray();
-        ResolveFullBackref();
-        BlockGroups = ChunkedList<BlockGroupRec>.Concat(states.Select(s => s.BlockGroups));
-        DevExtents = ChunkedList<DevExtentRec>.Concat(states.Select(s => s.DevExtents));
+        var segments = new List<(RefRec[] Array, int Count)>();
+        foreach (var s in states) segments.AddRange(s.Expected.TakeSegments());
+        var fullBackref = new HashSet<ulong>();
+        foreach (var s in states) fullBackref.UnionWith(s.FullBackref);
+        facts.ExtentLeaves = states.SelectMany(s => s.ExtentLeaves).OrderBy(l => l.FirstObjectId).ToArray();
+        ResolveFullBackref(segments, fullBackref, ctx.DegreeOfParallelism);
+        facts.AddExpectedSegments(segments);
+        facts.BlockGroups = ChunkedList<BlockGroupRec>.Concat(states.Select(s => s.BlockGroups));
+        facts.DevExtents = ChunkedList<DevExtentRec>.Concat(states.Select(s => s.DevExtents));
+        var chunks = new ChunkMap();
+        var devItems = new List<DevItemInfo>();
         foreach (var s in states)
         {
             ctx.Stats.Add(s.Stats);
-            Unreadable.AddRange(s.Unreadable);
-            HiddenExtentRanges.AddRange(s.Hidden);
-            DevItems.AddRange(s.DevItems);
-            foreach (var c in s.Chunks) Chunks.TryAdd(c);
+            facts.Unreadable.AddRange(s.Unreadable);
+            facts.HiddenExtentRanges.AddRange(s.Hidden);
+            devItems.AddRange(s.DevItems);
+            foreach (var c in s.Chunks) chunks.TryAdd(c);
         }
+        // The walked chunk tree is the generation being checked (a backup root's when one is used).
+        facts.Chunks = chunks.Chunks.Count > 0 ? chunks : ctx.Volume.Chunks;
+        facts.DevItems = devItems.Count > 0 ? devItems : ctx.Volume.DevItems;
     }
 
     /// <summary>btrfs check's run_next_block: a pointer from, or a file extent in, a block whose extent carries
     /// FULL_BACKREF is a SHARED_* ref naming that block; any other names the block's owner.</summary>
-    private void ResolveFullBackref()
+    private static void ResolveFullBackref(List<(RefRec[] Array, int Count)> segments, HashSet<ulong> fullBackref, int? degree)
     {
-        if (FullBackref.Count == 0) return;
-        Parallel.ForEach(ExpectedSegments, new ParallelOptions { MaxDegreeOfParallelism = ctx.DegreeOfParallelism ?? Environment.ProcessorCount }, seg =>
+        if (fullBackref.Count == 0) return;
+        Parallel.ForEach(segments, new ParallelOptions { MaxDegreeOfParallelism = degree ?? Environment.ProcessorCount }, seg =>
         {
             var span = seg.Array.AsSpan(0, seg.Count);
             for (int i = 0; i < span.Length; i++)
             {
                 ref var r = ref span[i];
-                if (r.Where == 0 || !FullBackref.Contains(r.Where)) continue;
+                if (r.Where == 0 || !fullBackref.Contains(r.Where)) continue;
                 if (r.Kind == RefKind.TreeBlock) { r.Kind = RefKind.SharedBlock; r.A = r.Where; }
                 else if (r.Kind == RefKind.ExtentData) { r.Kind = RefKind.SharedData; r.A = r.Where; r.ObjectId = 0; r.Offset = 0; }
             }
         });
     }
 
-    private static void ReleaseMemory() => GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+}
 
+/// <summary>Receives the scan's blocks (concurrently, one <see cref="ScanState"/> per worker) and records what each
+/// block references and what the extent, dev and chunk trees hold.</summary>
+internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
+{
     public ScanState CreateState() => new();
 
     public void OnUnreadable(in BlockContext bc, TreeBlockRead read, ScanState st)

@@ -1,4 +1,7 @@
-namespace BtrfsRefcheck.Format.Items;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Format.Items;
+
+namespace BtrfsRefcheck.Cli.Rendering;
 
 /// <summary>Receives the decoded fields of an item. One decoder feeds both the text and the JSON renderer.
 /// Names are snake_case like btrfs-progs' field names (e.g. "disk_bytenr", "refs", "flags").</summary>

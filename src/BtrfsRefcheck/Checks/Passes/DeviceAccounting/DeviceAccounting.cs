@@ -6,7 +6,7 @@ namespace BtrfsRefcheck.Checks;
 /// <summary>The accounting btrfs check verifies between the chunk tree, the dev tree and the devices: every chunk
 /// stripe has its DEV_EXTENT and the reverse, dev extents do not overlap and lie inside their device, DEV_ITEM
 /// bytes_used is the sum of its dev extents, and the superblock's num_devices counts the DEV_ITEMs.</summary>
-internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
+internal sealed class DeviceAccounting(CheckContext ctx)
 {
     private FindingBag F => ctx.Findings;
 
@@ -14,12 +14,13 @@ internal sealed class DeviceAccounting(CheckContext ctx, ReferencePass pass)
     {
         var vol = ctx.Volume;
         // The walked chunk tree is the generation being checked (a backup root's when one is used).
-        var chunks = pass.Chunks.Chunks.Count > 0 ? pass.Chunks : vol.Chunks;
-        var devItems = pass.DevItems.Count > 0 ? (IReadOnlyList<Volume.DevItemInfo>)pass.DevItems : vol.DevItems;
-        var extents = pass.DevExtents;
+        var scan = ctx.Scan;
+        var chunks = scan.Chunks;
+        var devItems = scan.DevItems;
+        var extents = scan.DevExtents;
         // The dev tree's absence of an extent means something only when the dev tree was read in full.
         bool devTreeComplete = ctx.Roots.Any(r => r.Id == ObjectIds.DevTree && r.Source == Trees.RootSource.RootItem)
-                               && !pass.Unreadable.Any(u => u.Tree == ObjectIds.DevTree);
+                               && !scan.Unreadable.Any(u => u.Tree == ObjectIds.DevTree);
         Array.Sort(extents, (a, b) => a.DevId != b.DevId ? a.DevId.CompareTo(b.DevId) : a.Physical.CompareTo(b.Physical));
         var byStripe = new HashSet<(ulong DevId, ulong Physical)>();
         foreach (var e in extents) byStripe.Add((e.DevId, e.Physical));

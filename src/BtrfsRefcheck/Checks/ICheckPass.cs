@@ -1,0 +1,28 @@
+using BtrfsRefcheck.Diagnostics;
+
+namespace BtrfsRefcheck.Checks;
+
+/// <summary>One pass of the check, in the way a Roslyn analyzer declares what it reports: a name (the phase printed),
+/// the finding codes it owns (it is their only producer: docs/findings.md names it, a test keeps that true), the
+/// named components it runs whose codes it may report too, what it reads from the <see cref="CheckContext"/> and
+/// what it adds to it. A pass reports what is wrong as findings and never throws for corrupt data.</summary>
+public interface ICheckPass
+{
+    /// <summary>The phase name progress shows, e.g. "roots".</summary>
+    string Name { get; }
+
+    /// <summary>The finding codes this pass produces itself.</summary>
+    IReadOnlyList<FindingCode> Codes { get; }
+
+    /// <summary>Named components the pass runs (the tree walk, the tree-block validator, ...): their codes may be
+    /// reported while it runs.</summary>
+    IReadOnlyList<FindingProducer> Uses { get; }
+
+    /// <summary>What the pass reads from the context (for docs/architecture.md and the next engineer).</summary>
+    string Reads { get; }
+
+    /// <summary>What the pass adds to the context.</summary>
+    string Adds { get; }
+
+    void Run(CheckContext ctx);
+}

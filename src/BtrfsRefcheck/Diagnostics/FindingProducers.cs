@@ -1,0 +1,61 @@
+using static BtrfsRefcheck.Diagnostics.FindingCode;
+
+namespace BtrfsRefcheck.Diagnostics;
+
+/// <summary>A named component that produces findings outside the check's passes: a piece of the volume layer that
+/// runs while the volume is opened, or a validator or walk the passes run. <see cref="Files"/> (relative to
+/// src/BtrfsRefcheck) are where its findings are made; <see cref="Codes"/> the codes it owns.</summary>
+public sealed record FindingProducer(string Name, string Layer, string[] Files, FindingCode[] Codes);
+
+/// <summary>Every producer that is not a pass (the passes declare their own codes: <c>Checks.Checker.Passes</c>).
+/// docs/findings.md names each code's producer; FindingProducerTests keeps the table, these lists and the sources that
+/// make findings in agreement: every code has exactly one owner.</summary>
+public static class FindingProducers
+{
+    public static readonly FindingProducer SuperblockSelection = new("superblock selection", "Volume", ["Volume/BtrfsVolume.cs"],
+        [SuperblockBadMagic, SuperblockBadChecksum, SuperblockBytenrMismatch, SuperblockUnknownChecksumType, SuperblockGenerationMismatch,
+         SuperblockFieldInvalid, SuperblockCopyTruncated, SuperblockCopyNeverWritten]);
+
+    public static readonly FindingProducer DeviceSet = new("device set", "Volume", ["Volume/BtrfsVolume.cs"],
+        [DeviceMissing, DeviceDuplicate, DeviceSizeMismatch]);
+
+    public static readonly FindingProducer ChunkMapLoading = new("chunk map loading", "Volume", ["Volume/BtrfsVolume.cs"],
+        [SysChunkArrayInvalid, ChunkItemInvalid, ChunkOverlap, ChunkMismatchSysArray]);
+
+    public static readonly FindingProducer RootSelection = new("root selection", "Volume", ["Volume/BtrfsVolume.cs"],
+        [RootTreeFallback, ChunkTreeFallback]);
+
+    public static readonly FindingProducer BlockReader = new("tree-block reader", "Volume", ["Volume/BtrfsVolume.cs", "Trees/BlockSteps.cs"],
+        [TreeBlockChecksumMismatch, TreeBlockBytenrMismatch, TreeBlockFsidMismatch, TreeBlockUnreadable, TreeBlockBadCopy,
+         LogicalAddressUnmapped, StripeBeyondDevice]);
+
+    public static readonly FindingProducer TreeWalk = new("tree walk", "Trees", ["Trees/TreeWalker.cs", "Trees/ParallelScanner.cs", "Trees/BlockSteps.cs"],
+        [TreeBlockCycle, TreeBlockReferencedTwice, SubtreeNotChecked]);
+
+    public static readonly FindingProducer TreeBlockValidator = new("tree-block validator", "Trees", ["Trees/TreeBlockValidator.cs"],
+        [TreeBlockLevelMismatch, TreeBlockNrItemsInvalid, TreeBlockKeyOrder, TreeBlockItemOutOfBounds, TreeBlockOwnerMismatch,
+         TreeBlockGenerationMismatch, TreeBlockFirstKeyMismatch, TreeBlockGenerationTooNew, TreeBlockChunkTreeUuidMismatch,
+         TreeBlockHeaderFlagsInvalid]);
+
+    public static readonly FindingProducer ItemValidator = new("item validator", "Trees", ["Trees/ItemValidator.cs", "Trees/ItemValidation/"],
+        [ItemUnknownType, RootItemInvalid, InodeItemInvalid, InodeRefInvalid, DirItemInvalid, FileExtentInvalid, CsumItemInvalid,
+         BlockGroupItemInvalid, DevItemInvalid, DevExtentInvalid, KeyedBackrefInvalid, RootRefInvalid, ItemGenerationTooNew,
+         FreeSpaceItemInvalid, ItemNotInSubvolumeTree, DeprecatedInodeCache, ExtentItemMalformed]);
+
+    /// <summary>The components, in the order the check meets them.</summary>
+    public static readonly IReadOnlyList<FindingProducer> Components =
+        [SuperblockSelection, DeviceSet, ChunkMapLoading, RootSelection, BlockReader, TreeWalk, TreeBlockValidator, ItemValidator];
+
+    /// <summary>Codes still made in more than their owner's files today, with the other files that make them. Each is
+    /// a restructuring still to do (docs/architecture.md, "Known debts"); the test fails when a new one appears or an
+    /// old one is gone but still listed.</summary>
+    public static readonly IReadOnlyDictionary<FindingCode, string[]> AlsoMadeIn = new Dictionary<FindingCode, string[]>
+    {
+        [TreeBlockLevelMismatch] = ["Trees/ParallelScanner.cs", "Trees/TreeWalker.cs"],
+        [TreeBlockOwnerMismatch] = ["Trees/ParallelScanner.cs", "Checks/Passes/ExtentRefs/ExtentJoin.cs"],
+        [ExtentItemMalformed] = ["Checks/Passes/ExtentRefs/ExtentTreeDecoder.cs"],
+        [ChunkItemInvalid] = ["Trees/ItemValidator.cs", "Trees/ItemValidation/DeviceValidators.cs"],
+        [RootItemInvalid] = ["Trees/TreeRoots.cs"],
+        [SubtreeNotChecked] = ["Volume/BtrfsVolume.cs"],
+    };
+}

@@ -1,0 +1,24 @@
+namespace BtrfsRefcheck.Diagnostics;
+
+/// <summary>What a check tells its caller while it runs: which pass starts and ends (with its real time), and named
+/// points inside a pass (for a progress display or a memory trace). The library never writes to a console; the caller
+/// decides what a terminal, a pipe or JSON gets. Every method has an empty default, so an observer implements only
+/// what it uses. Called from the thread that runs the check (never from a scan worker).</summary>
+public interface ICheckObserver
+{
+    /// <summary>Pass <paramref name="index"/> (0-based) of <paramref name="count"/> starts.</summary>
+    void PassStarted(int index, int count, string name) { }
+
+    /// <summary>The pass ended after <paramref name="elapsed"/>.</summary>
+    void PassFinished(int index, int count, string name, TimeSpan elapsed) { }
+
+    /// <summary>A point inside a pass where the work so far has been released (a scan level done, the scan merged):
+    /// where a memory trace measures, or where a caller that prefers a smaller peak to speed may collect.</summary>
+    void Checkpoint(string pass, string where) { }
+}
+
+/// <summary>An observer that ignores everything.</summary>
+public sealed class NullCheckObserver : ICheckObserver
+{
+    public static readonly NullCheckObserver Instance = new();
+}
