@@ -214,7 +214,69 @@ def cmd_clone(src, soff, dst, doff, length):
     dfd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
     fcntl.ioctl(dfd, FICLONERANGE, struct.pack("qQQQ", sfd, parse_size(soff), parse_size(length), parse_size(doff)))
     os.close(sfd); os.close(dfd)
-cmds = {"gen": cmd_gen, "files": cmd_files, "tiny": cmd_tiny, "clone": cmd_clone}
+def cmd_sparsify(img, chunkdump, extentdump, nodesize):
+    """sparsify IMG CHUNKDUMP EXTENTDUMP NODESIZE: punch holes in IMG (one device, SINGLE/DUP
+    chunks only) everywhere except the first MiB, the superblock mirror at 64 MiB and the
+    physical copies of every EXTENT_ITEM / METADATA_ITEM of the extent tree dump.  For
+    copies taken from a live kernel that could not be trimmed (stale tree blocks)."""
+    import ctypes, re
+    nodesize = int(nodesize)
+    chunks = []   # (logical, length, [physical...])
+    cur = None
+    for line in open(chunkdump):
+        m = re.search(r"key \(FIRST_CHUNK_TREE CHUNK_ITEM (\d+)\)", line)
+        if m:
+            cur = [int(m.group(1)), 0, [], ""]; chunks.append(cur); continue
+        if cur is None:
+            continue
+        m = re.search(r"^\s+length (\d+) owner \d+ stripe_len \d+ type (\S+)", line)
+        if m:
+            cur[1] = int(m.group(1)); cur[3] = m.group(2); continue
+        m = re.search(r"^\s+stripe \d+ devid (\d+) offset (\d+)", line)
+        if m:
+            cur[2].append(int(m.group(2)))
+    for c in chunks:
+        if any(p in c[3] for p in ("RAID", "raid")):
+            sys.exit("sparsify: profile %s not supported" % c[3])
+    keep = [(0, 1 << 20), (64 << 20, (64 << 20) + 4096)]
+    n = 0
+    for line in open(extentdump):
+        m = re.search(r"key \((\d+) (EXTENT_ITEM|METADATA_ITEM) (\d+)\)", line)
+        if not m:
+            continue
+        lo = int(m.group(1)); ln = int(m.group(3)) if m.group(2) == "EXTENT_ITEM" else nodesize
+        for c in chunks:
+            if c[0] <= lo < c[0] + c[1]:
+                for p in c[2]:
+                    keep.append((p + lo - c[0], p + lo - c[0] + ln))
+                n += 1
+                break
+        else:
+            sys.exit("sparsify: extent %d not in any chunk" % lo)
+    keep.sort()
+    size = os.path.getsize(img)
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    fd = os.open(img, os.O_RDWR)
+    pos, punched = 0, 0
+    def punch(a, b):
+        nonlocal punched
+        a = (a + 4095) // 4096 * 4096; b = b // 4096 * 4096
+        if b > a:
+            if libc.fallocate(fd, 3, a, b - a) != 0:
+                sys.exit("fallocate failed: errno %d" % ctypes.get_errno())
+            punched += b - a
+    for a, b in keep:
+        if a > pos:
+            punch(pos, a)
+        pos = max(pos, b)
+    if pos < size:
+        punch(pos, size)
+    os.close(fd)
+    print("sparsify: %d extents kept, %d MiB punched" % (n, punched >> 20), file=sys.stderr)
+
+cmds = {"gen": cmd_gen, "files": cmd_files, "tiny": cmd_tiny, "clone": cmd_clone,
+        "sparsify": cmd_sparsify}
 cmds[sys.argv[1]](*sys.argv[2:])
 PYEOF
 fx() { python3 "$FX" "$@"; }
@@ -586,6 +648,18 @@ capture_live() {
     return 0
 }
 
+# sparsify IMG: punch out everything the extent tree does not reference (one device, no
+# log tree); see fx.py sparsify.  Replaces the fstrim a live copy could not have.
+sparsify() {
+    local img=$1 ns lr
+    lr=$(dump_super "$img" | awk '$1 == "log_root" { print $2 }')
+    [[ ${lr:-0} -eq 0 ]] || { echo "sparsify: $img has a log tree, left as is" >&2; return 0; }
+    ns=$(dump_super "$img" | awk '$1 == "nodesize" { print $2 }')
+    dump_tree -t 3 "$img" >"$WORK/sparsify.chunks"
+    dump_tree -t 2 "$img" >"$WORK/sparsify.extents"
+    fx sparsify "$img" "$WORK/sparsify.chunks" "$WORK/sparsify.extents" "$ns"
+}
+
 # drop_progress_keys IMG: "objectid drop_key_objectid drop_level" of every ROOT_ITEM whose
 # drop_progress objectid is not 0
 drop_progress_keys() {
@@ -649,10 +723,76 @@ for d in sorted(os.listdir(root)):
         done
     done
     [[ -n $found ]] || die "$name: no copy with a non-zero drop_progress"
+    sparsify "$copy"
     check_both "$copy" "$name" fst62
-    # the copy's free space: the kernel had no chance to trim; its stale blocks stay
+    [[ -n $(drop_progress_keys "$copy") ]] || die "$name: drop_progress lost"
     store "$copy" "$name.img"
     summ "$name" "ROOT_ITEM drop_progress: $keys (captured by $found s); checks pass"
+}
+
+# =======================================================================================
+# 9. kernel-reloc: ROOT_ITEMs of TREE_RELOC (-8) roots, i.e. a balance caught mid-way.
+#    fsfreeze cannot catch it (the balance ioctl holds write access until it ends), so
+#    the backing file is copied live (capture_live) in a loop while balances run, until a
+#    copy holds TREE_RELOC roots and passes both checks.
+# =======================================================================================
+build_kernel_reloc() {
+    local name=kernel-reloc img="$WORK/reloc.img" copy="$WORK/reloc-copy.img" M="$WORK/mnt-reloc"
+    local dev i n nd found="" bpid deadline rl
+    log "$name: base filesystem"
+    new_image "$img" 256M
+    /sbin/mkfs.btrfs -q -f -U "$U_RELOC" "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    btrfs subvolume create "$M/sv" >/dev/null
+    for i in 0 1 2; do fx tiny "$M/sv/d$i" t 3000 "reloc/$i"; done
+    fx files "$M/sv/data" m 30 8K 200K reloc/data pattern
+    sync
+    btrfs subvolume snapshot "$M/sv" "$M/snap1" >/dev/null
+    python3 -c '
+import os, sys
+root = sys.argv[1]
+for d in ("d0", "d1"):
+    for i in range(0, 3000, 3):
+        with open(os.path.join(root, d, "t-%05d" % i), "ab") as f:
+            f.write(b"changed\n")' "$M/sv"
+    btrfs subvolume snapshot -r "$M/sv" "$M/snap2" >/dev/null
+    fx files "$M/top" f 200 1 3000 reloc/top mix
+    sync
+    trim "$M"
+    deadline=$((SECONDS + ${RELOC_SECONDS:-900}))
+    for ((i = 1; SECONDS < deadline; i++)); do
+        ( while :; do btrfs balance start --full-balance "$M" >/dev/null 2>&1 || true; done ) &
+        bpid=$!; BGPIDS+=("$bpid")
+        sleep "0.$((RANDOM % 9 + 1))"
+        capture_live "$img" "$copy"
+        kill "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null || true
+        btrfs balance cancel "$M" >/dev/null 2>&1 || true
+        while pgrep -f "btrfs balance start --full-balance $M" >/dev/null; do sleep 0.2; done
+        BGPIDS=()
+        rl=$(dump_tree -t 1 "$copy" | grep -o 'key (TREE_RELOC ROOT_ITEM [0-9A-Z_-]*)' || true)
+        n=$(count . <<<"$rl")
+        nd=$(grep -c 'ROOT_ITEM \(18446744073709551607\|DATA_RELOC\)' <<<"$rl" || true)
+        echo "attempt $i: $n TREE_RELOC root items ($nd for the data reloc tree)" >&2
+        [[ $n -gt 0 ]] || continue
+        if [[ $(check_rc $B62/btrfs "$copy" "$WORK/reloc.c62") -ne 0 ]]; then
+            echo "  6.2 check fails: $(grep -m2 -i 'error\|wrong\|mismatch' "$WORK/reloc.c62" | tr '\n' ' ')" >&2; continue
+        fi
+        local fcheck=0
+        ( check_both "$copy" reloc fst62 ) >/dev/null 2>&1 || fcheck=1
+        if [[ $fcheck -ne 0 ]]; then echo "  6.19 check fails" >&2; continue; fi
+        cp --sparse=always "$copy" "$WORK/reloc-best.img"
+        found="$n reloc roots ($nd of the data reloc tree): $(tr '\n' ' ' <<<"$rl")"
+        # one with reloc roots of both kinds (subvolume, data reloc tree) is preferred;
+        # RELOC_WANT_DATA=1 keeps trying for it until the deadline
+        [[ -z ${RELOC_WANT_DATA:-} || ($nd -gt 0 && $n -gt $nd) ]] && break
+    done
+    do_umount "$M"; detach "$dev"
+    [[ -n $found ]] || die "$name: no valid copy with TREE_RELOC roots in ${RELOC_SECONDS:-900} s"
+    sparsify "$WORK/reloc-best.img"
+    check_both "$WORK/reloc-best.img" "$name" fst62
+    store "$WORK/reloc-best.img" "$name.img"
+    summ "$name" "$found; checks pass"
 }
 #@@MORE@@
 
