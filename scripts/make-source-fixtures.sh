@@ -797,6 +797,119 @@ for d in ("d0", "d1"):
 #@@MORE@@
 
 # =======================================================================================
+# --survey: run btrfs-refcheck (text and --json) and `btrfs check --readonly` (6.2, 6.19)
+# on every raw image of OUTDIR (and, with SURVEY_EXISTING=1, of testdata/), all devices
+# of a set together; write OUTDIR/SURVEY.md.
+# =======================================================================================
+survey_set() {   # survey_set SECTION NAME FILE.gz...
+    local section=$1 name=$2 f i rc62 rc619 rcours fsid devs=() raws=()
+    shift 2
+    for f in "$@"; do
+        i=${#raws[@]}
+        gzip -dc "$f" >"$WORK/sv-$i.img"
+        raws+=("$WORK/sv-$i.img")
+    done
+    rcours=0
+    dotnet "$REFCHECK" check "${raws[@]}" --json >"$WORK/sv.json" 2>"$WORK/sv.json.err" || rcours=$?
+    dotnet "$REFCHECK" check "${raws[@]}" >"$WORK/sv.txt" 2>&1 || true
+    if [[ ${#raws[@]} -gt 1 ]]; then
+        fsid=$(dump_super "${raws[0]}" | awk '$1 == "fsid" { print $2 }')
+        if blkid -t UUID="$fsid" -o device 2>/dev/null | grep -q .; then
+            echo "fsid in use on this machine: btrfs check skipped" >"$WORK/sv.c62"; cp "$WORK/sv.c62" "$WORK/sv.c619"
+            rc62=skipped; rc619=skipped
+        else
+            for f in "${raws[@]}"; do attach "$f"; devs+=("$LOOPDEV"); done
+            btrfs device scan "${devs[@]}" >/dev/null 2>&1 || true
+            rc62=$(check_rc $B62/btrfs "${devs[0]}" "$WORK/sv.c62")
+            rc619=$(check_rc $B619/btrfs "${devs[0]}" "$WORK/sv.c619")
+            for f in "${devs[@]}"; do detach "$f"; done
+        fi
+    else
+        rc62=$(check_rc $B62/btrfs "${raws[0]}" "$WORK/sv.c62")
+        rc619=$(check_rc $B619/btrfs "${raws[0]}" "$WORK/sv.c619")
+    fi
+    rm -f "${raws[@]}"
+    python3 - "$section" "$name" "$rcours" "$rc62" "$rc619" "$WORK/sv.json" "$WORK/sv.c62" "$WORK/sv.c619" "$WORK/sv.txt" "$WORK/sv.json.err" >>"$WORK/survey.md" <<'PYEOF'
+import json, re, sys
+section, name, rc, rc62, rc619, js, c62, c619, txt, jerr = sys.argv[1:]
+noise = re.compile(r"^(\[\d/\d\]|Opening filesystem|Checking filesystem on|UUID:|found \d+ bytes used|total |btree space waste|file data blocks|\s*referenced|cache and super generation|no error found|Scanning|checking |ERROR: cannot scan /dev/|WARNING: cannot read chunk root|Checking|\s*$)")
+def errlines(path):
+    out = [l.rstrip() for l in open(path, errors="replace") if not noise.match(l)]
+    return out
+try:
+    d = json.load(open(js))
+    codes = {}
+    for f in d.get("findings", []):
+        c = f.get("code") or f.get("Code") or "?"
+        if c not in codes:
+            codes[c] = [0, f.get("severity", ""), f.get("message") or json.dumps(f)[:300]]
+        codes[c][0] += 1
+    verdict = d.get("verdict", "?")
+except Exception as e:
+    codes, verdict = {}, "no JSON (%s): %s" % (e, open(jerr).read().strip()[:300])
+print("### %s (%s)\n" % (name, section))
+print("- btrfs-refcheck: exit %s, verdict %s%s" % (rc, verdict, "" if codes else ", no findings"))
+for c, (n, sev, msg) in sorted(codes.items()):
+    print("  - `%s` x%d (%s): %s" % (c, n, sev, msg.replace("\n", " ")[:400]))
+for tag, r, p in (("6.2", rc62, c62), ("6.19", rc619, c619)):
+    ls = errlines(p)
+    print("- btrfs check --readonly %s: exit %s%s" % (tag, r, "" if ls else ", no error lines"))
+    for l in ls[:10]:
+        print("  - `%s`" % l.replace("`", "'"))
+    if len(ls) > 10:
+        print("  - ... %d more lines" % (len(ls) - 10))
+print()
+row = "| %s | %s | %s | %s | %s | %s |" % (name, section, rc, ", ".join("%s x%d" % (c, v[0]) for c, v in sorted(codes.items())) or "-", rc62, rc619)
+open(sys.argv[6] + ".rows", "a").write(row + "\n")
+PYEOF
+    cat "$WORK/sv.json.rows" >>"$WORK/survey.rows" 2>/dev/null || true
+    rm -f "$WORK/sv.json.rows"
+    echo "survey: $name ours=$rcours 6.2=$rc62 6.19=$rc619" >&2
+}
+
+survey_dir() {   # survey_dir SECTION DIR
+    local section=$1 dir=$2 f base sets=() s
+    for f in "$dir"/*.img.gz; do
+        base=${f##*/}; base=${base%.img.gz}; base=${base%-dev[0-9]}
+        [[ " ${sets[*]-} " == *" $base "* ]] || sets+=("$base")
+    done
+    for s in "${sets[@]}"; do
+        if [[ $s == *-sprout && -f $dir/${s%-sprout}-seed.img.gz ]]; then
+            # a sprout is only complete with its seed device
+            survey_set "$section" "$s + ${s%-sprout}-seed" "$dir/$s.img.gz" "$dir/${s%-sprout}-seed.img.gz"
+        elif [[ -f $dir/$s.img.gz ]]; then survey_set "$section" "$s" "$dir/$s.img.gz"
+        else survey_set "$section" "$s" $(ls "$dir/$s"-dev[0-9].img.gz | sort); fi
+    done
+}
+
+survey() {
+    REFCHECK=${REFCHECK:-$REPO_DIR/src/BtrfsRefcheck.Cli/bin/Release/net10.0/btrfs-refcheck.dll}
+    if [[ ! -f $REFCHECK ]]; then
+        (cd "$REPO_DIR" && dotnet build -c Release src/BtrfsRefcheck.Cli -v q >&2)
+    fi
+    : >"$WORK/survey.md"; : >"$WORK/survey.rows"
+    survey_dir sources "$OUTDIR"
+    [[ -n ${SURVEY_EXISTING:-} ]] && survey_dir testdata "$REPO_DIR/testdata"
+    {
+        echo "# Survey of testdata/sources (and testdata/) images"
+        echo
+        echo "Made by \`scripts/make-source-fixtures.sh --survey\` on $(date -u +%Y-%m-%d), kernel $(uname -r),"
+        echo "btrfs-refcheck from $(cd "$REPO_DIR" && git rev-parse --short HEAD), btrfs-progs $($B62/btrfs --version | awk '{print $2}') (/usr/bin) and"
+        echo "$($B619/btrfs --version | head -1 | awk '{print $2}') ($B619).  Every device of a set is passed together; btrfs check gets"
+        echo "the first loop device after all were attached and scanned.  Error lines are the check's"
+        echo "output without its progress and statistics lines.  Metadump files themselves are not"
+        echo "surveyed (only raw images)."
+        echo
+        echo "| image | from | refcheck exit | refcheck codes | check 6.2 | check 6.19 |"
+        echo "|---|---|---|---|---|---|"
+        cat "$WORK/survey.rows"
+        echo
+        cat "$WORK/survey.md"
+    } >"$OUTDIR/SURVEY.md"
+    echo "wrote $OUTDIR/SURVEY.md" >&2
+}
+
+# =======================================================================================
 if [[ -n $SURVEY ]]; then survey; exit 0; fi
 START=$SECONDS
 for a in "${ARGS[@]}"; do
