@@ -40,7 +40,7 @@ while [[ $# -gt 0 ]]; do
 done
 ALL=(mkfs619-defaults mkfs619-squota mkfs619-quota mkfs619-rst mkfs619-zoned metadumps
      convert-ext4 seed-sprout kernel-halfdropped kernel-reloc mkfs619-bgt-changing
-     mkfs619-csum-changing)
+     mkfs619-csum-changing mkfs619-csum-changing-meta)
 [[ ${#ARGS[@]} -gt 0 ]] || ARGS=("${ALL[@]}")
 
 log() { printf '\n=== %s\n' "$*" >&2; }
@@ -322,6 +322,7 @@ U_HALF=5a1e0108-b7f5-4c3e-9d2a-000000000108
 U_RELOC=5a1e0109-b7f5-4c3e-9d2a-000000000109
 U_BGT=5a1e010a-b7f5-4c3e-9d2a-00000000010a
 U_CSUM=5a1e010b-b7f5-4c3e-9d2a-00000000010b
+U_CSUMM=5a1e010c-b7f5-4c3e-9d2a-00000000010c
 
 # =======================================================================================
 # 1. mkfs619-defaults: btrfs-progs 6.19 mkfs defaults (block-group-tree, free-space-tree,
@@ -793,6 +794,107 @@ for d in ("d0", "d1"):
     check_both "$WORK/reloc-best.img" "$name" fst62
     store "$WORK/reloc-best.img" "$name.img"
     summ "$name" "$found; checks pass"
+}
+
+# gdb_kill_at FUNC N CMD...: run CMD under gdb and kill it at the entry of the N-th call
+# of FUNC (btrfs-progs 6.19 is built without error injection, but with symbols).  Each
+# btrfs-progs transaction commit writes the superblock last, so killing at the entry of
+# commit N leaves the state of commit N-1 on disk.
+gdb_kill_at() {
+    local func=$1 n=$2
+    shift 2
+    gdb -q -batch -ex "set pagination off" -ex "break $func" -ex "ignore 1 $((n - 1))" \
+        -ex run -ex "info breakpoints" -ex kill --args "$@" >"$WORK/gdb.log" 2>&1 || true
+    grep -q "already hit $n time" "$WORK/gdb.log" || { tail -20 "$WORK/gdb.log" >&2; die "gdb: $func was not called $n times"; }
+}
+
+# resumes IMG NAME ARGS...: the interrupted state is one btrfstune 6.19 can finish: on a copy,
+# `btrfstune ARGS` completes and both checks pass afterwards
+resumes() {
+    local img=$1 name=$2 r="$WORK/resume.img"
+    shift 2
+    cp --sparse=always "$img" "$r"
+    "$B619/btrfstune" "$@" "$r" >"$WORK/$name.resume" 2>&1 || { cat "$WORK/$name.resume" >&2; die "$name: btrfstune $* does not resume"; }
+    check_ok $B619/btrfs "$r" "$WORK/$name.resume.c619"
+    check_ok $B62/btrfs "$r" "$WORK/$name.resume.c62"
+    rm -f "$r"
+    echo "$name: btrfstune $* resumes and completes; both checks pass after it" >&2
+}
+
+# =======================================================================================
+# 10. mkfs619-bgt-changing: btrfstune 6.19 --convert-to-block-group-tree killed at its
+#     second commit: superblock flag CHANGING_BG_TREE (1<<38), block-group tree created,
+#     block group items still in the extent tree.
+#     mkfs619-csum-changing: btrfstune 6.19 --csum xxhash killed at its third commit:
+#     flag CHANGING_DATA_CSUM (1<<39), the TEMPORARY_ITEM (-13) in the root tree and new
+#     csum items under objectid CSUM_CHANGE (-13) for the first 2 MiB of data.
+#     mkfs619-csum-changing-meta: the same killed in the middle of the in-place rewrite of
+#     tree block checksums (killed before the 20th): flag CHANGING_META_CSUM (1<<40), tree blocks with crc32c and
+#     with xxhash checksums.
+# =======================================================================================
+build_mkfs619_bgt_changing() {
+    local name=mkfs619-bgt-changing img="$WORK/bgt.img" M="$WORK/mnt-bgt" dev nb ne
+    log "$name"
+    new_image "$img" 192M
+    $B619/mkfs.btrfs -q -f -U "$U_BGT" -O ^block-group-tree "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    populate "$M" bgt
+    trim "$M"; do_umount "$M"; detach "$dev"
+    gdb_kill_at btrfs_commit_transaction 2 "$B619/btrfstune" --convert-to-block-group-tree "$img"
+    sb_bit "$img" flags 38 || die "$name: no CHANGING_BG_TREE superblock flag"
+    dump_tree -t 1 "$img" | grep -q 'key (BLOCK_GROUP_TREE ROOT_ITEM' || die "$name: no block group tree root"
+    nb=$(dump_tree -t 11 "$img" | count 'BLOCK_GROUP_ITEM')
+    ne=$(dump_tree -t 2 "$img" | count 'BLOCK_GROUP_ITEM')
+    echo "block group items: $nb in the block-group tree, $ne in the extent tree" >&2
+    [[ $ne -gt 0 ]] || die "$name: no block group items left in the extent tree"
+    resumes "$img" "$name" --convert-to-block-group-tree
+    printf '6.2 check: exit %s; 6.19 check: exit %s\n' "$(check_rc $B62/btrfs "$img" "$WORK/bgt.c62")" "$(check_rc $B619/btrfs "$img" "$WORK/bgt.c619")" >&2
+    grep -i 'error\|warn' "$WORK/bgt.c62" "$WORK/bgt.c619" | head >&2 || true
+    store "$img" "$name.img"
+    summ "$name" "CHANGING_BG_TREE flag; block group items: $nb in tree 11, $ne in the extent tree (checks: not required)"
+}
+
+csum_base() {   # csum_base IMG UUID SEED: 6.19 mkfs + kernel writes incl. 8 MiB of data
+    local img=$1 M="$WORK/mnt-csum" dev
+    new_image "$img" 192M
+    $B619/mkfs.btrfs -q -f -U "$2" "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    populate "$M" "$3"
+    fx gen 8M "$3/csum-big" pattern >"$M/big/csum-big"
+    trim "$M"; do_umount "$M"; detach "$dev"
+}
+
+build_mkfs619_csum_changing() {
+    local name=mkfs619-csum-changing img="$WORK/csum.img" nc
+    log "$name"
+    csum_base "$img" "$U_CSUM" csum
+    gdb_kill_at btrfs_commit_transaction 3 "$B619/btrfstune" --csum xxhash "$img"
+    sb_bit "$img" flags 39 || die "$name: no CHANGING_DATA_CSUM superblock flag"
+    dump_tree -t 1 "$img" | grep -q 'key (CSUM_CHANGE TEMPORARY_ITEM\|key (18446744073709551603 TEMPORARY_ITEM' || die "$name: no csum change item in the root tree"
+    nc=$(dump_tree -t 7 "$img" | grep -c 'key (CSUM_CHANGE EXTENT_CSUM\|key (18446744073709551603 EXTENT_CSUM' || true)
+    echo "csum items under -13: $nc" >&2
+    [[ $nc -gt 0 ]] || die "$name: no csum items under objectid -13"
+    resumes "$img" "$name" --csum xxhash
+    printf '6.2 check: exit %s; 6.19 check: exit %s\n' "$(check_rc $B62/btrfs "$img" "$WORK/csum.c62")" "$(check_rc $B619/btrfs "$img" "$WORK/csum.c619")" >&2
+    grep -i 'error\|warn' "$WORK/csum.c62" "$WORK/csum.c619" | head >&2 || true
+    store "$img" "$name.img"
+    summ "$name" "CHANGING_DATA_CSUM flag; $nc csum items under -13 (checks: not required)"
+}
+
+build_mkfs619_csum_changing_meta() {
+    local name=mkfs619-csum-changing-meta img="$WORK/csum-meta.img"
+    log "$name"
+    csum_base "$img" "$U_CSUMM" csummeta
+    # (a line breakpoint: rewrite_tree_block_csum is inlined into its loop)
+    gdb_kill_at tune/change-csum.c:661 20 "$B619/btrfstune" --csum xxhash "$img"
+    sb_bit "$img" flags 40 || die "$name: no CHANGING_META_CSUM superblock flag"
+    resumes "$img" "$name" --csum xxhash
+    printf '6.2 check: exit %s; 6.19 check: exit %s\n' "$(check_rc $B62/btrfs "$img" "$WORK/csumm.c62")" "$(check_rc $B619/btrfs "$img" "$WORK/csumm.c619")" >&2
+    grep -i 'error\|warn' "$WORK/csumm.c62" "$WORK/csumm.c619" | head >&2 || true
+    store "$img" "$name.img"
+    summ "$name" "CHANGING_META_CSUM flag; 19 tree blocks rewritten with xxhash, the rest crc32c (checks: not required)"
 }
 #@@MORE@@
 
