@@ -762,15 +762,11 @@ for d in ("d0", "d1"):
     sync
     trim "$M"
     deadline=$((SECONDS + ${RELOC_SECONDS:-900}))
+    ( while :; do btrfs balance start --full-balance "$M" >/dev/null 2>&1 || true; done ) &
+    bpid=$!; BGPIDS+=("$bpid")
     for ((i = 1; SECONDS < deadline; i++)); do
-        ( while :; do btrfs balance start --full-balance "$M" >/dev/null 2>&1 || true; done ) &
-        bpid=$!; BGPIDS+=("$bpid")
         sleep "0.$((RANDOM % 9 + 1))"
         capture_live "$img" "$copy"
-        kill "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null || true
-        btrfs balance cancel "$M" >/dev/null 2>&1 || true
-        while pgrep -f "btrfs balance start --full-balance $M" >/dev/null; do sleep 0.2; done
-        BGPIDS=()
         rl=$(dump_tree -t 1 "$copy" | grep -o 'key (TREE_RELOC ROOT_ITEM [0-9A-Z_-]*)' || true)
         n=$(count . <<<"$rl")
         nd=$(grep -c 'ROOT_ITEM \(18446744073709551607\|DATA_RELOC\)' <<<"$rl" || true)
@@ -788,6 +784,10 @@ for d in ("d0", "d1"):
         # RELOC_WANT_DATA=1 keeps trying for it until the deadline
         [[ -z ${RELOC_WANT_DATA:-} || ($nd -gt 0 && $n -gt $nd) ]] && break
     done
+    kill "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null || true
+    BGPIDS=()
+    btrfs balance cancel "$M" >/dev/null 2>&1 || true
+    while btrfs balance status "$M" 2>/dev/null | grep -q running; do sleep 0.5; done
     do_umount "$M"; detach "$dev"
     [[ -n $found ]] || die "$name: no valid copy with TREE_RELOC roots in ${RELOC_SECONDS:-900} s"
     sparsify "$WORK/reloc-best.img"
