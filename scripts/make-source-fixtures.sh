@@ -40,7 +40,7 @@ while [[ $# -gt 0 ]]; do
 done
 ALL=(mkfs619-defaults mkfs619-squota mkfs619-quota mkfs619-rst mkfs619-zoned metadumps
      convert-ext4 seed-sprout kernel-halfdropped kernel-reloc mkfs619-bgt-changing
-     mkfs619-csum-changing)
+     mkfs619-csum-changing mkfs619-csum-changing-meta)
 [[ ${#ARGS[@]} -gt 0 ]] || ARGS=("${ALL[@]}")
 
 log() { printf '\n=== %s\n' "$*" >&2; }
@@ -214,7 +214,69 @@ def cmd_clone(src, soff, dst, doff, length):
     dfd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
     fcntl.ioctl(dfd, FICLONERANGE, struct.pack("qQQQ", sfd, parse_size(soff), parse_size(length), parse_size(doff)))
     os.close(sfd); os.close(dfd)
-cmds = {"gen": cmd_gen, "files": cmd_files, "tiny": cmd_tiny, "clone": cmd_clone}
+def cmd_sparsify(img, chunkdump, extentdump, nodesize):
+    """sparsify IMG CHUNKDUMP EXTENTDUMP NODESIZE: punch holes in IMG (one device, SINGLE/DUP
+    chunks only) everywhere except the first MiB, the superblock mirror at 64 MiB and the
+    physical copies of every EXTENT_ITEM / METADATA_ITEM of the extent tree dump.  For
+    copies taken from a live kernel that could not be trimmed (stale tree blocks)."""
+    import ctypes, re
+    nodesize = int(nodesize)
+    chunks = []   # (logical, length, [physical...])
+    cur = None
+    for line in open(chunkdump):
+        m = re.search(r"key \(FIRST_CHUNK_TREE CHUNK_ITEM (\d+)\)", line)
+        if m:
+            cur = [int(m.group(1)), 0, [], ""]; chunks.append(cur); continue
+        if cur is None:
+            continue
+        m = re.search(r"^\s+length (\d+) owner \d+ stripe_len \d+ type (\S+)", line)
+        if m:
+            cur[1] = int(m.group(1)); cur[3] = m.group(2); continue
+        m = re.search(r"^\s+stripe \d+ devid (\d+) offset (\d+)", line)
+        if m:
+            cur[2].append(int(m.group(2)))
+    for c in chunks:
+        if any(p in c[3] for p in ("RAID", "raid")):
+            sys.exit("sparsify: profile %s not supported" % c[3])
+    keep = [(0, 1 << 20), (64 << 20, (64 << 20) + 4096)]
+    n = 0
+    for line in open(extentdump):
+        m = re.search(r"key \((\d+) (EXTENT_ITEM|METADATA_ITEM) (\d+)\)", line)
+        if not m:
+            continue
+        lo = int(m.group(1)); ln = int(m.group(3)) if m.group(2) == "EXTENT_ITEM" else nodesize
+        for c in chunks:
+            if c[0] <= lo < c[0] + c[1]:
+                for p in c[2]:
+                    keep.append((p + lo - c[0], p + lo - c[0] + ln))
+                n += 1
+                break
+        else:
+            sys.exit("sparsify: extent %d not in any chunk" % lo)
+    keep.sort()
+    size = os.path.getsize(img)
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    fd = os.open(img, os.O_RDWR)
+    pos, punched = 0, 0
+    def punch(a, b):
+        nonlocal punched
+        a = (a + 4095) // 4096 * 4096; b = b // 4096 * 4096
+        if b > a:
+            if libc.fallocate(fd, 3, a, b - a) != 0:
+                sys.exit("fallocate failed: errno %d" % ctypes.get_errno())
+            punched += b - a
+    for a, b in keep:
+        if a > pos:
+            punch(pos, a)
+        pos = max(pos, b)
+    if pos < size:
+        punch(pos, size)
+    os.close(fd)
+    print("sparsify: %d extents kept, %d MiB punched" % (n, punched >> 20), file=sys.stderr)
+
+cmds = {"gen": cmd_gen, "files": cmd_files, "tiny": cmd_tiny, "clone": cmd_clone,
+        "sparsify": cmd_sparsify}
 cmds[sys.argv[1]](*sys.argv[2:])
 PYEOF
 fx() { python3 "$FX" "$@"; }
@@ -260,6 +322,7 @@ U_HALF=5a1e0108-b7f5-4c3e-9d2a-000000000108
 U_RELOC=5a1e0109-b7f5-4c3e-9d2a-000000000109
 U_BGT=5a1e010a-b7f5-4c3e-9d2a-00000000010a
 U_CSUM=5a1e010b-b7f5-4c3e-9d2a-00000000010b
+U_CSUMM=5a1e010c-b7f5-4c3e-9d2a-00000000010c
 
 # =======================================================================================
 # 1. mkfs619-defaults: btrfs-progs 6.19 mkfs defaults (block-group-tree, free-space-tree,
@@ -586,6 +649,18 @@ capture_live() {
     return 0
 }
 
+# sparsify IMG: punch out everything the extent tree does not reference (one device, no
+# log tree); see fx.py sparsify.  Replaces the fstrim a live copy could not have.
+sparsify() {
+    local img=$1 ns lr
+    lr=$(dump_super "$img" | awk '$1 == "log_root" { print $2 }')
+    [[ ${lr:-0} -eq 0 ]] || { echo "sparsify: $img has a log tree, left as is" >&2; return 0; }
+    ns=$(dump_super "$img" | awk '$1 == "nodesize" { print $2 }')
+    dump_tree -t 3 "$img" >"$WORK/sparsify.chunks"
+    dump_tree -t 2 "$img" >"$WORK/sparsify.extents"
+    fx sparsify "$img" "$WORK/sparsify.chunks" "$WORK/sparsify.extents" "$ns"
+}
+
 # drop_progress_keys IMG: "objectid drop_key_objectid drop_level" of every ROOT_ITEM whose
 # drop_progress objectid is not 0
 drop_progress_keys() {
@@ -649,12 +724,292 @@ for d in sorted(os.listdir(root)):
         done
     done
     [[ -n $found ]] || die "$name: no copy with a non-zero drop_progress"
+    sparsify "$copy"
     check_both "$copy" "$name" fst62
-    # the copy's free space: the kernel had no chance to trim; its stale blocks stay
+    [[ -n $(drop_progress_keys "$copy") ]] || die "$name: drop_progress lost"
     store "$copy" "$name.img"
     summ "$name" "ROOT_ITEM drop_progress: $keys (captured by $found s); checks pass"
 }
+
+# =======================================================================================
+# 9. kernel-reloc: ROOT_ITEMs of TREE_RELOC (-8) roots, i.e. a balance caught mid-way.
+#    fsfreeze cannot catch it (the balance ioctl holds write access until it ends), so
+#    the backing file is copied live (capture_live) in a loop while balances run, until a
+#    copy holds TREE_RELOC roots and passes both checks.
+# =======================================================================================
+build_kernel_reloc() {
+    local name=kernel-reloc img="$WORK/reloc.img" copy="$WORK/reloc-copy.img" M="$WORK/mnt-reloc"
+    local dev i n nd found="" bpid deadline rl
+    log "$name: base filesystem"
+    new_image "$img" 256M
+    /sbin/mkfs.btrfs -q -f -U "$U_RELOC" "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    btrfs subvolume create "$M/sv" >/dev/null
+    for i in 0 1 2; do fx tiny "$M/sv/d$i" t 3000 "reloc/$i"; done
+    fx files "$M/sv/data" m 30 8K 200K reloc/data pattern
+    sync
+    btrfs subvolume snapshot "$M/sv" "$M/snap1" >/dev/null
+    python3 -c '
+import os, sys
+root = sys.argv[1]
+for d in ("d0", "d1"):
+    for i in range(0, 3000, 3):
+        with open(os.path.join(root, d, "t-%05d" % i), "ab") as f:
+            f.write(b"changed\n")' "$M/sv"
+    btrfs subvolume snapshot -r "$M/sv" "$M/snap2" >/dev/null
+    fx files "$M/top" f 200 1 3000 reloc/top mix
+    sync
+    trim "$M"
+    deadline=$((SECONDS + ${RELOC_SECONDS:-900}))
+    ( while :; do btrfs balance start --full-balance "$M" >/dev/null 2>&1 || true; done ) &
+    bpid=$!; BGPIDS+=("$bpid")
+    for ((i = 1; SECONDS < deadline; i++)); do
+        sleep "0.$((RANDOM % 9 + 1))"
+        capture_live "$img" "$copy"
+        rl=$(dump_tree -t 1 "$copy" | grep -o 'key (TREE_RELOC ROOT_ITEM [0-9A-Z_-]*)' || true)
+        n=$(count . <<<"$rl")
+        nd=$(grep -c 'ROOT_ITEM \(18446744073709551607\|DATA_RELOC\)' <<<"$rl" || true)
+        echo "attempt $i: $n TREE_RELOC root items ($nd for the data reloc tree)" >&2
+        [[ $n -gt 0 ]] || continue
+        if [[ $(check_rc $B62/btrfs "$copy" "$WORK/reloc.c62") -ne 0 ]]; then
+            echo "  6.2 check fails: $(grep -m2 -i 'error\|wrong\|mismatch' "$WORK/reloc.c62" | tr '\n' ' ')" >&2; continue
+        fi
+        local fcheck=0
+        ( check_both "$copy" reloc fst62 ) >/dev/null 2>&1 || fcheck=1
+        if [[ $fcheck -ne 0 ]]; then echo "  6.19 check fails" >&2; continue; fi
+        cp --sparse=always "$copy" "$WORK/reloc-best.img"
+        found="$n reloc roots ($nd of the data reloc tree): $(tr '\n' ' ' <<<"$rl")"
+        # one with reloc roots of both kinds (subvolume, data reloc tree) is preferred;
+        # RELOC_WANT_DATA=1 keeps trying for it until the deadline
+        [[ -z ${RELOC_WANT_DATA:-} || ($nd -gt 0 && $n -gt $nd) ]] && break
+    done
+    kill "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null || true
+    BGPIDS=()
+    btrfs balance cancel "$M" >/dev/null 2>&1 || true
+    while btrfs balance status "$M" 2>/dev/null | grep -q running; do sleep 0.5; done
+    do_umount "$M"; detach "$dev"
+    [[ -n $found ]] || die "$name: no valid copy with TREE_RELOC roots in ${RELOC_SECONDS:-900} s"
+    sparsify "$WORK/reloc-best.img"
+    check_both "$WORK/reloc-best.img" "$name" fst62
+    store "$WORK/reloc-best.img" "$name.img"
+    summ "$name" "$found; checks pass"
+}
+
+# gdb_kill_at FUNC N CMD...: run CMD under gdb and kill it at the entry of the N-th call
+# of FUNC (btrfs-progs 6.19 is built without error injection, but with symbols).  Each
+# btrfs-progs transaction commit writes the superblock last, so killing at the entry of
+# commit N leaves the state of commit N-1 on disk.
+gdb_kill_at() {
+    local func=$1 n=$2
+    shift 2
+    gdb -q -batch -ex "set pagination off" -ex "break $func" -ex "ignore 1 $((n - 1))" \
+        -ex run -ex "info breakpoints" -ex kill --args "$@" >"$WORK/gdb.log" 2>&1 || true
+    grep -q "already hit $n time" "$WORK/gdb.log" || { tail -20 "$WORK/gdb.log" >&2; die "gdb: $func was not called $n times"; }
+}
+
+# resumes IMG NAME ARGS...: the interrupted state is one btrfstune 6.19 can finish: on a copy,
+# `btrfstune ARGS` completes and both checks pass afterwards
+resumes() {
+    local img=$1 name=$2 r="$WORK/resume.img"
+    shift 2
+    cp --sparse=always "$img" "$r"
+    "$B619/btrfstune" "$@" "$r" >"$WORK/$name.resume" 2>&1 || { cat "$WORK/$name.resume" >&2; die "$name: btrfstune $* does not resume"; }
+    check_ok $B619/btrfs "$r" "$WORK/$name.resume.c619"
+    check_ok $B62/btrfs "$r" "$WORK/$name.resume.c62"
+    rm -f "$r"
+    echo "$name: btrfstune $* resumes and completes; both checks pass after it" >&2
+}
+
+# =======================================================================================
+# 10. mkfs619-bgt-changing: btrfstune 6.19 --convert-to-block-group-tree killed at its
+#     second commit: superblock flag CHANGING_BG_TREE (1<<38), block-group tree created,
+#     block group items still in the extent tree.
+#     mkfs619-csum-changing: btrfstune 6.19 --csum xxhash killed at its third commit:
+#     flag CHANGING_DATA_CSUM (1<<39), the TEMPORARY_ITEM (-13) in the root tree and new
+#     csum items under objectid CSUM_CHANGE (-13) for the first 2 MiB of data.
+#     mkfs619-csum-changing-meta: the same killed in the middle of the in-place rewrite of
+#     tree block checksums (killed before the 20th): flag CHANGING_META_CSUM (1<<40), tree blocks with crc32c and
+#     with xxhash checksums.
+# =======================================================================================
+build_mkfs619_bgt_changing() {
+    local name=mkfs619-bgt-changing img="$WORK/bgt.img" M="$WORK/mnt-bgt" dev nb ne
+    log "$name"
+    new_image "$img" 192M
+    $B619/mkfs.btrfs -q -f -U "$U_BGT" -O ^block-group-tree "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    populate "$M" bgt
+    trim "$M"; do_umount "$M"; detach "$dev"
+    gdb_kill_at btrfs_commit_transaction 2 "$B619/btrfstune" --convert-to-block-group-tree "$img"
+    sb_bit "$img" flags 38 || die "$name: no CHANGING_BG_TREE superblock flag"
+    dump_tree -t 1 "$img" | grep -q 'key (BLOCK_GROUP_TREE ROOT_ITEM' || die "$name: no block group tree root"
+    nb=$(dump_tree -t 11 "$img" | count 'BLOCK_GROUP_ITEM')
+    ne=$(dump_tree -t 2 "$img" | count 'BLOCK_GROUP_ITEM')
+    echo "block group items: $nb in the block-group tree, $ne in the extent tree" >&2
+    [[ $ne -gt 0 ]] || die "$name: no block group items left in the extent tree"
+    resumes "$img" "$name" --convert-to-block-group-tree
+    printf '6.2 check: exit %s; 6.19 check: exit %s\n' "$(check_rc $B62/btrfs "$img" "$WORK/bgt.c62")" "$(check_rc $B619/btrfs "$img" "$WORK/bgt.c619")" >&2
+    grep -i 'error\|warn' "$WORK/bgt.c62" "$WORK/bgt.c619" | head >&2 || true
+    store "$img" "$name.img"
+    summ "$name" "CHANGING_BG_TREE flag; block group items: $nb in tree 11, $ne in the extent tree (checks: not required)"
+}
+
+csum_base() {   # csum_base IMG UUID SEED: 6.19 mkfs + kernel writes incl. 8 MiB of data
+    local img=$1 M="$WORK/mnt-csum" dev
+    new_image "$img" 192M
+    $B619/mkfs.btrfs -q -f -U "$2" "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    populate "$M" "$3"
+    fx gen 8M "$3/csum-big" pattern >"$M/big/csum-big"
+    trim "$M"; do_umount "$M"; detach "$dev"
+}
+
+build_mkfs619_csum_changing() {
+    local name=mkfs619-csum-changing img="$WORK/csum.img" nc
+    log "$name"
+    csum_base "$img" "$U_CSUM" csum
+    gdb_kill_at btrfs_commit_transaction 3 "$B619/btrfstune" --csum xxhash "$img"
+    sb_bit "$img" flags 39 || die "$name: no CHANGING_DATA_CSUM superblock flag"
+    dump_tree -t 1 "$img" | grep -q 'key (CSUM_CHANGE TEMPORARY_ITEM\|key (18446744073709551603 TEMPORARY_ITEM' || die "$name: no csum change item in the root tree"
+    nc=$(dump_tree -t 7 "$img" | grep -c 'key (CSUM_CHANGE EXTENT_CSUM\|key (18446744073709551603 EXTENT_CSUM' || true)
+    echo "csum items under -13: $nc" >&2
+    [[ $nc -gt 0 ]] || die "$name: no csum items under objectid -13"
+    resumes "$img" "$name" --csum xxhash
+    printf '6.2 check: exit %s; 6.19 check: exit %s\n' "$(check_rc $B62/btrfs "$img" "$WORK/csum.c62")" "$(check_rc $B619/btrfs "$img" "$WORK/csum.c619")" >&2
+    grep -i 'error\|warn' "$WORK/csum.c62" "$WORK/csum.c619" | head >&2 || true
+    store "$img" "$name.img"
+    summ "$name" "CHANGING_DATA_CSUM flag; $nc csum items under -13 (checks: not required)"
+}
+
+build_mkfs619_csum_changing_meta() {
+    local name=mkfs619-csum-changing-meta img="$WORK/csum-meta.img"
+    log "$name"
+    csum_base "$img" "$U_CSUMM" csummeta
+    # (a line breakpoint: rewrite_tree_block_csum is inlined into its loop)
+    gdb_kill_at tune/change-csum.c:661 20 "$B619/btrfstune" --csum xxhash "$img"
+    sb_bit "$img" flags 40 || die "$name: no CHANGING_META_CSUM superblock flag"
+    resumes "$img" "$name" --csum xxhash
+    printf '6.2 check: exit %s; 6.19 check: exit %s\n' "$(check_rc $B62/btrfs "$img" "$WORK/csumm.c62")" "$(check_rc $B619/btrfs "$img" "$WORK/csumm.c619")" >&2
+    grep -i 'error\|warn' "$WORK/csumm.c62" "$WORK/csumm.c619" | head >&2 || true
+    store "$img" "$name.img"
+    summ "$name" "CHANGING_META_CSUM flag; 19 tree blocks rewritten with xxhash, the rest crc32c (checks: not required)"
+}
 #@@MORE@@
+
+# =======================================================================================
+# --survey: run btrfs-refcheck (text and --json) and `btrfs check --readonly` (6.2, 6.19)
+# on every raw image of OUTDIR (and, with SURVEY_EXISTING=1, of testdata/), all devices
+# of a set together; write OUTDIR/SURVEY.md.
+# =======================================================================================
+survey_set() {   # survey_set SECTION NAME FILE.gz...
+    local section=$1 name=$2 f i rc62 rc619 rcours fsid devs=() raws=()
+    shift 2
+    for f in "$@"; do
+        i=${#raws[@]}
+        gzip -dc "$f" >"$WORK/sv-$i.img"
+        raws+=("$WORK/sv-$i.img")
+    done
+    rcours=0
+    dotnet "$REFCHECK" check "${raws[@]}" --json >"$WORK/sv.json" 2>"$WORK/sv.json.err" || rcours=$?
+    dotnet "$REFCHECK" check "${raws[@]}" >"$WORK/sv.txt" 2>&1 || true
+    if [[ ${#raws[@]} -gt 1 ]]; then
+        fsid=$(dump_super "${raws[0]}" | awk '$1 == "fsid" { print $2 }')
+        if blkid -t UUID="$fsid" -o device 2>/dev/null | grep -q .; then
+            echo "fsid in use on this machine: btrfs check skipped" >"$WORK/sv.c62"; cp "$WORK/sv.c62" "$WORK/sv.c619"
+            rc62=skipped; rc619=skipped
+        else
+            for f in "${raws[@]}"; do attach "$f"; devs+=("$LOOPDEV"); done
+            btrfs device scan "${devs[@]}" >/dev/null 2>&1 || true
+            rc62=$(check_rc $B62/btrfs "${devs[0]}" "$WORK/sv.c62")
+            rc619=$(check_rc $B619/btrfs "${devs[0]}" "$WORK/sv.c619")
+            for f in "${devs[@]}"; do detach "$f"; done
+        fi
+    else
+        rc62=$(check_rc $B62/btrfs "${raws[0]}" "$WORK/sv.c62")
+        rc619=$(check_rc $B619/btrfs "${raws[0]}" "$WORK/sv.c619")
+    fi
+    rm -f "${raws[@]}"
+    python3 - "$section" "$name" "$rcours" "$rc62" "$rc619" "$WORK/sv.json" "$WORK/sv.c62" "$WORK/sv.c619" "$WORK/sv.txt" "$WORK/sv.json.err" >>"$WORK/survey.md" <<'PYEOF'
+import json, re, sys
+section, name, rc, rc62, rc619, js, c62, c619, txt, jerr = sys.argv[1:]
+noise = re.compile(r"^(\[\d/\d\]|Opening filesystem|Checking filesystem on|UUID:|found \d+ bytes used|total |btree space waste|file data blocks|\s*referenced|cache and super generation|no error found|Scanning|checking |ERROR: cannot scan /dev/|WARNING: cannot read chunk root|Checking|\s*$)")
+def errlines(path):
+    out = [l.rstrip() for l in open(path, errors="replace") if not noise.match(l)]
+    return out
+try:
+    d = json.load(open(js))
+    codes = {}
+    for f in d.get("findings", []):
+        c = f.get("code") or f.get("Code") or "?"
+        if c not in codes:
+            codes[c] = [0, f.get("severity", ""), f.get("message") or json.dumps(f)[:300]]
+        codes[c][0] += 1
+    verdict = d.get("verdict", "?")
+except Exception as e:
+    codes, verdict = {}, "no JSON (%s): %s" % (e, open(jerr).read().strip()[:300])
+print("### %s (%s)\n" % (name, section))
+print("- btrfs-refcheck: exit %s, verdict %s%s" % (rc, verdict, "" if codes else ", no findings"))
+for c, (n, sev, msg) in sorted(codes.items()):
+    print("  - `%s` x%d (%s): %s" % (c, n, sev, msg.replace("\n", " ")[:400]))
+for tag, r, p in (("6.2", rc62, c62), ("6.19", rc619, c619)):
+    ls = errlines(p)
+    print("- btrfs check --readonly %s: exit %s%s" % (tag, r, "" if ls else ", no error lines"))
+    for l in ls[:10]:
+        print("  - `%s`" % l.replace("`", "'"))
+    if len(ls) > 10:
+        print("  - ... %d more lines" % (len(ls) - 10))
+print()
+row = "| %s | %s | %s | %s | %s | %s |" % (name, section, rc, ", ".join("%s x%d" % (c, v[0]) for c, v in sorted(codes.items())) or "-", rc62, rc619)
+open(sys.argv[6] + ".rows", "a").write(row + "\n")
+PYEOF
+    cat "$WORK/sv.json.rows" >>"$WORK/survey.rows" 2>/dev/null || true
+    rm -f "$WORK/sv.json.rows"
+    echo "survey: $name ours=$rcours 6.2=$rc62 6.19=$rc619" >&2
+}
+
+survey_dir() {   # survey_dir SECTION DIR
+    local section=$1 dir=$2 f base sets=() s
+    for f in "$dir"/*.img.gz; do
+        base=${f##*/}; base=${base%.img.gz}; base=${base%-dev[0-9]}
+        [[ " ${sets[*]-} " == *" $base "* ]] || sets+=("$base")
+    done
+    for s in "${sets[@]}"; do
+        if [[ $s == *-sprout && -f $dir/${s%-sprout}-seed.img.gz ]]; then
+            # a sprout is only complete with its seed device
+            survey_set "$section" "$s + ${s%-sprout}-seed" "$dir/$s.img.gz" "$dir/${s%-sprout}-seed.img.gz"
+        elif [[ -f $dir/$s.img.gz ]]; then survey_set "$section" "$s" "$dir/$s.img.gz"
+        else survey_set "$section" "$s" $(ls "$dir/$s"-dev[0-9].img.gz | sort); fi
+    done
+}
+
+survey() {
+    REFCHECK=${REFCHECK:-$REPO_DIR/src/BtrfsRefcheck.Cli/bin/Release/net10.0/btrfs-refcheck.dll}
+    if [[ ! -f $REFCHECK ]]; then
+        (cd "$REPO_DIR" && dotnet build -c Release src/BtrfsRefcheck.Cli -v q >&2)
+    fi
+    : >"$WORK/survey.md"; : >"$WORK/survey.rows"
+    survey_dir sources "$OUTDIR"
+    [[ -n ${SURVEY_EXISTING:-} ]] && survey_dir testdata "$REPO_DIR/testdata"
+    {
+        echo "# Survey of testdata/sources (and testdata/) images"
+        echo
+        echo "Made by \`scripts/make-source-fixtures.sh --survey\` on $(date -u +%Y-%m-%d), kernel $(uname -r),"
+        echo "btrfs-refcheck from $(cd "$REPO_DIR" && git rev-parse --short HEAD), btrfs-progs $($B62/btrfs --version | awk '{print $2}') (/usr/bin) and"
+        echo "$($B619/btrfs --version | head -1 | awk '{print $2}') ($B619).  Every device of a set is passed together; btrfs check gets"
+        echo "the first loop device after all were attached and scanned.  Error lines are the check's"
+        echo "output without its progress and statistics lines.  Metadump files themselves are not"
+        echo "surveyed (only raw images)."
+        echo
+        echo "| image | from | refcheck exit | refcheck codes | check 6.2 | check 6.19 |"
+        echo "|---|---|---|---|---|---|"
+        cat "$WORK/survey.rows"
+        echo
+        cat "$WORK/survey.md"
+    } >"$OUTDIR/SURVEY.md"
+    echo "wrote $OUTDIR/SURVEY.md" >&2
+}
 
 # =======================================================================================
 if [[ -n $SURVEY ]]; then survey; exit 0; fi
