@@ -12,20 +12,20 @@ public sealed record FindingProducer(string Name, string Layer, string[] Files, 
 /// make findings in agreement: every code has exactly one owner.</summary>
 public static class FindingProducers
 {
-    public static readonly FindingProducer SuperblockSelection = new("superblock selection", "Volume", ["Volume/BtrfsVolume.cs"],
+    public static readonly FindingProducer SuperblockSelection = new("superblock selection", "Volume", ["Volume/SuperblockSelection.cs"],
         [SuperblockBadMagic, SuperblockBadChecksum, SuperblockBytenrMismatch, SuperblockUnknownChecksumType, SuperblockGenerationMismatch,
          SuperblockFieldInvalid, SuperblockCopyTruncated, SuperblockCopyNeverWritten]);
 
-    public static readonly FindingProducer DeviceSet = new("device set", "Volume", ["Volume/BtrfsVolume.cs"],
+    public static readonly FindingProducer DeviceSet = new("device set", "Volume", ["Volume/DeviceSet.cs"],
         [DeviceMissing, DeviceDuplicate, DeviceSizeMismatch]);
 
-    public static readonly FindingProducer ChunkMapLoading = new("chunk map loading", "Volume", ["Volume/BtrfsVolume.cs"],
-        [SysChunkArrayInvalid, ChunkItemInvalid, ChunkOverlap, ChunkMismatchSysArray]);
+    public static readonly FindingProducer ChunkMapLoading = new("chunk map loading", "Volume", ["Volume/ChunkMapLoader.cs"],
+        [SysChunkArrayInvalid, ChunkOverlap, ChunkMismatchSysArray]);
 
-    public static readonly FindingProducer RootSelection = new("root selection", "Volume", ["Volume/BtrfsVolume.cs"],
+    public static readonly FindingProducer RootSelection = new("root selection", "Volume", ["Volume/RootSelection.cs"],
         [RootTreeFallback, ChunkTreeFallback]);
 
-    public static readonly FindingProducer BlockReader = new("tree-block reader", "Volume", ["Volume/BtrfsVolume.cs", "Trees/BlockSteps.cs"],
+    public static readonly FindingProducer BlockReader = new("tree-block reader", "Volume", ["Volume/TreeBlockReader.cs", "Trees/BlockSteps.cs"],
         [TreeBlockChecksumMismatch, TreeBlockBytenrMismatch, TreeBlockFsidMismatch, TreeBlockUnreadable, TreeBlockBadCopy,
          LogicalAddressUnmapped, StripeBeyondDevice]);
 
@@ -38,7 +38,7 @@ public static class FindingProducers
          TreeBlockHeaderFlagsInvalid]);
 
     public static readonly FindingProducer ItemValidator = new("item validator", "Trees", ["Trees/ItemValidator.cs", "Trees/ItemValidation/"],
-        [ItemUnknownType, RootItemInvalid, InodeItemInvalid, InodeRefInvalid, DirItemInvalid, FileExtentInvalid, CsumItemInvalid,
+        [ItemUnknownType, ChunkItemInvalid, RootItemInvalid, InodeItemInvalid, InodeRefInvalid, DirItemInvalid, FileExtentInvalid, CsumItemInvalid,
          BlockGroupItemInvalid, DevItemInvalid, DevExtentInvalid, KeyedBackrefInvalid, RootRefInvalid, ItemGenerationTooNew,
          FreeSpaceItemInvalid, ItemNotInSubvolumeTree, DeprecatedInodeCache, ExtentItemMalformed]);
 
@@ -54,8 +54,8 @@ public static class FindingProducers
         [TreeBlockLevelMismatch] = ["Trees/ParallelScanner.cs", "Trees/TreeWalker.cs"],
         [TreeBlockOwnerMismatch] = ["Trees/ParallelScanner.cs", "Checks/Passes/ExtentRefs/ExtentJoin.cs"],
         [ExtentItemMalformed] = ["Checks/Passes/ExtentRefs/ExtentTreeDecoder.cs"],
-        [ChunkItemInvalid] = ["Trees/ItemValidator.cs", "Trees/ItemValidation/DeviceValidators.cs"],
+        [ChunkItemInvalid] = ["Volume/ChunkMapLoader.cs"],
         [RootItemInvalid] = ["Trees/TreeRoots.cs"],
-        [SubtreeNotChecked] = ["Volume/BtrfsVolume.cs"],
+        [SubtreeNotChecked] = ["Volume/ChunkMapLoader.cs"],
     };
 }
