@@ -37,7 +37,7 @@ public static class ItemDecoder
         }
         catch (Exception e) when (e is ArgumentOutOfRangeException or IndexOutOfRangeException or OverflowException)
         {
-            // A safety net only: views read through Le and SpanCursor, which raise BtrfsFormatException; a span sliced
+            // A safety net only: views read through Le, which raises BtrfsFormatException; a span sliced
             // by hand past its end would land here, and still no exception leaves the decoder.
             bw.CloseAll();
             bw.Problem($"{ItemTypes.Name(key.Type)}: internal decoder error: {e.Message}");

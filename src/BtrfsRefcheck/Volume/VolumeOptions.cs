@@ -22,8 +22,3 @@ public sealed class VolumeOptions
     public long? ZoneSize { get; init; }
 }
 
-/// <summary>A device listed by a DEV_ITEM in the chunk tree.</summary>
-public sealed record DevItemInfo(ulong DevId, Guid Uuid, Guid Fsid, ulong TotalBytes, ulong BytesUsed);
-
-/// <summary>A tree root as used: address, level, generation, and which backup root slot it came from (null: the superblock's own).</summary>
-public sealed record RootChoice(ulong Bytenr, int Level, ulong Generation, int? BackupIndex, ulong BytesUsed = 0);

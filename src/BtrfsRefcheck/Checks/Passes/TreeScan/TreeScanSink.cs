@@ -189,16 +189,17 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
                     FileExtent(st, block, owner, tree, i, key, data);
                     break;
                 case ItemType.ExtentItem or ItemType.MetadataItem when tree == ObjectIds.ExtentTree:
-                    if (data.Length >= ExtentItem.FixedSize && (Le.U64(data, 16) & (ulong)ExtentFlags.FullBackref) != 0)
+                    if (data.Length >= ExtentItem.FixedSize && new ExtentItem(data, key.ItemType).IsFullBackref)
                         st.FullBackref.Add(key.ObjectId);
                     break;
                 case ItemType.BlockGroupItem when tree is ObjectIds.ExtentTree or ObjectIds.BlockGroupTree:
                     BlockGroup(st, block.Logical, i, key, data);
                     break;
                 case ItemType.DevExtent when tree == ObjectIds.DevTree && data.Length >= DevExtent.Size:
+                    var de = new DevExtent(data);
                     st.DevExtents.Add(new DevExtentRec
                     {
-                        DevId = key.ObjectId, Physical = key.Offset, ChunkOffset = Le.U64(data, 16), Length = Le.U64(data, 24),
+                        DevId = key.ObjectId, Physical = key.Offset, ChunkOffset = de.ChunkOffset, Length = de.Length,
                         ItemBlock = block.Logical, Slot = i,
                     });
                     break;
@@ -243,16 +244,17 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
 
     private void BlockGroup(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
-        if (data.Length < 24)
+        if (data.Length < BlockGroupItem.Size)
         {
-            ctx.Findings.Add(new Finding(FindingCode.ItemUndecodable, Severity.Error, $"BLOCK_GROUP_ITEM of {data.Length} bytes, expected 24",
+            ctx.Findings.Add(new Finding(FindingCode.ItemUndecodable, Severity.Error, $"BLOCK_GROUP_ITEM of {data.Length} bytes, expected {BlockGroupItem.Size}",
                 Bytenr: leaf, Slot: slot, Key: key));
             return;
         }
         st.Stats.BlockGroups++;
+        var bg = new BlockGroupItem(data);
         st.BlockGroups.Add(new BlockGroupRec
         {
-            Start = key.ObjectId, Length = key.Offset, Used = Le.U64(data, 0), Flags = Le.U64(data, 16), ItemBlock = leaf, Slot = slot,
+            Start = key.ObjectId, Length = key.Offset, Used = bg.Used, Flags = (ulong)bg.Flags, ItemBlock = leaf, Slot = slot,
         });
     }
 }
