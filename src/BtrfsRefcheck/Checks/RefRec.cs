@@ -18,12 +18,12 @@ public enum RefKind : byte
 internal struct RefRec
 {
     public ulong Bytenr;   // extent start
-    public ulong A;        // root (TREE_BLOCK_REF, EXTENT_DATA_REF, EXTENT_OWNER_REF) or parent block (SHARED_*)
+    public ulong RootOrParent; // root (TREE_BLOCK_REF, EXTENT_DATA_REF, EXTENT_OWNER_REF) or parent block (SHARED_*)
     public ulong ObjectId; // EXTENT_DATA_REF: inode
     public ulong Offset;   // EXTENT_DATA_REF: file offset minus extent offset
-    public ulong Where;    // found: extent-tree leaf holding the item; expected: the referencing block (0: a root item)
+    public ulong Block;    // found: extent-tree leaf holding the item; expected: the referencing block (0: a root item)
     public uint Count;
-    public uint Aux;       // expected data refs: disk_num_bytes (capped at 4 GiB; extents are at most 128 MiB); found inline refs: offset in the item
+    public uint SizeOrItemOffset; // expected data refs: disk_num_bytes (capped at 4 GiB; extents are at most 128 MiB); found inline refs: offset in the item
     public ushort Slot;    // slot of the item (found) or of the pointer / file extent (expected); NoSlot for root items
     public RefKind Kind;
     public bool Inline;    // found: inline in the extent item rather than a keyed item
@@ -37,40 +37,40 @@ internal struct RefRec
         if (c != 0) return c;
         c = ((byte)x.Kind).CompareTo((byte)y.Kind);
         if (c != 0) return c;
-        c = x.A.CompareTo(y.A);
+        c = x.RootOrParent.CompareTo(y.RootOrParent);
         if (c != 0) return c;
         c = x.ObjectId.CompareTo(y.ObjectId);
         return c != 0 ? c : x.Offset.CompareTo(y.Offset);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public readonly bool SameKey(in RefRec o) => Bytenr == o.Bytenr && Kind == o.Kind && A == o.A && ObjectId == o.ObjectId && Offset == o.Offset;
+    public readonly bool SameKey(in RefRec o) => Bytenr == o.Bytenr && Kind == o.Kind && RootOrParent == o.RootOrParent && ObjectId == o.ObjectId && Offset == o.Offset;
 
     public readonly int? SlotOrNull => Slot == NoSlot ? null : Slot;
 
     public readonly bool IsTreeRef => Kind is RefKind.TreeBlock or RefKind.SharedBlock;
 
     /// <summary>The tree a reference comes from, where the record says it (owner roots; shared refs name a parent).</summary>
-    public readonly ulong? Tree => Kind is RefKind.TreeBlock or RefKind.ExtentData ? A : null;
+    public readonly ulong? Tree => Kind is RefKind.TreeBlock or RefKind.ExtentData ? RootOrParent : null;
 
     public readonly string Describe() => Kind switch
     {
-        RefKind.TreeBlock => $"TREE_BLOCK_REF root={ObjectIds.TreeName(A)}",
-        RefKind.SharedBlock => $"SHARED_BLOCK_REF parent={A}",
-        RefKind.ExtentData => $"EXTENT_DATA_REF root={ObjectIds.TreeName(A)} objectid={ObjectId} offset={Offset}",
-        RefKind.SharedData => $"SHARED_DATA_REF parent={A}",
-        _ => $"EXTENT_OWNER_REF root={ObjectIds.TreeName(A)}",
+        RefKind.TreeBlock => $"TREE_BLOCK_REF root={ObjectIds.TreeName(RootOrParent)}",
+        RefKind.SharedBlock => $"SHARED_BLOCK_REF parent={RootOrParent}",
+        RefKind.ExtentData => $"EXTENT_DATA_REF root={ObjectIds.TreeName(RootOrParent)} objectid={ObjectId} offset={Offset}",
+        RefKind.SharedData => $"SHARED_DATA_REF parent={RootOrParent}",
+        _ => $"EXTENT_OWNER_REF root={ObjectIds.TreeName(RootOrParent)}",
     };
 
     /// <summary>Where an expected reference comes from, for messages.</summary>
-    public readonly string Origin() => (Kind, Where) switch
+    public readonly string Origin() => (Kind, Block) switch
     {
-        (RefKind.TreeBlock, 0) => $"the root item of {ObjectIds.TreeName(A)}",
+        (RefKind.TreeBlock, 0) => $"the root item of {ObjectIds.TreeName(RootOrParent)}",
         (RefKind.SharedBlock, 0) => "its relocation root item",
-        (RefKind.TreeBlock, _) => $"{ObjectIds.TreeName(A)} block {Where} slot {Slot}",
-        (RefKind.SharedBlock, _) => $"FULL_BACKREF block {Where} slot {Slot}",
-        (RefKind.ExtentData, _) => $"{ObjectIds.TreeName(A)} leaf {Where} slot {Slot}",
-        _ => $"FULL_BACKREF leaf {Where} slot {Slot}",
+        (RefKind.TreeBlock, _) => $"{ObjectIds.TreeName(RootOrParent)} block {Block} slot {Slot}",
+        (RefKind.SharedBlock, _) => $"FULL_BACKREF block {Block} slot {Slot}",
+        (RefKind.ExtentData, _) => $"{ObjectIds.TreeName(RootOrParent)} leaf {Block} slot {Slot}",
+        _ => $"FULL_BACKREF leaf {Block} slot {Slot}",
     };
 }
 

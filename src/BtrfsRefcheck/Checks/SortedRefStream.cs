@@ -173,14 +173,14 @@ internal sealed class SortedRefStream
             if (!next.SameKey(in agg)) break;
             _group.Add(next);
             count += next.Count;
-            if (next.Aux != agg.Aux) agg.Aux = 0; // file extents disagreeing on disk_num_bytes match no extent
+            if (next.SizeOrItemOffset != agg.SizeOrItemOffset) agg.SizeOrItemOffset = 0; // file extents disagreeing on disk_num_bytes match no extent
             Next();
         }
         agg.Count = (uint)Math.Min(count, uint.MaxValue);
         // Equal keys arrive in merge order, which depends on how the parallel scan split the work: put them in
         // referencing-block order so the aggregate's origin and the messages are the same on every run.
-        _group.Sort(static (x, y) => x.Where != y.Where ? x.Where.CompareTo(y.Where) : x.Slot.CompareTo(y.Slot));
-        agg.Where = _group[0].Where;
+        _group.Sort(static (x, y) => x.Block != y.Block ? x.Block.CompareTo(y.Block) : x.Slot.CompareTo(y.Slot));
+        agg.Block = _group[0].Block;
         agg.Slot = _group[0].Slot;
         _merged = agg;
         _curMerged = true;

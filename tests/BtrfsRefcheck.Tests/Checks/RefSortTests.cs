@@ -14,18 +14,18 @@ public sealed class RefSortTests
         {
             Bytenr = address(rng),
             Kind = Kinds[rng.Next(Kinds.Length)],
-            A = (ulong)rng.Next(3),
+            RootOrParent = (ulong)rng.Next(3),
             ObjectId = (ulong)rng.Next(2),
             Offset = (ulong)rng.Next(2),
-            Where = (ulong)rng.Next(1, 1000) * 4096,
+            Block = (ulong)rng.Next(1, 1000) * 4096,
             Slot = (ushort)rng.Next(100),
             Count = (uint)rng.Next(1, 3),
-            Aux = (uint)rng.Next(2),
+            SizeOrItemOffset = (uint)rng.Next(2),
         }).ToArray();
 
-    private static string Key(RefRec r) => $"{r.Bytenr}/{r.Kind}/{r.A}/{r.ObjectId}/{r.Offset}";
+    private static string Key(RefRec r) => $"{r.Bytenr}/{r.Kind}/{r.RootOrParent}/{r.ObjectId}/{r.Offset}";
 
-    private static string All(RefRec r) => $"{Key(r)} where {r.Where}/{r.Slot} count {r.Count} aux {r.Aux} inline {r.Inline}";
+    private static string All(RefRec r) => $"{Key(r)} where {r.Block}/{r.Slot} count {r.Count} aux {r.SizeOrItemOffset} inline {r.Inline}";
 
     public static TheoryData<string> Shapes => new() { "aligned", "dense", "unaligned", "one address", "wide", "huge" };
 
@@ -74,15 +74,15 @@ public sealed class RefSortTests
             // reference: group equal keys; counts summed, disk_num_bytes kept only when all agree, origin the lowest (Where, Slot)
             var expected = all.GroupBy(Key).Select(g =>
             {
-                var members = g.OrderBy(r => r.Where).ThenBy(r => r.Slot).ToList();
+                var members = g.OrderBy(r => r.Block).ThenBy(r => r.Slot).ToList();
                 var agg = members[0];
                 agg.Count = (uint)Math.Min(members.Sum(r => (long)r.Count), uint.MaxValue);
-                agg.Aux = members.All(r => r.Aux == members[0].Aux) ? members[0].Aux : 0;
-                return (Agg: agg, Dups: members.Count > 1 && agg.IsTreeRef ? string.Join(",", members.Select(m => $"{m.Where}/{m.Slot}")) : null);
-            }).OrderBy(x => x.Agg.Bytenr).ThenBy(x => (byte)x.Agg.Kind).ThenBy(x => x.Agg.A).ThenBy(x => x.Agg.ObjectId).ThenBy(x => x.Agg.Offset).ToList();
+                agg.SizeOrItemOffset = members.All(r => r.SizeOrItemOffset == members[0].SizeOrItemOffset) ? members[0].SizeOrItemOffset : 0;
+                return (Agg: agg, Dups: members.Count > 1 && agg.IsTreeRef ? string.Join(",", members.Select(m => $"{m.Block}/{m.Slot}")) : null);
+            }).OrderBy(x => x.Agg.Bytenr).ThenBy(x => (byte)x.Agg.Kind).ThenBy(x => x.Agg.RootOrParent).ThenBy(x => x.Agg.ObjectId).ThenBy(x => x.Agg.Offset).ToList();
 
             var dups = new List<string>();
-            var stream = new SortedRefStream(segments) { OnDuplicateTreeRef = (_, g) => dups.Add(string.Join(",", g.Select(m => $"{m.Where}/{m.Slot}"))) };
+            var stream = new SortedRefStream(segments) { OnDuplicateTreeRef = (_, g) => dups.Add(string.Join(",", g.Select(m => $"{m.Block}/{m.Slot}"))) };
             var got = Drain(stream);
             Assert.Equal(expected.Select(x => All(x.Agg)), got.Select(All));
             Assert.Equal(expected.Where(x => x.Dups != null).Select(x => x.Dups!), dups);

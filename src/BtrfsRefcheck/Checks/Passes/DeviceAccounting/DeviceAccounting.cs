@@ -8,7 +8,7 @@ namespace BtrfsRefcheck.Checks;
 /// bytes_used is the sum of its dev extents, and the superblock's num_devices counts the DEV_ITEMs.</summary>
 internal sealed class DeviceAccounting(CheckContext ctx)
 {
-    private FindingBag F => ctx.Findings;
+    private FindingBag Findings => ctx.Findings;
 
     public void Run()
     {
@@ -33,7 +33,7 @@ internal sealed class DeviceAccounting(CheckContext ctx)
             bool matches = chunk != null && chunk.Logical == e.ChunkOffset &&
                            chunk.Stripes.Any(s => s.DevId == e.DevId && s.Offset == e.Physical) && chunk.StripeSize == e.Length;
             if (!matches)
-                F.Add(new Finding(FindingCode.DevExtentNoChunk, Severity.Error,
+                Findings.Add(new Finding(FindingCode.DevExtentNoChunk, Severity.Error,
                     chunk == null || chunk.Logical != e.ChunkOffset
                         ? $"dev extent devid {e.DevId} [{e.Physical}, {e.End}) names chunk {e.ChunkOffset}, which does not exist"
                         : $"dev extent devid {e.DevId} [{e.Physical}, {e.End}) does not match any stripe of chunk {e.ChunkOffset}",
@@ -48,12 +48,12 @@ internal sealed class DeviceAccounting(CheckContext ctx)
             foreach (var s in c.Stripes)
             {
                 if (devTreeComplete && !byStripe.Contains((s.DevId, s.Offset)))
-                    F.Add(new Finding(FindingCode.ChunkStripeNoDevExtent, Severity.Error,
+                    Findings.Add(new Finding(FindingCode.ChunkStripeNoDevExtent, Severity.Error,
                         $"chunk [{c.Logical}, {c.End}) {c.Type.Describe()}: stripe on devid {s.DevId} at {s.Offset} has no DEV_EXTENT",
                         Bytenr: c.Logical, Tree: ObjectIds.ChunkTree, Expected: "a dev extent", Found: "none"));
                 // a restored metadump holds metadata only: its file may end before the data chunks' stripes
                 if (vol.DeviceById(s.DevId) is { } dev && s.Offset + c.StripeSize > (ulong)dev.Length && !vol.IsRestoredMetadump)
-                    F.Add(new Finding(FindingCode.ChunkBeyondDevice, Severity.Error,
+                    Findings.Add(new Finding(FindingCode.ChunkBeyondDevice, Severity.Error,
                         $"chunk [{c.Logical}, {c.End}): stripe on devid {s.DevId} at [{s.Offset}, {s.Offset + c.StripeSize}) lies past the end of {dev.Path} (truncated image?)",
                         Bytenr: c.Logical, Tree: ObjectIds.ChunkTree, Device: dev.Path,
                         Expected: $"<= {dev.Length}", Found: (s.Offset + c.StripeSize).ToString()));
@@ -70,23 +70,23 @@ internal sealed class DeviceAccounting(CheckContext ctx)
                 var key = new BtrfsKey(e.DevId, (byte)ItemType.DevExtent, e.Physical);
                 sum += e.Length;
                 if (prev is { } p && e.Physical < p.End)
-                    F.Add(new Finding(FindingCode.DevExtentOverlap, Severity.Error,
+                    Findings.Add(new Finding(FindingCode.DevExtentOverlap, Severity.Error,
                         $"dev extent devid {e.DevId} [{e.Physical}, {e.End}) overlaps [{p.Physical}, {p.End})",
                         Bytenr: e.ChunkOffset, Tree: ObjectIds.DevTree, Slot: e.Slot, Key: key, Expected: $">= {p.End}", Found: e.Physical.ToString()));
                 if (e.End > item.TotalBytes)
-                    F.Add(new Finding(FindingCode.DevExtentBeyondDevice, Severity.Error,
+                    Findings.Add(new Finding(FindingCode.DevExtentBeyondDevice, Severity.Error,
                         $"dev extent devid {e.DevId} [{e.Physical}, {e.End}) ends past the device's total_bytes",
                         Bytenr: e.ChunkOffset, Tree: ObjectIds.DevTree, Slot: e.Slot, Key: key, Expected: $"<= {item.TotalBytes}", Found: e.End.ToString()));
                 prev = e;
             }
             if (devTreeComplete && sum != item.BytesUsed)
-                F.Add(new Finding(FindingCode.DevItemBytesUsedMismatch, Severity.Error,
+                Findings.Add(new Finding(FindingCode.DevItemBytesUsedMismatch, Severity.Error,
                     $"DEV_ITEM devid {item.DevId}: bytes_used differs from the sum of its dev extents",
                     Tree: ObjectIds.ChunkTree, Key: new BtrfsKey(ObjectIds.DevItems, (byte)ItemType.DevItem, item.DevId),
                     Expected: sum.ToString(), Found: item.BytesUsed.ToString()));
         }
         if (devItems.Count > 0 && (ulong)devItems.Count != vol.Super.NumDevices)
-            F.Add(new Finding(FindingCode.SuperNumDevicesMismatch, Severity.Error,
+            Findings.Add(new Finding(FindingCode.SuperNumDevicesMismatch, Severity.Error,
                 "superblock num_devices differs from the number of DEV_ITEMs in the chunk tree",
                 Bytenr: (ulong)vol.ChosenCopy.Offset, Expected: devItems.Count.ToString(), Found: vol.Super.NumDevices.ToString()));
     }

@@ -66,8 +66,8 @@ internal sealed class ExtentJoin(CheckContext ctx)
             int bi = Array.BinarySearch(blocks, new BlockRec { Bytenr = bytenr }, cmp);
             bool oldRev = bi >= 0 && blocks[bi].BackrefRev < 1;
             refs[n++] = sharedSelf || oldRev
-                ? new RefRec { Bytenr = bytenr, Kind = RefKind.SharedBlock, A = bytenr, Count = 1, Slot = RefRec.NoSlot }
-                : new RefRec { Bytenr = bytenr, Kind = RefKind.TreeBlock, A = tree, Count = 1, Slot = RefRec.NoSlot };
+                ? new RefRec { Bytenr = bytenr, Kind = RefKind.SharedBlock, RootOrParent = bytenr, Count = 1, Slot = RefRec.NoSlot }
+                : new RefRec { Bytenr = bytenr, Kind = RefKind.TreeBlock, RootOrParent = tree, Count = 1, Slot = RefRec.NoSlot };
         }
         return (refs, n);
     }
@@ -102,7 +102,7 @@ internal sealed class RangeJoin
     private readonly TreeScanFacts scan;
     private readonly ulong _lo, _hi;
     private readonly TreeRoot? _extentRoot;
-    private FindingBag F => ctx.Findings;
+    private FindingBag Findings => ctx.Findings;
     public CheckStats Stats { get; } = new();
     public ExtentRec? FirstExtent { get; private set; }
     public ExtentRec? LastExtent => _anyExtentSeen ? _prevExtent : null;
@@ -120,7 +120,7 @@ internal sealed class RangeJoin
         _biEnd = hi == ulong.MaxValue ? blocks.Length : LowerBound(blocks, hi);
         _bgs = bgs;
         _exp = new SortedRefStream(sortedSegments, lo, hi) { OnDuplicateTreeRef = MultipleParents };
-        _decoder = new ExtentTreeDecoder(F, Stats, ctx.Volume.NodeSize, _groupExtents, _groupFound);
+        _decoder = new ExtentTreeDecoder(Findings, Stats, ctx.Volume.NodeSize, _groupExtents, _groupFound);
     }
 
     private static int LowerBound(BlockRec[] a, ulong v)
@@ -188,7 +188,7 @@ internal sealed class RangeJoin
 
     /// <summary>Two pointers (or a root item and a pointer) that make the same tree back-ref: two parents claim one reference.</summary>
     private void MultipleParents(RefRec agg, List<RefRec> group) =>
-        F.Add(new Finding(FindingCode.TreeBlockMultipleParents, Severity.Error,
+        Findings.Add(new Finding(FindingCode.TreeBlockMultipleParents, Severity.Error,
             $"tree block {agg.Bytenr} is referenced {group.Count} times as {agg.Describe()}: from {string.Join(", ", group.Select(x => x.Origin()))}",
             Bytenr: agg.Bytenr, Tree: agg.Tree, Expected: "1", Found: group.Count.ToString()));
 
@@ -267,9 +267,9 @@ internal sealed class RangeJoin
         if (_groupExtents.Count == 0)
         {
             foreach (var f in found)
-                F.Add(new Finding(FindingCode.KeyedRefWithoutExtentItem, Severity.Error,
+                Findings.Add(new Finding(FindingCode.KeyedRefWithoutExtentItem, Severity.Error,
                     $"keyed back-ref {f.Describe()} for {f.Bytenr} has no extent item",
-                    Bytenr: f.Bytenr, Tree: ObjectIds.ExtentTree, Slot: f.Slot, Key: new BtrfsKey(f.Bytenr, (byte)f.Kind, f.A)));
+                    Bytenr: f.Bytenr, Tree: ObjectIds.ExtentTree, Slot: f.Slot, Key: new BtrfsKey(f.Bytenr, (byte)f.Kind, f.RootOrParent)));
             NoExtent(expected, hasBlock ? _blocks[_bi] : null);
         }
         else
@@ -283,12 +283,12 @@ internal sealed class RangeJoin
             // An extent nothing references is reported once, as leaked / orphan, not once more per back-ref.
             ulong sum = Join(expected, found[..nf], x, reportStale: referenced);
             if (sum != x.Refs)
-                F.Add(new Finding(FindingCode.ExtentRefsMismatch, Severity.Error,
+                Findings.Add(new Finding(FindingCode.ExtentRefsMismatch, Severity.Error,
                     $"{(x.IsTreeBlock ? "tree block" : "data extent")} {x.Bytenr}: refs field differs from the sum of its back-refs",
                     Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: sum.ToString(), Found: x.Refs.ToString()));
             if (hasBlock) CheckBlock(_blocks[_bi], x, found[..nf]);
             if (!referenced)
-                F.Add(x.IsTreeBlock
+                Findings.Add(x.IsTreeBlock
                     ? new Finding(FindingCode.MetadataExtentLeaked, Unverifiable,
                         $"metadata extent {x.Bytenr} (level {x.Level}) is not a block of any tree, yet has {nf} back-ref(s){UnverifiableNote}",
                         Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: "a tree block", Found: "none")
@@ -310,7 +310,7 @@ internal sealed class RangeJoin
     private ExtentRec _prevExtent;
 
     public void Overlap(ExtentRec cur, ExtentRec prev) =>
-        F.Add(new Finding(FindingCode.ExtentOverlap, Severity.Error,
+        Findings.Add(new Finding(FindingCode.ExtentOverlap, Severity.Error,
             $"extent item {cur.Key} overlaps extent item {prev.Key} [{prev.Bytenr}, {prev.End})",
             Bytenr: cur.Bytenr, Tree: ObjectIds.ExtentTree, Slot: cur.ItemSlot, Key: cur.Key,
             Expected: $"start >= {prev.End}", Found: cur.Bytenr.ToString()));
@@ -338,13 +338,13 @@ internal sealed class RangeJoin
     private void NoExtent(ReadOnlySpan<RefRec> expected, BlockRec? block)
     {
         if (block is { } bl)
-            F.Add(new Finding(FindingCode.TreeBlockNoExtentItem, AbsenceSeverity(bl.Bytenr),
+            Findings.Add(new Finding(FindingCode.TreeBlockNoExtentItem, AbsenceSeverity(bl.Bytenr),
                 $"{ObjectIds.TreeName(bl.Tree)}: tree block {bl.Bytenr} (level {bl.Level}, owner {ObjectIds.TreeName(bl.Owner)}) has no METADATA_ITEM or EXTENT_ITEM{AbsenceNote(bl.Bytenr)}",
                 Bytenr: bl.Bytenr, Tree: bl.Tree, Expected: "one extent item", Found: "none"));
         foreach (var exp in expected)
         {
             if (exp.IsTreeRef || !_noExtentReported.Add(exp.Bytenr)) continue; // tree blocks are reported per block
-            F.Add(new Finding(FindingCode.DataExtentNoExtentItem, AbsenceSeverity(exp.Bytenr),
+            Findings.Add(new Finding(FindingCode.DataExtentNoExtentItem, AbsenceSeverity(exp.Bytenr),
                 $"file extent in {exp.Origin()} points to data extent {exp.Bytenr}, which has no extent item{AbsenceNote(exp.Bytenr)}",
                 Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull));
         }
@@ -364,14 +364,14 @@ internal sealed class RangeJoin
             {
                 var r = found[i];
                 var places = new List<string>();
-                for (int k = i; k < j; k++) places.Add(found[k].Inline ? $"inline at offset {found[k].Aux} of slot {found[k].Slot}" : $"keyed item in leaf {found[k].Where} slot {found[k].Slot}");
+                for (int k = i; k < j; k++) places.Add(found[k].Inline ? $"inline at offset {found[k].SizeOrItemOffset} of slot {found[k].Slot}" : $"keyed item in leaf {found[k].Block} slot {found[k].Slot}");
                 string where = string.Join(", ", places);
                 if (r.IsTreeRef)
-                    F.Add(new Finding(FindingCode.DuplicateTreeBlockRef, Severity.Error,
+                    Findings.Add(new Finding(FindingCode.DuplicateTreeBlockRef, Severity.Error,
                         $"tree block {r.Bytenr}: duplicate {r.Describe()} (refs={x.Refs}, one {(r.Kind == RefKind.TreeBlock ? "owner" : "parent")} expected; {where}): the signature of the delayed-ref merge regression (kernel 4.2/4.3, again 6.10/6.11)",
                         Bytenr: r.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: "1", Found: (j - i).ToString()));
                 else
-                    F.Add(new Finding(FindingCode.DuplicateDataRef, Severity.Error,
+                    Findings.Add(new Finding(FindingCode.DuplicateDataRef, Severity.Error,
                         $"data extent {r.Bytenr}: {r.Describe()} is recorded {j - i} times ({where})",
                         Bytenr: r.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: "1", Found: (j - i).ToString()));
             }
@@ -395,29 +395,29 @@ internal sealed class RangeJoin
                 if (exp.IsTreeRef != x.IsTreeBlock)
                 {
                     if (!typeMismatchReported)
-                        F.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
+                        Findings.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
                             $"{(exp.IsTreeRef ? "tree block" : "file extent")} reference to extent {exp.Bytenr} from {exp.Origin()}, whose extent item is {(x.IsTreeBlock ? "a tree block" : "data")}",
                             Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull, Key: x.Key));
                     typeMismatchReported = true;
                     if (c == 0) sum += found[j++].Count;
                     continue;
                 }
-                if (!exp.IsTreeRef && x.IsData && exp.Aux != x.Length && exp.Aux != (uint)Math.Min(x.Length, uint.MaxValue))
-                    F.Add(new Finding(FindingCode.DataExtentLengthMismatch, Severity.Error,
+                if (!exp.IsTreeRef && x.IsData && exp.SizeOrItemOffset != x.Length && exp.SizeOrItemOffset != (uint)Math.Min(x.Length, uint.MaxValue))
+                    Findings.Add(new Finding(FindingCode.DataExtentLengthMismatch, Severity.Error,
                         $"file extents in {exp.Origin()} give a disk_num_bytes for data extent {exp.Bytenr} that differs from its extent item (or from each other)",
-                        Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull, Key: x.Key, Expected: x.Length.ToString(), Found: exp.Aux.ToString()));
+                        Bytenr: exp.Bytenr, Tree: exp.Tree, Slot: exp.SlotOrNull, Key: x.Key, Expected: x.Length.ToString(), Found: exp.SizeOrItemOffset.ToString()));
                 if (c == 0)
                 {
                     ref readonly var fnd = ref found[j++];
                     sum += fnd.Count;
                     if (!exp.IsTreeRef && exp.Count != fnd.Count)
-                        F.Add(new Finding(FindingCode.DataRefCountMismatch, Severity.Error,
+                        Findings.Add(new Finding(FindingCode.DataRefCountMismatch, Severity.Error,
                             $"data extent {exp.Bytenr}: {exp.Describe()} count differs from the file extents that use it",
                             Bytenr: exp.Bytenr, Tree: ObjectIds.ExtentTree, Slot: fnd.Slot, Key: x.Key,
                             Expected: exp.Count.ToString(), Found: fnd.Count.ToString()));
                     continue;
                 }
-                F.Add(new Finding(exp.IsTreeRef ? FindingCode.MissingTreeBlockRef : FindingCode.MissingDataRef, AbsenceSeverity(exp.Bytenr),
+                Findings.Add(new Finding(exp.IsTreeRef ? FindingCode.MissingTreeBlockRef : FindingCode.MissingDataRef, AbsenceSeverity(exp.Bytenr),
                     $"{(exp.IsTreeRef ? "tree block" : "data extent")} {exp.Bytenr} is referenced by {exp.Origin()} but the extent tree has no {exp.Describe()}{AbsenceNote(exp.Bytenr)}",
                     Bytenr: exp.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key,
                     Expected: exp.Describe() + (exp.IsTreeRef ? "" : $" count={exp.Count}"), Found: "none"));
@@ -427,7 +427,7 @@ internal sealed class RangeJoin
                 ref readonly var fnd = ref found[j++];
                 sum += fnd.Count;
                 if (!reportStale) continue;
-                F.Add(new Finding(fnd.IsTreeRef ? FindingCode.StaleTreeBlockRef : FindingCode.StaleDataRef, Unverifiable,
+                Findings.Add(new Finding(fnd.IsTreeRef ? FindingCode.StaleTreeBlockRef : FindingCode.StaleDataRef, Unverifiable,
                     $"{(fnd.IsTreeRef ? "tree block" : "data extent")} {fnd.Bytenr}: back-ref {fnd.Describe()}{(fnd.IsTreeRef ? "" : $" count={fnd.Count}")} " +
                     $"({(fnd.Inline ? "inline" : "keyed")}) names a {(fnd.Kind is RefKind.SharedBlock or RefKind.SharedData ? "parent" : "root")} that does not reference it{UnverifiableNote}",
                     Bytenr: fnd.Bytenr, Tree: ObjectIds.ExtentTree, Slot: fnd.Slot, Key: x.Key,
@@ -442,7 +442,7 @@ internal sealed class RangeJoin
     {
         if (!x.IsTreeBlock)
         {
-            F.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
+            Findings.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
                 $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)} has a data extent item",
                 Bytenr: b.Bytenr, Tree: b.Tree, Key: x.Key, Expected: "TREE_BLOCK", Found: "DATA"));
             return;
@@ -453,24 +453,24 @@ internal sealed class RangeJoin
         if (mixedBackref && !x.FullBackref && b.BackrefRev >= 1 && TreeBlockValidator.OwnerPlausible(b.Tree, b.Owner)) // else reported already
         {
             bool ownerRef = false;
-            foreach (var f in found) if (f.Kind == RefKind.TreeBlock && f.A == b.Owner) { ownerRef = true; break; }
+            foreach (var f in found) if (f.Kind == RefKind.TreeBlock && f.RootOrParent == b.Owner) { ownerRef = true; break; }
             if (!ownerRef && !HeldByOwnerTree(b))
-                F.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, AbsenceSeverity(b.Bytenr),
+                Findings.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, AbsenceSeverity(b.Bytenr),
                     $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)}: header owner {ObjectIds.TreeName(b.Owner)} has no TREE_BLOCK_REF and the extent is not FULL_BACKREF (btrfs check: owner ref check failed){AbsenceNote(b.Bytenr)}",
                     Bytenr: b.Bytenr, Tree: b.Tree, Key: x.Key, Expected: $"TREE_BLOCK_REF root={ObjectIds.TreeName(b.Owner)}", Found: "none"));
         }
         if (x.Level != b.Level)
-            F.Add(new Finding(FindingCode.MetadataLevelMismatch, Severity.Error,
+            Findings.Add(new Finding(FindingCode.MetadataLevelMismatch, Severity.Error,
                 $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)}: the extent item's level differs from the block header's",
                 Bytenr: b.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: b.Level.ToString(), Found: x.Level.ToString()));
         const ulong StripeLen = 64 * 1024; // BTRFS_STRIPE_LEN: the kernel never lets a tree block cross one
         uint ns = ctx.Volume.NodeSize;
         if (ns <= StripeLen && b.Bytenr / StripeLen != (b.Bytenr + ns - 1) / StripeLen)
-            F.Add(new Finding(FindingCode.MetadataCrossesStripe, Severity.Error,
+            Findings.Add(new Finding(FindingCode.MetadataCrossesStripe, Severity.Error,
                 $"tree block [{b.Bytenr}, {b.Bytenr + ns}) of {ObjectIds.TreeName(b.Tree)} crosses a 64 KiB stripe boundary",
                 Bytenr: b.Bytenr, Tree: b.Tree, Expected: "inside one 64 KiB stripe", Found: $"crosses {(b.Bytenr / StripeLen + 1) * StripeLen}"));
         if (!x.IsMetadataItem && x.Length != ns)
-            F.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
+            Findings.Add(new Finding(FindingCode.ExtentTypeMismatch, Severity.Error,
                 $"tree block {b.Bytenr}: its EXTENT_ITEM length differs from the nodesize",
                 Bytenr: b.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key, Expected: ns.ToString(), Found: x.Length.ToString()));
     }
@@ -500,7 +500,7 @@ internal sealed class RangeJoin
         if (!inside || (_bgs[_gi].Flags & want) == 0)
         {
             string where = inside ? $"block group [{_bgs[_gi].Start}, {_bgs[_gi].End}) of type {((BlockGroupFlags)_bgs[_gi].Flags).Describe()}" : "no block group";
-            F.Add(new Finding(FindingCode.ExtentOutsideBlockGroup, scan.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error,
+            Findings.Add(new Finding(FindingCode.ExtentOutsideBlockGroup, scan.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error,
                 $"{(x.IsTreeBlock ? "metadata" : "data")} extent [{x.Bytenr}, {x.End}) lies in {where}",
                 Bytenr: x.Bytenr, Tree: ObjectIds.ExtentTree, Slot: x.ItemSlot, Key: x.Key,
                 Expected: x.IsTreeBlock ? "a METADATA or SYSTEM block group" : "a DATA block group", Found: inside ? ((BlockGroupFlags)_bgs[_gi].Flags).Describe() : "none"));
@@ -511,7 +511,7 @@ internal sealed class RangeJoin
     public static void CheckBlockGroupTotals(CheckContext ctx, BlockGroupRec[] _bgs)
     {
         var scan = ctx.Scan;
-        var F = ctx.Findings;
+        var findings = ctx.Findings;
         // with part of the extent (or block group) tree unreadable, sums over it are incomplete: say so, don't assert
         var sev = scan.HiddenExtentRanges.Count > 0 ? Severity.Warning : Severity.Error;
         string note = scan.HiddenExtentRanges.Count > 0 ? " (unverifiable: part of the extent tree is unreadable)" : "";
@@ -522,12 +522,12 @@ internal sealed class RangeJoin
             total += bg.Used;
             var key = new BtrfsKey(bg.Start, (byte)ItemType.BlockGroupItem, bg.Length);
             if (bg.Sum != bg.Used)
-                F.Add(new Finding(FindingCode.BlockGroupUsedMismatch, sev,
+                findings.Add(new Finding(FindingCode.BlockGroupUsedMismatch, sev,
                     $"block group [{bg.Start}, {bg.End}) used differs from the sum of its extents{note}",
                     Bytenr: bg.Start, Tree: ObjectIds.ExtentTree, Slot: bg.Slot, Key: key, Expected: bg.Sum.ToString(), Found: bg.Used.ToString()));
             var chunk = chunks.Find(bg.Start);
             if (chunk == null || chunk.Logical != bg.Start || chunk.Length != bg.Length || (ulong)chunk.Type != bg.Flags)
-                F.Add(new Finding(FindingCode.BlockGroupNoChunk, Severity.Error,
+                findings.Add(new Finding(FindingCode.BlockGroupNoChunk, Severity.Error,
                     $"block group [{bg.Start}, {bg.End}) {((BlockGroupFlags)bg.Flags).Describe()} has no chunk with the same range and type",
                     Bytenr: bg.Start, Tree: ObjectIds.ExtentTree, Slot: bg.Slot, Key: key,
                     Expected: "a matching chunk", Found: chunk == null ? "none" : $"chunk [{chunk.Logical}, {chunk.End}) {chunk.Type.Describe()}"));
@@ -535,7 +535,7 @@ internal sealed class RangeJoin
         ulong bytesUsed = ctx.Volume.ExpectedBytesUsed;
         string whose = ctx.Volume.RootTree.BackupIndex is { } bi ? $"backup root {bi}'s" : "superblock";
         if (_bgs.Length > 0 && total != bytesUsed)
-            F.Add(new Finding(FindingCode.SuperBytesUsedMismatch, sev,
+            findings.Add(new Finding(FindingCode.SuperBytesUsedMismatch, sev,
                 $"{whose} bytes_used differs from the sum of the block groups' used{note}",
                 Bytenr: (ulong)ctx.Volume.ChosenCopy.Offset, Expected: total.ToString(), Found: bytesUsed.ToString()));
     }

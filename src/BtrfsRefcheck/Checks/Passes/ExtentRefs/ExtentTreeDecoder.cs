@@ -80,14 +80,14 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
             ref var f = ref ListSlots.Append(found); // every field written below
             f.Bytenr = key.ObjectId;
             f.Kind = (RefKind)r.Type;
-            f.A = r.Root | r.Parent;
+            f.RootOrParent = r.Root | r.Parent;
             f.ObjectId = r.ObjectId;
             f.Offset = r.Offset;
             f.Count = (uint)Math.Min(r.RefCount, uint.MaxValue);
-            f.Where = leaf;
+            f.Block = leaf;
             f.Slot = (ushort)slot;
             f.Inline = true;
-            f.Aux = (uint)r.ItemOffset;
+            f.SizeOrItemOffset = (uint)r.ItemOffset;
         }
         if (refs.Error != null)
         {
@@ -124,24 +124,24 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
         var kind = (RefKind)key.Type;
         stats.KeyedRefs++;
         CountKind(kind);
-        var rec = new RefRec { Bytenr = key.ObjectId, Kind = kind, Where = leaf, Slot = (ushort)slot, Count = 1 };
+        var rec = new RefRec { Bytenr = key.ObjectId, Kind = kind, Block = leaf, Slot = (ushort)slot, Count = 1 };
         Finding Bad(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, $"extent {key.ObjectId}: {msg}",
             Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
         switch (kind)
         {
             case RefKind.TreeBlock or RefKind.SharedBlock:
                 if (data.Length != 0) findings.Add(Bad($"keyed {ItemTypes.Name(key.Type)} has {data.Length} bytes of data, expected 0"));
-                rec.A = key.Offset;
+                rec.RootOrParent = key.Offset;
                 break;
             case RefKind.SharedData:
                 if (data.Length < 4) { findings.Add(Bad($"keyed SHARED_DATA_REF has {data.Length} bytes, expected 4")); return; }
-                rec.A = key.Offset;
+                rec.RootOrParent = key.Offset;
                 rec.Count = Le.U32(data, 0);
                 break;
             case RefKind.ExtentData:
                 if (data.Length < ExtentDataRefs.Size) { findings.Add(Bad($"keyed EXTENT_DATA_REF has {data.Length} bytes, expected {ExtentDataRefs.Size}")); return; }
                 var (root, objectId, offset, count) = ExtentDataRefs.Read(data);
-                rec.A = root; rec.ObjectId = objectId; rec.Offset = offset; rec.Count = count;
+                rec.RootOrParent = root; rec.ObjectId = objectId; rec.Offset = offset; rec.Count = count;
                 ulong hash = ExtentDataRefs.Hash(root, objectId, offset);
                 if (hash != key.Offset)
                     findings.Add(new Finding(FindingCode.KeyedDataRefHashMismatch, Severity.Error,

@@ -125,9 +125,9 @@ public sealed class TreeScanPass : ICheckPass
             for (int i = 0; i < span.Length; i++)
             {
                 ref var r = ref span[i];
-                if (r.Where == 0 || !fullBackref.Contains(r.Where)) continue;
-                if (r.Kind == RefKind.TreeBlock) { r.Kind = RefKind.SharedBlock; r.A = r.Where; }
-                else if (r.Kind == RefKind.ExtentData) { r.Kind = RefKind.SharedData; r.A = r.Where; r.ObjectId = 0; r.Offset = 0; }
+                if (r.Block == 0 || !fullBackref.Contains(r.Block)) continue;
+                if (r.Kind == RefKind.TreeBlock) { r.Kind = RefKind.SharedBlock; r.RootOrParent = r.Block; }
+                else if (r.Kind == RefKind.ExtentData) { r.Kind = RefKind.SharedData; r.RootOrParent = r.Block; r.ObjectId = 0; r.Offset = 0; }
             }
         });
     }
@@ -171,8 +171,8 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
                 for (int i = from; i < count; i++)
                     st.Expected.Add(new RefRec
                     {
-                        Bytenr = view.KeyPtr(i).BlockPtr, Kind = RefKind.TreeBlock, A = owner,
-                        Where = block.Logical, Slot = (ushort)i, Count = 1,
+                        Bytenr = view.KeyPtr(i).BlockPtr, Kind = RefKind.TreeBlock, RootOrParent = owner,
+                        Block = block.Logical, Slot = (ushort)i, Count = 1,
                     });
             }
             return;
@@ -229,9 +229,9 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
         st.Stats.FileExtents++;
         st.Expected.Add(new RefRec
         {
-            Bytenr = fe.DiskBytenr, Kind = RefKind.ExtentData, A = owner,
+            Bytenr = fe.DiskBytenr, Kind = RefKind.ExtentData, RootOrParent = owner,
             ObjectId = key.ObjectId, Offset = unchecked(key.Offset - fe.Offset),
-            Where = leaf.Logical, Slot = (ushort)slot, Count = 1, Aux = (uint)Math.Min(fe.DiskNumBytes, uint.MaxValue),
+            Block = leaf.Logical, Slot = (ushort)slot, Count = 1, SizeOrItemOffset = (uint)Math.Min(fe.DiskNumBytes, uint.MaxValue),
         });
     }
 
