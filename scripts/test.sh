@@ -20,8 +20,10 @@ if [ -z "${BTRFS_PROGS_619_BIN:-}" ] && [ -z "${BTRFS_PROGS_619_MISSING:-}" ] &&
     echo "btrfs-progs 6.19 (second oracle): $bin619" >&2
   else
     export BTRFS_PROGS_619_MISSING="../shared/btrfs-progs/build.sh failed"
-    echo "btrfs-progs 6.19 build failed: the tests that need it are skipped" >&2
   fi
+fi
+if [ -n "${BTRFS_PROGS_619_MISSING:-}" ]; then
+  echo "btrfs-progs 6.19 unavailable ($BTRFS_PROGS_619_MISSING): the tests that need it are skipped" >&2
 fi
 
 log=$(mktemp)

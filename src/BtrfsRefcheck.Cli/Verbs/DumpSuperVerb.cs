@@ -121,7 +121,8 @@ public static class SuperblockFields
         l.Add(F("flags", sb.Flags, SuperFlagNames(sb.Flags)));
         l.Add(S("magic", sb.MagicMatches ? "_BHRfS_M [match]" : $"0x{sb.Magic:x16} [DON'T MATCH]"));
         l.Add(S("fsid", sb.Fsid.ToString()));
-        l.Add(S("metadata_uuid", sb.MetadataFsid.ToString()));
+        // the field as stored, as btrfs-progs 6.19 prints it (zeros without METADATA_UUID); v6.2 printed the fsid then
+        l.Add(S("metadata_uuid", Uuids.Read(sb.MetadataUuidBytes).ToString()));
         l.Add(S("label", sb.Label));
         l.Add(N("generation", sb.Generation));
         l.Add(N("root", sb.Root));

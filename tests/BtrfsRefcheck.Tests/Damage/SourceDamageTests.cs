@@ -199,6 +199,44 @@ public class SourceDamageTests(ITestOutputHelper output)
         Assert.Equal(0, RunCli("check", "--zone-size", Zone.ToString(), img.Path).Exit);
     }
 
+    /// <summary>Kernels before 5.8 gave the data reloc tree a relocation tree too; an interrupted balance of theirs leaves a
+    /// ROOT_ITEM (TREE_RELOC, ROOT_ITEM, DATA_RELOC_TREE). No current kernel makes one, so it is forged on the real
+    /// interrupted balance: a relocation root that shares the data reloc tree's root block (which gains the
+    /// SHARED_BLOCK_REF to itself that a relocation root's block carries, refs + 1). Accepted; the same item naming the
+    /// extent tree is 402.</summary>
+    [Theory]
+    [InlineData(ObjectIds.DataRelocTree, false)]
+    [InlineData(ObjectIds.ExtentTree, true)]
+    public void RelocationTreeOfTheDataRelocTree(ulong relocOf, bool invalid)
+    {
+        using var img = ImageForge.CopyAll(SourceFixtures.Images("kernel-reloc"), ForgeFixtures.TempDir);
+        ulong rootLeaf = 0;
+        Edit(img.Paths, (ed, scan) =>
+        {
+            var (drLeaf, drSlot) = TreeBlockPlacement.RootItem(ed.Volume, ObjectIds.DataRelocTree);
+            var rootItem = ed.Leaf(drLeaf).Data(drSlot).ToArray();
+            ulong block = BinaryPrimitives.ReadUInt64LittleEndian(rootItem.AsSpan(RootItemFields.BytenrAt));
+            (rootLeaf, _) = TreeBlockPlacement.RootItem(ed.Volume, ObjectIds.TreeReloc);
+            ed.Leaf(rootLeaf).InsertSorted(new BtrfsKey(ObjectIds.TreeReloc, (byte)ItemType.RootItem, relocOf), rootItem);
+
+            var x = scan.ExtentAt(block) ?? throw new InvalidOperationException("no extent item for the data reloc root");
+            var tbr = x.InlineRefs.Single(r => r.Type == ItemType.TreeBlockRef && r.Root == ObjectIds.DataRelocTree);
+            var el = ed.Leaf(x.Leaf);
+            int slot = el.Find(x.Key);
+            var reloc = new byte[9]; // a relocation root references its root block as its own parent
+            reloc[0] = (byte)ItemType.SharedBlockRef;
+            BinaryPrimitives.WriteUInt64LittleEndian(reloc.AsSpan(1), block);
+            el.InsertBytes(slot, tbr.ItemOffset + 9, reloc); // after the TREE_BLOCK_REF: types ascend
+            var data = el.Data(slot);
+            BinaryPrimitives.WriteUInt64LittleEndian(data, BinaryPrimitives.ReadUInt64LittleEndian(data) + 1);
+        });
+        var findings = Check(img.Paths);
+        if (invalid) AssertExactly(output, findings, Want.Error(FindingCode.RootItemInvalid, rootLeaf));
+        else AssertExactly(output, findings);
+        using var vol = Open(img.Paths);
+        Assert.Contains(TreeRoots.Enumerate(vol, new FindingBag()), r => r.IsReloc && r.KeyOffset == relocOf);
+    }
+
     private static (ulong Leaf, int Slot) FindRootItem(IReadOnlyList<string> paths, ulong id)
     {
         using var vol = Open(paths);

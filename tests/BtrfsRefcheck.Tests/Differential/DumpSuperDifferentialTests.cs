@@ -93,6 +93,9 @@ public class DumpSuperDifferentialTests
         [("mkfs619:zoned", 1)] = "zoned: superblock mirrors live in the log zones at 512 GiB and 4 TiB, beyond this 4 GiB image; 64 MiB is ordinary space",
     };
 
+    /// <summary>True for a superblock copy listed in <see cref="AbsentCopies"/>.</summary>
+    internal static bool IsAbsentCopy(string fixture, int copy) => AbsentCopies.ContainsKey((fixture, copy));
+
     private static readonly Dictionary<string, Func<Superblock, int, ulong>> BackupFields = new(StringComparer.Ordinal)
     {
         ["backup_tree_root"] = (sb, i) => sb.GetBackupRoot(i).TreeRoot,

@@ -93,6 +93,36 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
         Assert.Contains(diffs, d => d.Contains($"block {dropped.Bytenr}") && d.Contains("progs does not print"));
     }
 
+    /// <summary>The item value comparison must notice a changed value in each kind of item it compares (on v6.19's dump of
+    /// the simple-quota fixture: block group tree, quota tree with enable_gen, free space tree, dev tree).</summary>
+    [Progs619Fact]
+    public void ItemValues_DetectPlantedDifferences()
+    {
+        var fixture = "mkfs619:squota";
+        var progs = DiffFixtures.ProgsDump(Progs.V619, DiffFixtures.Images(fixture)[0]);
+        var ours = OurWalk.Of(fixture);
+        Assert.Empty(Compare(progs, ours));
+        var planted = new Dictionary<byte, (string From, string To)>
+        {
+            [ProgsKeyFormat.QgroupStatus] = (" enable_gen ", " enable_gen 9"),
+            [ProgsKeyFormat.QgroupInfo] = ("generation ", "generation 9"),
+            [ProgsKeyFormat.QgroupLimit] = ("max_referenced ", "max_referenced 9"),
+            [ProgsKeyFormat.BlockGroupItem] = ("block group used ", "block group used 9"),
+            [ProgsKeyFormat.FreeSpaceInfo] = ("extent count ", "extent count 9"),
+            [ProgsKeyFormat.DevExtent] = ("chunk_offset ", "chunk_offset 9"),
+        };
+        foreach (var (type, (from, to)) in planted)
+        {
+            var block = progs.First(b => b.Items.Any(i => i.Key.Type == type));
+            var item = block.Items.First(i => i.Key.Type == type);
+            var body = item.Body.Select(l => l.Replace(from, to)).ToList();
+            Assert.NotEqual(item.Body, body);
+            var mutated = progs.Select(b => b != block ? b : b with { Items = b.Items.Select(i => i == item ? i with { Body = body } : i).ToList() }).ToList();
+            var diffs = Compare(mutated, ours);
+            Assert.Contains(diffs, d => d.Contains($"block {block.Bytenr}") && d.Contains($"item {item.Slot}"));
+        }
+    }
+
     /// <summary>
     /// Multi-device kernel sets: every copy of every tree block (per the profile: mirrors, RAID10 sub-stripes; the data
     /// stripe of RAID5/6) reads, verifies and, where there are several, is byte-identical to the others. And with any one
@@ -248,6 +278,10 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
                 if (pi.ItemSize != oi.ItemSize) diffs.Add($"{it} {pi.KeyText}: itemsize progs {pi.ItemSize}, ours {oi.ItemSize}");
                 if (pi.Key.Type is ProgsKeyFormat.ExtentItem or ProgsKeyFormat.MetadataItem)
                     CompareExtent($"{it} {pi.KeyText}", pi, oi, diffs);
+                foreach (var problem in oi.Problems)
+                    diffs.Add($"{it} {pi.KeyText}: our item decoder reports '{problem}' (progs prints: {string.Join(" / ", pi.Body.Take(3))})");
+                if (oi.Body is { } body)
+                    ItemValues.Compare($"{it} {pi.KeyText}", pi, body, diffs);
             }
         }
         else
@@ -319,7 +353,14 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
     internal sealed record OurExtent(ulong Refs, ulong Generation, ulong Flags, BtrfsKey? TreeBlockKey, int? TreeBlockLevel,
         IReadOnlyList<InlineRef> InlineRefs, string? RefsError);
 
-    internal sealed record OurItem(BtrfsKey Key, uint ItemOff, uint ItemSize, OurExtent? Extent, string? Error);
+    internal sealed record OurItem(BtrfsKey Key, uint ItemOff, uint ItemSize, OurExtent? Extent, string? Error)
+    {
+        /// <summary>The problems our <see cref="ItemDecoder"/> noted while decoding the item (none on a valid image).</summary>
+        public IReadOnlyList<string> Problems { get; init; } = [];
+
+        /// <summary>Our decoded body as JSON, kept for the item types <see cref="ItemValues"/> compares.</summary>
+        public System.Text.Json.JsonElement? Body { get; init; }
+    }
 
     internal sealed record OurBlock(string Tree, ulong Bytenr, int Level, ulong NrItems, ulong Generation, ulong Owner, bool Valid,
         IReadOnlyList<OurItem> Items, IReadOnlyList<(BtrfsKey Key, ulong BlockPtr, ulong Generation)> Ptrs)
@@ -346,12 +387,12 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
                 var id = DiffFixtures.TreeIdentity(root);
                 if (!result.TryGetValue(id, out var list)) result[id] = list = [];
                 // a fresh walker per tree and no Visited set: every tree in full, as progs prints it
-                new TreeWalker(vol, findings).Walk(root, new Collector(id, list, Checksum.Length(vol.CsumType)));
+                new TreeWalker(vol, findings).Walk(root, new Collector(id, list, Checksum.Length(vol.CsumType), new ItemContext(vol.CsumType, vol.SectorSize, vol.NodeSize)));
             }
             return result;
         }
 
-        private sealed class Collector(string tree, List<OurBlock> into, int csumLength) : ITreeVisitor
+        private sealed class Collector(string tree, List<OurBlock> into, int csumLength, ItemContext ctx) : ITreeVisitor
         {
             public bool OnBlock(in BlockContext ctx, TreeBlock block, bool valid)
             {
@@ -372,7 +413,8 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
                             try { extent = DecodeExtent(key, v.ItemData(i)); }
                             catch (BtrfsFormatException e) { error = e.Message; }
                         }
-                        items.Add(new OurItem(key, ih.DataOffset, ih.DataSize, extent, error));
+                        var (problems, body) = DecodeJson(key, v.ItemData(i));
+                        items.Add(new OurItem(key, ih.DataOffset, ih.DataSize, extent, error) { Problems = problems, Body = body });
                     }
                 }
                 else
@@ -392,6 +434,22 @@ public class DumpTreeDifferentialTests(ITestOutputHelper output)
 
             public void OnUnreadable(in BlockContext ctx, TreeBlockRead read) =>
                 into.Add(new OurBlock(tree, ctx.Bytenr, -1, 0, 0, 0, false, [], []));
+
+            /// <summary>Decodes the item as <c>dump-tree --json</c> does; returns its problems and, for the types
+            /// <see cref="ItemValues"/> compares, the body.</summary>
+            private (IReadOnlyList<string>, System.Text.Json.JsonElement?) DecodeJson(BtrfsKey key, ReadOnlySpan<byte> data)
+            {
+                buffer.SetLength(0);
+                using (var json = new System.Text.Json.Utf8JsonWriter(buffer))
+                    BtrfsRefcheck.Cli.Rendering.JsonItemWriter.WriteItem(json, ctx, key, data);
+                using var doc = System.Text.Json.JsonDocument.Parse(buffer.ToArray());
+                var root = doc.RootElement;
+                IReadOnlyList<string> problems = root.TryGetProperty("problems", out var p)
+                    ? p.EnumerateArray().Select(e => e.GetString() ?? "").ToList() : [];
+                return (problems, ItemValues.Compared(key.Type) ? root.Clone() : null);
+            }
+
+            private readonly MemoryStream buffer = new();
 
             private static OurExtent DecodeExtent(BtrfsKey key, ReadOnlySpan<byte> data)
             {
