@@ -1,3 +1,4 @@
+using BtrfsRefcheck.Cli.Rendering;
 using Xunit.Abstractions;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;

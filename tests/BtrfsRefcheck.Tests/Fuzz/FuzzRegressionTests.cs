@@ -89,19 +89,19 @@ public sealed class FuzzRegressionTests
     [Fact]
     public void Equal_refs_merge_in_the_same_order_whatever_the_segment_order()
     {
-        var near = new Checks.RefRec { Bytenr = 1 << 20, Kind = Checks.RefKind.TreeBlock, A = 5, Count = 1, Where = 100, Slot = 7 };
-        var far = near with { Where = 200, Slot = 3 };
+        var near = new Checks.RefRec { Bytenr = 1 << 20, Kind = Checks.RefKind.TreeBlock, RootOrParent = 5, Count = 1, Block = 100, Slot = 7 };
+        var far = near with { Block = 200, Slot = 3 };
         var before = near with { Bytenr = 1 << 19 }; // so the duplicates are not the stream's first group
         string Merge(params Checks.RefRec[] order)
         {
             var segments = order.Select((r, i) => (i == 0 ? new[] { before, r } : new[] { r }, i == 0 ? 2 : 1)).ToList();
             string? seen = null;
-            var stream = new Checks.SortedRefStream(segments) { OnDuplicateTreeRef = (agg, group) => seen = $"{agg.Where}:{string.Join(",", group.Select(g => g.Where))}" };
+            var stream = new Checks.SortedRefStream(segments) { OnDuplicateTreeRef = (agg, group) => seen = $"{agg.Block}:{string.Join(",", group.Select(g => g.Block))}" };
             var taken = new List<Checks.RefRec>();
             stream.TakeGroup(before.Bytenr, taken);
             taken.Clear();
             stream.TakeGroup(near.Bytenr, taken);
-            return $"{seen} count {taken.Single().Count} origin {taken.Single().Where}/{taken.Single().Slot}";
+            return $"{seen} count {taken.Single().Count} origin {taken.Single().Block}/{taken.Single().Slot}";
         }
         Assert.Equal("100:100,200 count 2 origin 100/7", Merge(near, far));
         Assert.Equal("100:100,200 count 2 origin 100/7", Merge(far, near));
@@ -113,8 +113,8 @@ public sealed class FuzzRegressionTests
     [Fact]
     public void The_first_merged_group_reports_its_duplicates()
     {
-        var a = new Checks.RefRec { Bytenr = 1 << 20, Kind = Checks.RefKind.TreeBlock, A = 5, Count = 1, Where = 100, Slot = 7 };
-        var b = a with { Where = 200, Slot = 3 };
+        var a = new Checks.RefRec { Bytenr = 1 << 20, Kind = Checks.RefKind.TreeBlock, RootOrParent = 5, Count = 1, Block = 100, Slot = 7 };
+        var b = a with { Block = 200, Slot = 3 };
         int heard = 0;
         var stream = new Checks.SortedRefStream([([a], 1), ([b], 1)]) { OnDuplicateTreeRef = (_, group) => heard += group.Count };
         Assert.Equal(a.Bytenr, stream.PeekBytenr);
