@@ -44,6 +44,27 @@ public readonly ref struct FileExtentItem
     public ulong Offset => IsInline ? 0 : Le.U64(_d, OffsetAt);
     public ulong NumBytes => IsInline ? 0 : Le.U64(_d, NumBytesAt);
 
+    /// <summary>The 21-byte header every EXTENT_DATA item starts with, readable on an item too short for its type
+    /// (which the constructor refuses): what a validator needs to say what is wrong with it.</summary>
+    public readonly ref struct Head
+    {
+        private readonly ReadOnlySpan<byte> _d;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Head(ReadOnlySpan<byte> d)
+        {
+            if (d.Length < InlineHeaderSize) Throw.Truncated("file extent header", InlineHeaderSize, d.Length);
+            _d = d;
+        }
+
+        public ulong Generation => Le.U64(_d, GenerationAt);
+        public ulong RamBytes => Le.U64(_d, RamBytesAt);
+        public byte Compression => _d[CompressionAt];
+        public byte Encryption => _d[EncryptionAt];
+        public byte TypeByte => _d[TypeAt];
+        public FileExtentType Type => (FileExtentType)_d[TypeAt];
+    }
+
     public static string CompressionName(byte c) => c switch
     {
         0 => "none",

@@ -25,9 +25,10 @@ internal static class FileExtentValidator
             Report(c, r, Problem.ItemSize, data.Length);
             return;
         }
-        byte type = data[FileExtentItem.InlineHeaderSize - 1];
-        byte compression = data[16], encryption = data[17];
-        ulong generation = Le.U64(data, 0), ramBytes = Le.U64(data, 8);
+        var head = new FileExtentItem.Head(data);
+        byte type = head.TypeByte;
+        byte compression = head.Compression, encryption = head.Encryption;
+        ulong generation = head.Generation, ramBytes = head.RamBytes;
         if (type >= NrFileExtentTypes)
         {
             Report(c, r, Problem.Type, data.Length, type);
@@ -123,15 +124,16 @@ internal static class FileExtentValidator
     private static ulong? PrevEnd(BtrfsKey prev, ReadOnlySpan<byte> d, uint sectorSize)
     {
         if (d.Length < FileExtentItem.InlineHeaderSize) return null;
-        if (d[FileExtentItem.InlineHeaderSize - 1] == (byte)FileExtentType.Inline)
+        var head = new FileExtentItem.Head(d);
+        if (head.Type == FileExtentType.Inline)
         {
-            ulong end = prev.Offset + Le.U64(d, 8);
+            ulong end = prev.Offset + head.RamBytes;
             if (end < prev.Offset || sectorSize == 0) return null;
             ulong rounded = (end + sectorSize - 1) / sectorSize * sectorSize;
             return rounded < end ? null : rounded;
         }
         if (d.Length < FileExtentItem.RegularSize) return null;
-        ulong e = prev.Offset + Le.U64(d, FileExtentItem.RegularSize - 8);
+        ulong e = prev.Offset + new FileExtentItem(d).NumBytes;
         return e < prev.Offset ? null : e;
     }
 }

@@ -139,7 +139,7 @@ internal static class InodeRefValidator
                 Report(c, r, Problem.HeaderCrossesEnd, pos, data.Length, 0);
                 return;
             }
-            ushort nameLen = Le.U16(data, pos + 8);
+            ushort nameLen = Le.U16(data, pos + InodeRef.NameLenAt);
             if (pos + InodeRef.EntryHeaderSize + nameLen > data.Length)
             {
                 Report(c, r, Problem.NameCrossesEnd, pos, data.Length, nameLen);
@@ -212,8 +212,8 @@ internal static class InodeExtrefValidator
                     $"{InodeExtref.EntryHeaderSize} bytes", $"{data.Length - pos} bytes");
                 return;
             }
-            ulong parent = Le.U64(data, pos);
-            ushort nameLen = Le.U16(data, pos + 16);
+            ulong parent = Le.U64(data, pos + InodeExtref.ParentObjectIdAt);
+            ushort nameLen = Le.U16(data, pos + InodeExtref.NameLenAt);
             if (pos + InodeExtref.EntryHeaderSize + nameLen > data.Length)
             {
                 r.Add(c, FindingCode.InodeRefInvalid, $"inode extref name at item offset {pos} (name_len {nameLen}) crosses the item end {data.Length}",

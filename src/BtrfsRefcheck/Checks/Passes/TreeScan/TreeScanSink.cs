@@ -217,7 +217,7 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
     private void FileExtent(ScanState st, TreeBlock leaf, ulong owner, ulong tree, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         if (data.Length < FileExtentItem.InlineHeaderSize) return;
-        var type = (FileExtentType)data[FileExtentItem.InlineHeaderSize - 1];
+        var type = new FileExtentItem.Head(data).Type;
         if (type == FileExtentType.Inline) return;
         if (data.Length < FileExtentItem.RegularSize)
         {
