@@ -12,9 +12,11 @@ public interface ICheckObserver
     /// <summary>The pass ended after <paramref name="elapsed"/>.</summary>
     void PassFinished(int index, int count, string name, TimeSpan elapsed) { }
 
-    /// <summary>A point inside a pass where the work so far has been released (a scan level done, the scan merged):
-    /// where a memory trace measures, or where a caller that prefers a smaller peak to speed may collect.</summary>
-    void Checkpoint(string pass, string where) { }
+    /// <summary>A point inside a pass (a scan level starts or ends, the scan's lists are merged): where a memory trace
+    /// measures, or where a caller that prefers a smaller peak to speed may collect. <paramref name="released"/> is how
+    /// many records the pass has just dropped (0: none worth a collection): the previous level's pointer lists, the
+    /// workers' block lists.</summary>
+    void Checkpoint(string pass, string where, long released) { }
 }
 
 /// <summary>An observer that ignores everything.</summary>

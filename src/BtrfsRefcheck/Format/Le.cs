@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace BtrfsRefcheck.Format;
 
@@ -7,28 +9,35 @@ namespace BtrfsRefcheck.Format;
 /// ArgumentOutOfRangeException; the check is overflow-safe (<c>(ulong)(uint)at + size &gt; length</c>).</summary>
 public static class Le
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong U64(ReadOnlySpan<byte> d, int at)
     {
         if ((ulong)(uint)at + 8 > (ulong)d.Length) Throw.OutOfBounds("field", at, 8, d.Length);
-        return BinaryPrimitives.ReadUInt64LittleEndian(d.Slice(at, 8));
+        ulong v = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref MemoryMarshal.GetReference(d), at)); // checked above
+        return BitConverter.IsLittleEndian ? v : BinaryPrimitives.ReverseEndianness(v);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint U32(ReadOnlySpan<byte> d, int at)
     {
         if ((ulong)(uint)at + 4 > (ulong)d.Length) Throw.OutOfBounds("field", at, 4, d.Length);
-        return BinaryPrimitives.ReadUInt32LittleEndian(d.Slice(at, 4));
+        uint v = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref MemoryMarshal.GetReference(d), at)); // checked above
+        return BitConverter.IsLittleEndian ? v : BinaryPrimitives.ReverseEndianness(v);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort U16(ReadOnlySpan<byte> d, int at)
     {
         if ((ulong)(uint)at + 2 > (ulong)d.Length) Throw.OutOfBounds("field", at, 2, d.Length);
-        return BinaryPrimitives.ReadUInt16LittleEndian(d.Slice(at, 2));
+        ushort v = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref MemoryMarshal.GetReference(d), at)); // checked above
+        return BitConverter.IsLittleEndian ? v : BinaryPrimitives.ReverseEndianness(v);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static byte U8(ReadOnlySpan<byte> d, int at)
     {
         if ((uint)at >= (uint)d.Length) Throw.OutOfBounds("field", at, 1, d.Length);
-        return d[at];
+        return Unsafe.Add(ref MemoryMarshal.GetReference(d), at);
     }
 }
 

@@ -21,7 +21,7 @@ public interface IScanSink<TState> where TState : class
 /// levels strictly decrease, so the scan ends after at most 8 rounds whatever the pointers say.</summary>
 /// <param name="checkpoint">Called on the scanning thread at points where a level's work has been released (a memory
 /// trace measures there); never from a worker.</param>
-public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null, Action<string>? checkpoint = null)
+public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null, Action<string, long>? checkpoint = null)
 {
     /// <summary>Blocks per batch handed to a worker; runs of adjacent blocks inside a batch are read with one request.
     /// 16 (256 KiB per worker at 16 KiB nodes) costs no more time than 64 and keeps 1.5 MiB less resident.</summary>
@@ -61,7 +61,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             frontier[level] = [];
             if (todo.Count == 0) continue;
             // The pointer lists just dropped are garbage: the caller may measure or collect before this level's records are allocated.
-            checkpoint?.Invoke($"level {level} start ({todo.Count} blocks)");
+            checkpoint?.Invoke($"level {level} start ({todo.Count} blocks)", todo.Count);
             InPhysicalOrder(todo);
             int batches = (todo.Count + BatchBlocks - 1) / BatchBlocks;
             var children = new List<BlockContext>[batches];
@@ -86,7 +86,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 nextLevel.Capacity = nextLevel.Count + children.Sum(c => c.Count);
                 for (int b = 0; b < children.Length; b++) { nextLevel.AddRange(children[b]); children[b] = null!; }
             }
-            checkpoint?.Invoke($"level {level} done ({todo.Count} blocks)");
+            checkpoint?.Invoke($"level {level} done ({todo.Count} blocks)", 0);
         }
         foreach (var w in workers)
         {

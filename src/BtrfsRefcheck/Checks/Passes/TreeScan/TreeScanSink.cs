@@ -69,9 +69,9 @@ public sealed class TreeScanPass : ICheckPass
             ctx.Stats.Trees++;
             if (!root.IsLog) facts.RootRefs.Add((root.Bytenr, root.Id, root.IsReloc));
         }
-        var scanner = new ParallelScanner(ctx.Volume, ctx.Findings, ctx.DegreeOfParallelism, where => ctx.Observer.Checkpoint(Name, where));
+        var scanner = new ParallelScanner(ctx.Volume, ctx.Findings, ctx.DegreeOfParallelism, (where, released) => ctx.Observer.Checkpoint(Name, where, released));
         var states = scanner.Scan(ctx.Roots, sink);
-        ctx.Observer.Checkpoint(Name, "after scan");
+        ctx.Observer.Checkpoint(Name, "after scan", 0);
         Merge(ctx, facts, states);
         if (!ctx.Roots.Any(r => r.Id == ObjectIds.ExtentTree && r.Source == RootSource.RootItem))
             facts.HiddenExtentRanges.Add((0, ulong.MaxValue)); // no extent tree at all: nothing can be said to be missing from it
@@ -81,14 +81,14 @@ public sealed class TreeScanPass : ICheckPass
         ctx.Stats.Items = scanner.Stats.Items;
         ctx.Stats.UnreadableBlocks = scanner.Stats.Unreadable;
         ctx.Scan = facts;
-        ctx.Observer.Checkpoint(Name, "after merge");
+        ctx.Observer.Checkpoint(Name, "after merge", 0);
     }
 
     /// <summary>Concatenates the workers' small lists into flat arrays, releasing each list as it goes.</summary>
     private static void Merge(CheckContext ctx, TreeScanFacts facts, List<ScanState> states)
     {
         facts.Blocks = ChunkedList<BlockRec>.Concat(states.Select(s => s.Blocks));
-        ctx.Observer.Checkpoint("trees", "blocks merged");
+        ctx.Observer.Checkpoint("trees", "blocks merged", facts.Blocks.Length);
         // The expected refs stay in their segments: they are sorted per segment and merged as they are joined.
         var segments = new List<(RefRec[] Array, int Count)>();
         foreach (var s in states) segments.AddRange(s.Expected.TakeSegments());
