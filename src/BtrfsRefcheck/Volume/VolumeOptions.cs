@@ -11,6 +11,10 @@ public sealed class VolumeOptions
     /// <summary>How many tree blocks the read cache keeps. Walks read each block once; the cache only spares
     /// re-reads of the upper levels (root tree, chunk tree, the extent tree's nodes).</summary>
     public int CacheBlocks { get; init; } = 256;
+
+    /// <summary>Read every device with O_DIRECT (for a mounted filesystem, whose writes bypass the block device's page
+    /// cache; see <see cref="MountDetector"/>). Off by default: an unmounted volume is read through the page cache.</summary>
+    public bool DirectIo { get; init; }
 }
 
 /// <summary>A device listed by a DEV_ITEM in the chunk tree.</summary>
