@@ -79,15 +79,16 @@ public static class LiveCheck
             var vol = BtrfsVolume.Open(paths, direct, findings);
             try
             {
-                var start = State.Of(vol.Super);
-                gens.Add(start.Generation);
+                var start = States(vol.AllCopies);
+                gens.Add(vol.Super.Generation);
                 onOpened?.Invoke(vol, run);
                 var report = Checker.Run(vol, findings, onPhase);
-                var end = ReadState(vol);
+                var end = States(vol.AllCopies.Select(c => SuperblockCopy.Read(c.Device, c.Mirror)).ToList());
                 times.Add(sw.Elapsed);
                 runs.Add(report);
-                bool settled = end == start;
-                if (!settled && end is { } e && e.Generation != start.Generation) gens.Add(e.Generation);
+                bool settled = end.SequenceEqual(start);
+                ulong endGen = end.Where(x => x != null).Select(x => x!.Value.Generation).DefaultIfEmpty(vol.Super.Generation).Max();
+                if (!settled && endGen != vol.Super.Generation) gens.Add(endGen);
                 if (settled || run == max)
                 {
                     var (final, dropped) = settled ? Settle(runs) : Persistent(runs);
@@ -105,7 +106,7 @@ public static class LiveCheck
                     };
                     return new LiveCheckResult(vol, final, lr);
                 }
-                onRerun?.Invoke(new LiveRerun(run, run + 1, max, start.Generation, end?.Generation ?? start.Generation));
+                onRerun?.Invoke(new LiveRerun(run, run + 1, max, vol.Super.Generation, endGen));
             }
             catch
             {
@@ -117,19 +118,18 @@ public static class LiveCheck
     }
 
     /// <summary>What says the committed state moved: a new generation, or a new root, chunk root or log root (an
-    /// fsync writes the log root into the superblock without a new generation).</summary>
+    /// fsync writes the log root into the superblock without a new generation), in any superblock copy of any
+    /// device. Every copy counts: a commit writes them one after the other, and a run that opened between two of
+    /// those writes saw copies that disagree (a transient 104).</summary>
     private readonly record struct State(ulong Generation, ulong Root, ulong ChunkRoot, ulong LogRoot)
     {
         public static State Of(Superblock s) => new(s.Generation, s.Root, s.ChunkRoot, s.LogRoot);
     }
 
-    /// <summary>The superblock copy in use, read again (through the same O_DIRECT descriptor). Null if it no longer
-    /// verifies (counted as moved).</summary>
-    private static State? ReadState(BtrfsVolume vol)
-    {
-        var c = SuperblockCopy.Read(vol.ChosenCopy.Device, vol.ChosenCopy.Mirror);
-        return c.IsValid ? State.Of(c.Superblock!) : null;
-    }
+    /// <summary>One entry per copy (null where it does not verify). At the end each copy is read again through the
+    /// same O_DIRECT descriptor.</summary>
+    private static List<State?> States(IReadOnlyList<SuperblockCopy> copies) =>
+        copies.Select(c => c.IsValid ? State.Of(c.Superblock!) : (State?)null).ToList();
 
     /// <summary>How a finding is matched across runs: not by message or slot, which a commit may shift.</summary>
     public readonly record struct Identity(FindingCode Code, ulong? Bytenr, ulong? Tree, BtrfsKey? Key, string? Device, int? Mirror)
