@@ -85,6 +85,17 @@ public class LiveCheckMergeTests
         Assert.DoesNotContain("mounted", o.ToString());
     }
 
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("101")]
+    [InlineData("x")]
+    public void Reverify_OutOfRange_IsAUsageError(string n)
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Assert.Equal(ExitCodes.Usage, Program.Run(["check", "--reverify", n, "/nonexistent.img"], o, e));
+        Assert.Single(e.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     /// <summary>O_DIRECT reads return the same bytes as buffered ones, at any offset and length (unaligned requests
     /// are widened to the alignment and cut back).</summary>
     [ProgsFact]

@@ -58,6 +58,9 @@ internal sealed class LoopFs : IDisposable
         Directory.CreateDirectory(MountPoint);
     }
 
+    /// <summary>Further devices of a multi-device filesystem (<see cref="CreateRaid1"/>): image and loop device.</summary>
+    public List<(string Image, string Loop)> Extra { get; } = [];
+
     public static LoopFs Create(long size = 512L << 20)
     {
         var dir = Directory.CreateTempSubdirectory("btrfs-refcheck-live-").FullName;
@@ -67,6 +70,30 @@ internal sealed class LoopFs : IDisposable
         try
         {
             Sh($"mkfs.btrfs -q -f '{image}'");
+            fs.AttachAndMount();
+            return fs;
+        }
+        catch
+        {
+            fs.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Two devices, metadata and data RAID1, each on its own loop device; mounted by the first.</summary>
+    public static LoopFs CreateRaid1(long size = 512L << 20)
+    {
+        var dir = Directory.CreateTempSubdirectory("btrfs-refcheck-live-").FullName;
+        var image = Path.Combine(dir, "dev1.img");
+        var image2 = Path.Combine(dir, "dev2.img");
+        foreach (var p in new[] { image, image2 }) using (var f = File.Create(p)) f.SetLength(size);
+        var fs = new LoopFs(dir, image);
+        try
+        {
+            Sh($"mkfs.btrfs -q -f -m raid1 -d raid1 '{image}' '{image2}'");
+            var loop2 = Sh($"losetup -f --show '{image2}'").Trim();
+            fs.Extra.Add((image2, loop2));
+            ShRaw($"btrfs device scan '{loop2}'");
             fs.AttachAndMount();
             return fs;
         }
@@ -100,6 +127,12 @@ internal sealed class LoopFs : IDisposable
             ShRaw($"losetup -d '{Loop}'");
             Loop = null;
         }
+        foreach (var (_, loop) in Extra)
+        {
+            ShRaw($"btrfs device scan --forget '{loop}'");
+            ShRaw($"losetup -d '{loop}'");
+        }
+        Extra.Clear();
     }
 
     /// <summary>Runs <paramref name="script"/> in bash in the background (argument $1: the mount point).</summary>

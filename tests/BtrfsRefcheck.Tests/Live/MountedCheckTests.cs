@@ -225,6 +225,33 @@ public class MountedCheckTests(ITestOutputHelper output)
         Assert.Contains("O_DIRECT", note);
     }
 
+    /// <summary>Two devices mounted by one of them: both count as mounted (found through /sys/fs/btrfs by device
+    /// number, not through the mount source), each given as its loop device or as its image file.</summary>
+    [MountFact]
+    public void MultiDevice_EveryDeviceIsMounted_AndCheckedWithDirectIo()
+    {
+        using var fs = LoopFs.CreateRaid1();
+        Fill(fs);
+        var (image2, loop2) = fs.Extra[0];
+        var mounts = MountDetector.Find([fs.Loop!, loop2, fs.Image, image2]);
+        Assert.Equal(4, mounts.Count);
+        Assert.All(mounts, m => Assert.Equal([fs.MountPoint], m.MountPoints));
+        Assert.Equal([false, false, true, true], mounts.Select(m => m.ViaLoop));
+        Assert.Equal(loop2, mounts[3].Device);
+
+        foreach (var set in new[] { new[] { fs.Loop!, loop2 }, new[] { fs.Image, image2 } })
+        {
+            var r = CheckJson(set);
+            Assert.True(r.Exit == ExitCodes.Ok, $"exit {r.Exit}: {string.Join(", ", r.Bad)} {r.Stderr}");
+            Assert.True(r.Live.GetProperty("direct_io").GetBoolean());
+            Assert.Equal(2, r.Live.GetProperty("devices").GetArrayLength());
+        }
+        // the second device alone (the one the mount does not name) is recognised as mounted too
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Assert.Equal(ExitCodes.CannotCheck, Program.Run(["check", "--no-live", loop2], o, e));
+        Assert.Contains($"{loop2} is mounted at {fs.MountPoint}", e.ToString());
+    }
+
     /// <summary>A buffered check through the library (DirectIo off), as before this change: its error count.</summary>
     private static long BufferedErrors(string device)
     {
