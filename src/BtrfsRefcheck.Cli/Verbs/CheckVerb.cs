@@ -61,7 +61,9 @@ public static class CheckVerb
             onPhase: (i, name) => { if (verbose) stdout.WriteLine($"[{i + 1}/{Checker.PhaseNames.Length}] {name}"); },
             onRerun: r =>
             {
-                if (verbose)
+                if (verbose && r.OpenFailed != null)
+                    stdout.WriteLine($"note: could not open the filesystem while it committed ({r.OpenFailed}): retrying ({r.Reverification} of at most {r.Max})");
+                else if (verbose)
                     stdout.WriteLine($"note: the filesystem committed while it was read (generation {r.From} -> {r.To}): re-verifying at the newest committed state ({r.Reverification} of at most {r.Max})");
             });
         if (o.Json) CheckJson.Write(stdout, result.Volume, result.Report, o, result.Live);

@@ -11,8 +11,10 @@ public sealed class LiveOptions
 }
 
 /// <summary>A commit landed while run <see cref="Run"/> read: the superblock moved from <see cref="From"/> to
-/// <see cref="To"/>, so the check is rerun (re-verification <see cref="Reverification"/> of at most <see cref="Max"/>).</summary>
-public sealed record LiveRerun(int Run, int Reverification, int Max, ulong From, ulong To);
+/// <see cref="To"/>, so the check is rerun (re-verification <see cref="Reverification"/> of at most <see cref="Max"/>).
+/// <see cref="OpenFailed"/>: the run could not even open the volume (a commit moved the chunk tree between reading the
+/// superblock and reading it); the reason, and the run is retried the same way.</summary>
+public sealed record LiveRerun(int Run, int Reverification, int Max, ulong From, ulong To, string? OpenFailed = null);
 
 /// <summary>What checking a mounted filesystem involved (JSON <c>live</c>, docs/json.md).</summary>
 public sealed class LiveReport
@@ -76,7 +78,13 @@ public static class LiveCheck
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var findings = new FindingBag();
-            var vol = BtrfsVolume.Open(paths, direct, findings);
+            BtrfsVolume vol;
+            try { vol = BtrfsVolume.Open(paths, direct, findings); }
+            catch (VolumeException e) when (run < max)
+            {
+                onRerun?.Invoke(new LiveRerun(run, run + 1, max, 0, 0, e.Message));
+                continue;
+            }
             try
             {
                 var start = States(vol.AllCopies);
