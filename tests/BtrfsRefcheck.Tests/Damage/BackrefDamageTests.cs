@@ -10,7 +10,7 @@ using static BtrfsRefcheck.Tests.Damage.DamageSupport;
 
 namespace BtrfsRefcheck.Tests.Damage;
 
-/// <summary>400, 403, 510, 511, 601, 602, 605, 606, 607 and 701 on real images: one item of the extent, fs or root tree
+/// <summary>400, 401, 403, 510, 511, 601, 602, 605, 606, 607 and 701 on real images: one item of the extent, fs or root tree
 /// changed on disk (every copy rewritten with its checksum recomputed), everything else that depends on it fixed up
 /// (refs fields, block group used, superblock bytes_used), so the findings are exactly the defect's.</summary>
 public class BackrefDamageTests(ITestOutputHelper output)
@@ -281,6 +281,32 @@ public class BackrefDamageTests(ITestOutputHelper output)
         var findings = Check(img.Paths);
         AssertExactly(output, findings, Want.Error(FindingCode.ItemUndecodable, leafAt, slot: slotAt), Want.Error(FindingCode.OrphanDataExtentItem, extent));
         AssertCliFindsErrors(img.Paths, FindingCode.ItemUndecodable);
+    }
+
+    /// <summary>401 (a warning): an item of type 2, which no btrfs version defines, after the last item of the csum tree's
+    /// rightmost leaf, outside any subvolume tree (where it would be 424). It is noted and left alone.</summary>
+    [Fact, Covers(FindingCode.ItemUnknownType)]
+    public void UnknownItemTypeInTheCsumTree()
+    {
+        using var img = Copy("kernel-snapshots");
+        var csum = Root(img.Paths, ObjectIds.CsumTree);
+        ulong leaf = csum.Bytenr;
+        using (var vol = Open(img.Paths))
+            for (int level = csum.Level; level > 0; level--)
+            {
+                var node = vol.ReadTreeBlock(leaf).Block!.Data;
+                leaf = BlockBytes.PtrBlock(node, (int)BlockBytes.NrItems(node) - 1);
+            }
+        Edit(img.Paths, (ed, _) =>
+        {
+            var le = ed.Leaf(leaf);
+            var last = le.Key(le.NrItems - 1);
+            le.InsertItem(le.NrItems, new BtrfsKey(last.ObjectId + 1, 2, 0), new byte[8]);
+        });
+        AssertExactly(output, Check(img.Paths), Want.Warning(FindingCode.ItemUnknownType, leaf));
+        var (exit, stdout, _) = RunCli("check", img.Path);
+        Assert.Equal(0, exit); // a warning, not an error
+        Assert.Contains($"[{(int)FindingCode.ItemUnknownType} {FindingCode.ItemUnknownType}]", stdout);
     }
 
     /// <summary>403 with 505: the free space tree's ROOT_ITEM deleted from the root tree (the superblock still says
