@@ -38,7 +38,7 @@ public static class EndStateWriter
             return new ForgeResult(output, block, plan.Bytenr, plan.Description, plan.ExpectedCodes);
         }
         catch (VolumeException e) { throw new ForgeStateException($"{baseImage}: {e.Message}"); }
-        catch (IOException e) { throw new ForgeStateException(e.Message); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new ForgeStateException(e.Message); }
         finally { if (File.Exists(tmp)) File.Delete(tmp); }
     }
 

@@ -584,6 +584,7 @@ public sealed class Replay
 
     private void Event(string op, string text)
     {
+        if (_cur != null) _cur.Heads = HeadViews(); // the state after the previous event
         _cur = new TraceEvent(Events.Count + 1, _line, op, text);
         Events.Add(_cur);
     }
