@@ -11,7 +11,9 @@ public sealed class TraceEvent(int n, int line, string op, string text)
     public List<string> Notes { get; } = [];
     public BugPoint? Bug { get; set; }
     /// <summary>Every head after the event.</summary>
-    public IReadOnlyList<HeadView> Heads { get; set; } = [];
+    public IReadOnlyList<HeadView> Heads { get => _heads ?? []; set => _heads = value; }
+    private IReadOnlyList<HeadView>? _heads;
+    internal bool HeadsSet => _heads != null;
 }
 
 public sealed record HeadView(string Block, int RefMod, int TotalRefMod, bool MustInsertReserved, IReadOnlyList<RefView> Refs, string? Shape);
@@ -137,7 +139,7 @@ public sealed class Replay
                 }
                 break;
         }
-        _cur!.Heads = HeadViews();
+        if (!_cur!.HeadsSet) _cur.Heads = HeadViews();
         CheckInvariants();
     }
 
@@ -340,6 +342,7 @@ public sealed class Replay
             {
                 Heads.Remove(locked.Bytenr);
                 Event("head", $"head {locked.Block} done{(mir ? ": must_insert_reserved with no ref left -> pin" : "")}");
+                _cur!.Heads = HeadViews();
                 if (mir && SpaceOf(locked.Block) == SpaceState.Reserved) Space[locked.Block] = SpaceState.Pinned;
                 locked = null;
                 continue;
@@ -529,6 +532,7 @@ public sealed class Replay
         }
         if (!Halted || _bugThisStep) Note(Extents.TryGetValue(b, out var after) ? $"extent {b} {after.Describe(KeyName)}" : $"extent {b}: no item");
         NoteHead(head);
+        _cur!.Heads = HeadViews();
         if (_bugThisStep && BugExtents == null) SnapshotAtBug(r);
         _bugThisStep = false;
     }
@@ -584,9 +588,10 @@ public sealed class Replay
 
     private void Event(string op, string text)
     {
-        if (_cur != null) _cur.Heads = HeadViews(); // the state after the previous event
+        if (_cur is { HeadsSet: false }) _cur.Heads = HeadViews(); // the state after the previous event
         _cur = new TraceEvent(Events.Count + 1, _line, op, text);
         Events.Add(_cur);
+        if (op is "run" && !text.StartsWith("run R", StringComparison.Ordinal) || op is "commit") _cur.Heads = HeadViews();
     }
 
     private void Append(string s) => _cur!.Notes.Add("\u0001" + s); // joined onto the event line when rendered
