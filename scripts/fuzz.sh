@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the fuzzer of tests/BtrfsRefcheck.Tests/Fuzz (the one the CI test FuzzTests runs for a fixed list of seeds)
+# Runs the fuzzer of tests/BtrfsRefcheck.FuzzLib/Fuzz (the one the CI test FuzzTests runs for a fixed list of seeds)
 # for as long as asked: mutated copies of the fixture images (made by mkfs.btrfs, and the committed kernel images)
 # go through check, dump-tree and dump-super in-process with a time bound. Prints progress, then the totals: cases
 # run, cases per kind, exit codes, crashes, hangs, detection rates. Failing inputs are saved under --crash-dir

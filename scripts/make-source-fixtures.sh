@@ -509,7 +509,7 @@ md_restore() {
     rm -f "${tgts[@]}"
     summ "$base.$tag" "restore ok; check of restore: 6.2 rc=$c62, 6.19 rc=$c619"
 }
-MD_SETS=("kernel-snapshots:1" "kernel-logtree:1" "kernel-raid1:2" "kernel-raid5:3")
+MD_SETS=("kernel-snapshots:1" "kernel-logtree:1" "kernel-raid0:2" "kernel-raid1:2" "kernel-raid10:4" "kernel-raid1c3:3" "kernel-raid5:3" "kernel-raid6:4")
 build_metadumps() {
     local spec base ndev i v bin devs files dump rc tgt tgts
     for spec in "${MD_SETS[@]}"; do

@@ -28,6 +28,12 @@ public sealed class CheckOptions : CommonOptions
 {
     [Option('q', "quiet", HelpText = "Print only findings and the verdict.")]
     public bool Quiet { get; set; }
+
+    [Option("no-live", HelpText = "Refuse a mounted filesystem (exit 3), as btrfs check does. By default a mounted one is checked at its last committed state with O_DIRECT reads.")]
+    public bool NoLive { get; set; }
+
+    [Option("reverify", Default = 3, HelpText = "Mounted filesystem: how many times to rerun the check when a commit lands while it reads (0-100).")]
+    public int Reverify { get; set; } = 3;
 }
 
 [Verb("dump-super", HelpText = "Print the superblock (every field, backup roots, sys_chunk_array).")]

@@ -22,11 +22,12 @@ public static class Program
                 s.AutoHelp = true;
                 s.AutoVersion = true;
             });
-            var result = parser.ParseArguments<CheckOptions, DumpSuperOptions, DumpTreeOptions>(args);
+            var result = parser.ParseArguments<CheckOptions, DumpSuperOptions, DumpTreeOptions, ReplayOptions>(args);
             return result.MapResult(
                 (CheckOptions o) => CheckVerb.Run(o, stdout, stderr),
                 (DumpSuperOptions o) => DumpSuperVerb.Run(o, stdout, stderr),
                 (DumpTreeOptions o) => DumpTreeVerb.Run(o, stdout, stderr),
+                (ReplayOptions o) => ReplayVerb.Run(o, stdout, stderr),
                 errors => ReportParseErrors(result, errors.ToList(), stdout, stderr));
         }
         catch (UsageException e)
@@ -36,7 +37,7 @@ public static class Program
         }
         catch (VolumeException e)
         {
-            stderr.WriteLine($"btrfs-refcheck: {e.Message}");
+            stderr.WriteLine($"btrfs-refcheck: {UserMessage(e)}");
             return ExitCodes.CannotCheck;
         }
         catch (Exception e) when (!debug)
@@ -45,6 +46,12 @@ public static class Program
             return ExitCodes.InternalError;
         }
     }
+
+    /// <summary>The library says "backup root 2", "superblock copy 1"; the user typed a flag: name it.</summary>
+    private static string UserMessage(VolumeException e) =>
+        e.BackupRoot is { } n ? e.Message.Replace($"backup root {n}:", $"--backup-root {n}:")
+        : e.SuperblockCopy is { } m ? e.Message.Replace($"superblock copy {m}:", $"--super {m}:")
+        : e.Message;
 
     private static int ReportParseErrors(ParserResult<object> result, List<Error> errors, TextWriter stdout, TextWriter stderr)
     {

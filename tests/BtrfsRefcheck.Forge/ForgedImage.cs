@@ -49,10 +49,11 @@ public sealed class ForgedImage : IDisposable
 
     /// <summary>500: a tree block's METADATA_ITEM (skinny) or EXTENT_ITEM + tree_block_info (non-skinny) lists its
     /// TREE_BLOCK_REF twice, refs 2 — what the delayed-ref merge regression wrote. The 9-byte copy of the ref is
-    /// inserted right after the existing one. Refs 2 equals the sum of the refs found, so no 503.</summary>
-    public ForgedDefect DuplicateTreeBlockRef() => Edit((ed, scan) =>
+    /// inserted right after the existing one. Refs 2 equals the sum of the refs found, so no 503.
+    /// <paramref name="owner"/>: only a block owned by that tree (e.g. a read-only subvolume nothing writes to).</summary>
+    public ForgedDefect DuplicateTreeBlockRef(ulong? owner = null) => Edit((ed, scan) =>
     {
-        var e = PickTreeBlock(scan, SingleTreeBlockRef, growBy: TreeBlockRefSize);
+        var e = PickTreeBlock(scan, x => SingleTreeBlockRef(x) && (owner == null || scan.Blocks[x.Bytenr].Owner == owner), growBy: TreeBlockRefSize);
         var r = e.InlineRefs[0];
         var (leaf, slot) = Locate(ed, e);
         leaf.InsertBytes(slot, r.ItemOffset + TreeBlockRefSize, TreeBlockRef(r.Root));

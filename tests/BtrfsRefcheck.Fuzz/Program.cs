@@ -3,7 +3,7 @@ using BtrfsRefcheck.Tests.Fuzz;
 
 namespace BtrfsRefcheck.Fuzz;
 
-/// <summary>btrfs-refcheck-fuzz: runs the fuzzer of tests/BtrfsRefcheck.Tests/Fuzz for a number of minutes or cases,
+/// <summary>btrfs-refcheck-fuzz: runs the fuzzer of tests/BtrfsRefcheck.FuzzLib/Fuzz for a number of minutes or cases,
 /// prints progress and the totals, saves failing inputs. Case i uses seed S+i on fixture i mod (number of fixtures),
 /// so any case is reproduced by <c>--fixture F --seed S+i --cases 1</c>. Exit 0 when no case failed, 1 otherwise.</summary>
 public static class Program

@@ -1,5 +1,6 @@
 using BtrfsRefcheck.Checks;
 using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Volume;
 
 namespace BtrfsRefcheck.Cli.Verbs;
 
@@ -8,8 +9,16 @@ public static class CheckVerb
 {
     public static int Run(CheckOptions o, TextWriter stdout, TextWriter stderr)
     {
+        var paths = VolumeFactory.Paths(o);
+        if (o.Reverify is < 0 or > 100) throw new UsageException($"--reverify {o.Reverify}: between 0 and 100");
+        var mounts = MountDetector.Find(paths);
+        if (mounts.Count > 0)
+        {
+            if (o.NoLive) throw new VolumeException($"{MountedLine(mounts)}; refusing to check a mounted filesystem (--no-live)");
+            return RunLive(o, paths, mounts, stdout, stderr);
+        }
         var findings = new FindingBag();
-        using var vol = VolumeFactory.Open(o, findings);
+        using var vol = BtrfsVolume.Open(paths, VolumeFactory.Options(o), findings);
         bool text = !o.Json;
         if (text && !o.Quiet)
         {
@@ -22,11 +31,47 @@ public static class CheckVerb
         else CheckText.Write(stdout, report, o.Quiet);
         return report.Clean ? ExitCodes.Ok : ExitCodes.Findings;
     }
+
+    /// <summary>"/dev/loop0 is mounted at /mnt/a" (or "img backs /dev/loop0, mounted at /mnt/a").</summary>
+    internal static string MountedLine(IReadOnlyList<MountedPath> mounts) => string.Join("; ", mounts.Select(m =>
+    {
+        string at = m.MountPoints.Count == 0 ? "mounted" : $"mounted at {string.Join(", ", m.MountPoints)}";
+        return m.ViaLoop ? $"{m.Path} backs {m.Device}, {at}" : $"{m.Path} is {at}";
+    }));
+
+    /// <summary>A mounted filesystem: O_DIRECT reads, the last committed state, re-verified when a commit lands meanwhile.</summary>
+    private static int RunLive(CheckOptions o, List<string> paths, IReadOnlyList<MountedPath> mounts, TextWriter stdout, TextWriter stderr)
+    {
+        bool verbose = !o.Json && !o.Quiet;
+        using var result = LiveCheck.Run(paths, VolumeFactory.Options(o), mounts, new LiveOptions { MaxReverifications = o.Reverify },
+            onOpened: (vol, run) =>
+            {
+                if (!verbose || run > 0) return;
+                stdout.WriteLine($"Checking filesystem on {string.Join(' ', o.Devices)}");
+                stdout.WriteLine($"UUID: {vol.Super.Fsid}");
+                bool direct = vol.Devices.All(d => d.DirectIo);
+                stdout.WriteLine($"note: {MountedLine(mounts)}: checking its last committed state (generation {vol.Super.Generation}), " +
+                                 (direct ? "reading with O_DIRECT" : "reading partly through the page cache (O_DIRECT refused)"));
+                foreach (var d in vol.Devices) if (d.DirectIoRefused != null) stdout.WriteLine($"note: {d.DirectIoRefused}");
+                foreach (var n in vol.Notes) stdout.WriteLine($"note: {n}");
+            },
+            observer: new CheckObserver(stdout, stderr, phaseLines: verbose),
+            onRerun: r =>
+            {
+                if (verbose && r.OpenFailed != null)
+                    stdout.WriteLine($"note: could not open the filesystem while it committed ({r.OpenFailed}): retrying ({r.Reverification} of at most {r.Max})");
+                else if (verbose)
+                    stdout.WriteLine($"note: the filesystem committed while it was read (generation {r.From} -> {r.To}): re-verifying at the newest committed state ({r.Reverification} of at most {r.Max})");
+            });
+        if (o.Json) CheckJson.Write(stdout, result.Volume, result.Report, o, result.Live);
+        else CheckText.Write(stdout, result.Report, o.Quiet, result.Live);
+        return result.Report.Clean ? ExitCodes.Ok : ExitCodes.Findings;
+    }
 }
 
 internal static class CheckText
 {
-    public static void Write(TextWriter o, CheckReport r, bool quiet)
+    public static void Write(TextWriter o, CheckReport r, bool quiet, LiveReport? live = null)
     {
         var items = r.Findings.Items;
         var counts = r.Findings.Counts;
@@ -47,14 +92,21 @@ internal static class CheckText
             o.WriteLine($"  file extents referencing data {s.FileExtents}");
             o.WriteLine($"  findings: {r.Errors} errors, {r.Warnings} warnings, {items.Count(f => f.Severity == Severity.Info)} notes");
             foreach (var p in r.Phases) o.WriteLine($"  phase '{p.Name}': {p.Elapsed.TotalMilliseconds:F0} ms");
+            if (live != null)
+                o.WriteLine($"  mounted: generations seen {string.Join(", ", live.Generations)}; re-verifications {live.Reverifications} (at most {live.MaxReverifications}); " +
+                            $"transient findings dropped {live.TransientDropped}; O_DIRECT {(live.DirectIo ? "yes" : "no")}");
         }
-        o.WriteLine(r.Clean ? "verdict: clean (no errors found)" : $"verdict: ERRORS FOUND ({r.Errors})");
+        if (live is { Settled: false })
+            o.WriteLine((r.Clean ? "verdict: clean (no error was seen in every state)" : $"verdict: ERRORS FOUND ({r.Errors}, seen in every state)") +
+                        $"; the filesystem changed too fast to be certain: a commit landed during each of the {live.Runs} runs");
+        else
+            o.WriteLine(r.Clean ? "verdict: clean (no errors found)" : $"verdict: ERRORS FOUND ({r.Errors})");
     }
 }
 
 internal static class CheckJson
 {
-    public static void Write(TextWriter o, Volume.BtrfsVolume vol, CheckReport r, CheckOptions opts)
+    public static void Write(TextWriter o, Volume.BtrfsVolume vol, CheckReport r, CheckOptions opts, LiveReport? live = null)
     {
         using var j = new JsonOut(o);
         var w = j.W;
@@ -70,6 +122,7 @@ internal static class CheckJson
         w.WriteString("device", vol.ChosenCopy.Device.Path);
         w.WriteNumber("copy", vol.ChosenCopy.Mirror);
         w.WriteEndObject();
+        if (live != null) WriteLive(w, live);
         w.WriteString("verdict", r.Clean ? "clean" : "errors");
         w.WriteStartObject("summary");
         var s = r.Stats;
@@ -107,6 +160,38 @@ internal static class CheckJson
         foreach (var (code, n) in r.Findings.Counts.OrderBy(kv => (int)kv.Key)) w.WriteNumber(((int)code).ToString(), n);
         w.WriteEndObject();
         FindingJson.WriteArray(w, "findings", r.Findings.Items);
+        w.WriteEndObject();
+    }
+
+    private static void WriteLive(System.Text.Json.Utf8JsonWriter w, LiveReport live)
+    {
+        w.WriteStartObject("live");
+        w.WriteStartArray("mounted_at");
+        foreach (var p in live.Mounts.SelectMany(m => m.MountPoints).Distinct()) w.WriteStringValue(p);
+        w.WriteEndArray();
+        w.WriteStartArray("devices");
+        foreach (var m in live.Mounts)
+        {
+            w.WriteStartObject();
+            w.WriteString("path", m.Path);
+            w.WriteString("mounted_device", m.Device);
+            w.WriteString("dev", m.Rdev);
+            w.WriteBoolean("via_loop", m.ViaLoop);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteBoolean("direct_io", live.DirectIo);
+        w.WriteStartArray("direct_io_refused");
+        foreach (var why in live.DirectIoRefused) w.WriteStringValue(why);
+        w.WriteEndArray();
+        w.WriteStartArray("generations");
+        foreach (var g in live.Generations) w.WriteNumberValue(g);
+        w.WriteEndArray();
+        w.WriteNumber("runs", live.Runs);
+        w.WriteNumber("reverifications", live.Reverifications);
+        w.WriteNumber("max_reverifications", live.MaxReverifications);
+        w.WriteNumber("transient_findings_dropped", live.TransientDropped);
+        w.WriteBoolean("settled", live.Settled);
         w.WriteEndObject();
     }
 }

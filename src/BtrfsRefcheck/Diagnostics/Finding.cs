@@ -44,13 +44,16 @@ public sealed record Finding(
 }
 
 /// <summary>Collects findings. Thread-safe; bounded so a badly damaged image cannot exhaust memory
-/// (further findings of a code past the cap are counted, not stored).</summary>
+/// (further findings of a code past the cap are counted, not stored). Every count (per code, per code and severity,
+/// per severity) includes the findings past the cap.</summary>
 public sealed class FindingBag
 {
     public const int MaxStoredPerCode = 10_000;
     private readonly object _lock = new();
     private readonly List<Finding> _items = [];
     private readonly Dictionary<FindingCode, long> _counts = [];
+    private readonly Dictionary<(FindingCode Code, Severity Severity), long> _bySeverity = [];
+    private readonly long[] _severityTotals = new long[Enum.GetValues<Severity>().Length];
 
     public void Add(Finding f)
     {
@@ -58,6 +61,8 @@ public sealed class FindingBag
         {
             _counts.TryGetValue(f.Code, out long n);
             _counts[f.Code] = n + 1;
+            _bySeverity[(f.Code, f.Severity)] = _bySeverity.GetValueOrDefault((f.Code, f.Severity)) + 1;
+            _severityTotals[(int)f.Severity]++;
             if (n < MaxStoredPerCode) _items.Add(f);
         }
     }
@@ -88,7 +93,23 @@ public sealed class FindingBag
     /// <summary>Total per code, including findings past the storage cap.</summary>
     public IReadOnlyDictionary<FindingCode, long> Counts { get { lock (_lock) return new Dictionary<FindingCode, long>(_counts); } }
 
-    public long Count(Severity atLeast) { lock (_lock) return _items.Count(i => i.Severity >= atLeast); }
+    /// <summary>Total per code and severity, including findings past the storage cap (a code can be reported at more
+    /// than one severity).</summary>
+    public IReadOnlyDictionary<(FindingCode Code, Severity Severity), long> CountsBySeverity
+    {
+        get { lock (_lock) return new Dictionary<(FindingCode, Severity), long>(_bySeverity); }
+    }
+
+    /// <summary>How many findings of severity <paramref name="atLeast"/> or above were added, stored or not.</summary>
+    public long Count(Severity atLeast)
+    {
+        lock (_lock)
+        {
+            long n = 0;
+            for (int s = (int)atLeast; s < _severityTotals.Length; s++) n += _severityTotals[s];
+            return n;
+        }
+    }
 
     public void AddRange(IEnumerable<Finding> findings) { foreach (var f in findings) Add(f); }
     public bool Any(FindingCode code) { lock (_lock) return _counts.ContainsKey(code); }

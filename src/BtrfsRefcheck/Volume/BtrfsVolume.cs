@@ -97,7 +97,7 @@ public sealed class BtrfsVolume : IDisposable
             var perDevice = new List<(BlockDevice Dev, SuperblockCopy Copy)>();
             foreach (string path in paths)
             {
-                var dev = BlockDevice.Open(path);
+                var dev = BlockDevice.Open(path, options.DirectIo);
                 devices.Add(dev);
                 if (dev.Length < Superblock.MirrorOffsets[0] + Superblock.Size)
                     throw new VolumeException($"{path}: too small for btrfs ({dev.Length} bytes; the superblock is at 65536)");

@@ -20,5 +20,9 @@ public sealed class VolumeOptions
     /// an image file copied from a zoned device (the copy loses the zone information). Null: zoned block devices are
     /// recognised through sysfs, everything else is read at the fixed offsets.</summary>
     public long? ZoneSize { get; init; }
+
+    /// <summary>Read every device with O_DIRECT (for a mounted filesystem, whose writes bypass the block device's page
+    /// cache; see <see cref="MountDetector"/>). Off by default: an unmounted volume is read through the page cache.</summary>
+    public bool DirectIo { get; init; }
 }
 

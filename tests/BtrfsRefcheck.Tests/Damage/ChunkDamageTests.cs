@@ -71,7 +71,7 @@ public class ChunkDamageTests(ITestOutputHelper output)
     /// reported once (the item validator does not repeat it), at the chunk tree leaf and slot like every item finding.
     /// Without the chunk, what describes it points at nothing: its block group has no chunk (704) and its dev extent
     /// names a chunk that does not exist (711), both at the chunk's logical start.</summary>
-    [ProgsFact, Covers(FindingCode.ChunkItemInvalid)]
+    [ProgsFact, Covers(FindingCode.ChunkItemInvalid), Covers(FindingCode.BlockGroupNoChunk)]
     public void ChunkWithZeroStripes()
     {
         using var img = Copy("crc32c");

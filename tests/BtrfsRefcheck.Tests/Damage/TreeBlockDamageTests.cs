@@ -320,7 +320,7 @@ public class TreeBlockDamageTests(ITestOutputHelper output)
     /// <summary>423: the csum node's second pointer names its first leaf (with that leaf's generation). Both verbs report the
     /// second occurrence at the leaf (from slot 1) and do not descend it again. <c>check</c> also sees what follows: the two
     /// pointers claim one TREE_BLOCK_REF (512), and the leaf the second pointer used to name is reached by nothing (505).</summary>
-    [ProgsFact, Covers(FindingCode.TreeBlockReferencedTwice)]
+    [ProgsFact, Covers(FindingCode.TreeBlockReferencedTwice), Covers(FindingCode.TreeBlockMultipleParents)]
     public void TwoPointersToOneLeaf()
     {
         using var img = Copy("crc32c");

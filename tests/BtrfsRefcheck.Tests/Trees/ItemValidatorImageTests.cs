@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Forge;
+using BtrfsRefcheck.Tests.Damage;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
 using BtrfsRefcheck.Tests.Oracle;
@@ -71,17 +72,17 @@ public class ItemValidatorImageTests(ITestOutputHelper output)
 
     // ------------------------------------------------------------------ one changed item per finding code
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.RootItemInvalid)]
     public void RootItemWithUnknownFlag() => Forged("crc32c", FindingCode.RootItemInvalid,
         i => i.Tree.Id == ObjectIds.RootTree && i.Key.ItemType == ItemType.RootItem && i.Key.ObjectId == ObjectIds.FsTree,
         (leaf, slot) => leaf.Data(slot)[RootItemFlagsAt] |= 2);
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.InodeItemInvalid)]
     public void InodeItemWithUnknownFlag() => Forged("crc32c", FindingCode.InodeItemInvalid,
         i => i.Tree.Id == ObjectIds.FsTree && i.Key.ItemType == ItemType.InodeItem && i.Key.ObjectId > ObjectIds.FirstFree,
         (leaf, slot) => leaf.Data(slot)[InodeFlagsAt + 2] |= 0x10); // bit 20
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.ItemGenerationTooNew)]
     public void InodeItemGenerationNewerThanTheSuperblock()
     {
         ulong gen;
@@ -93,42 +94,42 @@ public class ItemValidatorImageTests(ITestOutputHelper output)
         Assert.Equal(($"<= {gen}", (gen + 10).ToString()), (f.Expected, f.Found));
     }
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.InodeRefInvalid)]
     public void InodeRefNameCrossingTheItemEnd() => Forged("crc32c", FindingCode.InodeRefInvalid,
         i => i.Tree.Id == ObjectIds.FsTree && i.Key.ItemType == ItemType.InodeRef && i.Key.ObjectId > ObjectIds.FirstFree,
         (leaf, slot) => leaf.Data(slot)[8]++); // name_len of the only entry
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.DirItemInvalid)]
     public void DirItemNameNotMatchingItsHash() => Forged("crc32c", FindingCode.DirItemInvalid,
         i => i.Tree.Id == ObjectIds.FsTree && i.Key.ItemType == ItemType.DirItem,
         (leaf, slot) => leaf.Data(slot)[DirItem.EntryHeaderSize] ^= 0x20); // first name byte, 'f' <-> 'F'
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.FileExtentInvalid)]
     public void FileExtentEncrypted() => Forged("crc32c", FindingCode.FileExtentInvalid,
         i => i.Tree.Id == ObjectIds.FsTree && i.Key.ItemType == ItemType.ExtentData && i.Data.Length == FileExtentItem.RegularSize,
         (leaf, slot) => leaf.Data(slot)[17] = 1); // encryption
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.CsumItemInvalid)]
     public void CsumItemSizeNotAMultipleOfTheChecksumSize() => Forged("crc32c", FindingCode.CsumItemInvalid,
         i => i.Tree.Id == ObjectIds.CsumTree && i.Key.ItemType == ItemType.ExtentCsum && i.Data.Length > 4,
         (leaf, slot) => leaf.RemoveBytes(slot, leaf.DataSize(slot) - 1, 1));
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.BlockGroupItemInvalid)]
     public void BlockGroupItemChunkObjectid() => Forged("crc32c", FindingCode.BlockGroupItemInvalid,
         i => i.Key.ItemType == ItemType.BlockGroupItem,
         (leaf, slot) => BinaryPrimitives.WriteUInt64LittleEndian(leaf.Data(slot)[8..], ObjectIds.FirstChunkTree + 1));
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.DevItemInvalid)]
     public void DevItemKeyObjectid() => Forged("crc32c", FindingCode.DevItemInvalid,
         i => i.Tree.Id == ObjectIds.ChunkTree && i.Key.ItemType == ItemType.DevItem,
         (leaf, slot) => leaf.SetKey(slot, leaf.Key(slot) with { ObjectId = 2 }));
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.DevExtentInvalid)]
     public void DevExtentChunkTree() => Forged("crc32c", FindingCode.DevExtentInvalid,
         i => i.Tree.Id == ObjectIds.DevTree && i.Key.ItemType == ItemType.DevExtent,
         (leaf, slot) => BinaryPrimitives.WriteUInt64LittleEndian(leaf.Data(slot), ObjectIds.DevTree));
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.FreeSpaceItemInvalid)]
     public void FreeSpaceInfoUnknownFlag() => Forged("crc32c", FindingCode.FreeSpaceItemInvalid,
         i => i.Tree.Id == ObjectIds.FreeSpaceTree && i.Key.ItemType == ItemType.FreeSpaceInfo,
         (leaf, slot) => leaf.Data(slot)[4] |= 2);
@@ -138,12 +139,12 @@ public class ItemValidatorImageTests(ITestOutputHelper output)
         i => i.Tree.Id == ObjectIds.ChunkTree && i.Key.ItemType == ItemType.ChunkItem && (i.Data[24] & (byte)BlockGroupFlags.Data) != 0,
         (leaf, slot) => BinaryPrimitives.WriteUInt32LittleEndian(leaf.Data(slot)[40..], 8192));
 
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.ExtentItemMalformed)]
     public void DataExtentWithFullBackref() => Forged("crc32c", FindingCode.ExtentItemMalformed,
         i => i.Tree.Id == ObjectIds.ExtentTree && i.Key.ItemType == ItemType.ExtentItem && (i.Data[16] & (byte)ExtentFlags.Data) != 0,
         (leaf, slot) => leaf.Data(slot)[17] |= 1); // FULL_BACKREF is bit 8
 
-    [Fact]
+    [Fact, Covers(FindingCode.RootRefInvalid)]
     public void RootRefNameLengthNotMatchingItsSize() => Forged("kernel:kernel-snapshots", FindingCode.RootRefInvalid,
         i => i.Tree.Id == ObjectIds.RootTree && i.Key.ItemType == ItemType.RootRef,
         (leaf, slot) => leaf.Data(slot)[16]++); // name_len
@@ -151,7 +152,7 @@ public class ItemValidatorImageTests(ITestOutputHelper output)
     /// <summary>No fixture has keyed back-refs (every extent's refs fit inline), so the data extent's only inline
     /// EXTENT_DATA_REF is first moved into a keyed item of its own, which the whole checker accepts; then that item
     /// gets two bytes too many.</summary>
-    [ProgsFact]
+    [ProgsFact, Covers(FindingCode.KeyedBackrefInvalid)]
     public void KeyedExtentDataRefSizeNotAMultipleOf28()
     {
         using var img = ImageForge.Copy(MkfsFixtures.Get("crc32c"));
