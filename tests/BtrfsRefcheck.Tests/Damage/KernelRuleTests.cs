@@ -99,6 +99,69 @@ public class KernelRuleTests(ITestOutputHelper output)
         AssertExactly(output, Check(img.Paths), Want.Warning(FindingCode.SuperblockFieldInvalid, Copy0));
     }
 
+    /// <summary>log_root not aligned to the sector size (the log tree then cannot be read where it points: the walk
+    /// says so too).</summary>
+    [ProgsFact, Covers(FindingCode.SuperblockFieldInvalid)]
+    public void LogRootUnaligned()
+    {
+        using var img = Copy("crc32c");
+        img.PatchSuperblockU64(Superblock.LogRootAt, 4097);
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.SuperblockFieldInvalid, Copy0),
+            Want.Error(FindingCode.LogicalAddressUnmapped, 4097), Want.Warning(FindingCode.SubtreeNotChecked, 4097));
+    }
+
+    /// <summary>BLOCK_GROUP_TREE without NO_HOLES: mkfs 6.19's defaults (testdata/sources) with the NO_HOLES bit cleared.</summary>
+    [Fact, Covers(FindingCode.SuperblockFieldInvalid)]
+    public void BlockGroupTreeWithoutNoHoles()
+    {
+        using var img = ImageForge.CopyAll(SourceFixtures.Images("mkfs619-defaults"), ForgeFixtures.TempDir);
+        ulong incompat;
+        using (var vol = Open(img.Paths))
+        {
+            Assert.NotEqual(0UL, vol.Super.CompatRoFlags & Features.CompatRoBlockGroupTree);
+            incompat = vol.Super.IncompatFlags;
+        }
+        img.PatchSuperblockU64(Superblock.IncompatFlagsAt, incompat & ~Features.IncompatNoHoles);
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.SuperblockFieldInvalid, Copy0));
+    }
+
+    /// <summary>More than 2^31 devices: the kernel warns, so do we; the count also differs from the DEV_ITEMs (716).</summary>
+    [ProgsFact, Covers(FindingCode.SuperblockFieldInvalid)]
+    public void NumDevicesSuspicious_IsAWarning()
+    {
+        using var img = Copy("crc32c");
+        img.PatchSuperblockU64(Superblock.NumDevicesAt, (1UL << 31) + 1);
+        AssertExactly(output, Check(img.Paths),
+            Want.Warning(FindingCode.SuperblockFieldInvalid, Copy0), Want.Error(FindingCode.SuperNumDevicesMismatch, Copy0));
+    }
+
+    /// <summary>chunk_root_generation newer than the generation: a warning; the chunk root block is then older than the
+    /// generation the superblock claims for it (309).</summary>
+    [ProgsFact, Covers(FindingCode.SuperblockFieldInvalid)]
+    public void ChunkRootGenerationNewerThanGeneration_IsAWarning()
+    {
+        using var img = Copy("crc32c");
+        ulong gen, chunkRoot;
+        using (var vol = Open(img.Paths)) (gen, chunkRoot) = (vol.Super.Generation, vol.Super.ChunkRoot);
+        img.PatchSuperblockU64(Superblock.ChunkRootGenerationAt, gen + 1);
+        AssertExactly(output, Check(img.Paths),
+            Want.Warning(FindingCode.SuperblockFieldInvalid, Copy0), Want.Error(FindingCode.TreeBlockGenerationMismatch, chunkRoot));
+    }
+
+    /// <summary>sys_chunk_array_size below one key and one chunk: 105; the array's chunk is then cut short (200, the
+    /// array's problems carry no bytenr), so the chunk tree cannot be mapped (900) and the volume does not open beyond it.</summary>
+    [ProgsFact, Covers(FindingCode.SuperblockFieldInvalid)]
+    public void SysChunkArrayTooSmall()
+    {
+        using var img = Copy("crc32c");
+        img.PatchSuperblock(s => BinaryPrimitives.WriteUInt32LittleEndian(s[Superblock.SysChunkArraySizeAt..], 96));
+        var bag = new FindingBag();
+        try { BtrfsVolume.Open(img.Paths, null, bag).Dispose(); } catch (VolumeException e) { output.WriteLine(e.Message); }
+        var f = Assert.Single(bag.Items, x => x.Code == FindingCode.SuperblockFieldInvalid);
+        Assert.Equal((Copy0, "96"), (f.Bytenr!.Value, f.Found));
+        Assert.Contains(bag.Items, x => x.Code == FindingCode.SysChunkArrayInvalid && x.Bytenr == null);
+    }
+
     // ------------------------------------------------------------------ btrfs_check_chunk_valid on the sys_chunk_array
 
     /// <summary>Offset of the first sys_chunk_array chunk's field <paramref name="at"/> (from the chunk item's start).</summary>
@@ -244,6 +307,22 @@ public class KernelRuleTests(ITestOutputHelper output)
         Assert.Equal(0, rst.Level);
         Edit(img.Paths, (ed, _) =>
             ed.Leaf(rst.Bytenr).InsertSorted(new BtrfsKey(1024 * 1024 + 512, (byte)ItemType.RaidStripe, 4096), new byte[RaidStripeItem.StrideSize]));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.ItemUndecodable, rst.Bytenr));
+    }
+
+    /// <summary>A RAID stripe extent on a filesystem without RAID_STRIPE_TREE: the raid-stripe-tree image with an item
+    /// planted and the feature bit cleared.</summary>
+    [Fact, Covers(FindingCode.ItemUndecodable)]
+    public void RaidStripeExtentWithoutTheFeature()
+    {
+        using var img = ImageForge.CopyAll(SourceFixtures.Images("mkfs619-rst"), ForgeFixtures.TempDir);
+        var rst = Root(img.Paths, ObjectIds.RaidStripeTree);
+        ulong incompat;
+        using (var vol = Open(img.Paths)) incompat = vol.Super.IncompatFlags;
+        Edit(img.Paths, (ed, _) =>
+            ed.Leaf(rst.Bytenr).InsertSorted(new BtrfsKey(1024 * 1024, (byte)ItemType.RaidStripe, 4096), new byte[RaidStripeItem.StrideSize]));
+        foreach (var path in img.Paths)
+            SuperblockDamage.PatchDevice(path, s => BinaryPrimitives.WriteUInt64LittleEndian(s[Superblock.IncompatFlagsAt..], incompat & ~Features.IncompatRaidStripeTree));
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.ItemUndecodable, rst.Bytenr));
     }
 }
