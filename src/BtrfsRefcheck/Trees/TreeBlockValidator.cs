@@ -113,8 +113,8 @@ public static class TreeBlockValidator
     private static void CheckGeneration(in BlockContext ctx, ulong generation, in BlockReporter rep)
     {
         ulong expected = ctx.ExpectedGeneration;
-        if (generation == expected ? expected != 0 || ctx.ParentBytenr == null : expected == 0 && ctx.ParentBytenr == null) return;
-        rep.GenerationMismatch(ctx, generation);
+        bool matches = ctx.ParentBytenr == null ? expected == 0 || generation == expected : expected != 0 && generation == expected;
+        if (!matches) rep.GenerationMismatch(ctx, generation);
     }
 
     /// <summary>The block's first key is the key of its parent pointer (btrfs_verify_level_key).</summary>
