@@ -223,26 +223,7 @@ public sealed class BtrfsVolume : IDisposable
         }
     }
 
-    private void CheckSuperblockFields()
-    {
-        void Bad(string what, string found, string expected) =>
-            Findings.Add(new Finding(FindingCode.SuperblockFieldInvalid, Severity.Error, $"superblock {what} invalid",
-                Bytenr: (ulong)ChosenCopy.Offset, Device: ChosenCopy.Device.Path, Expected: expected, Found: found));
-
-        uint sector = Super.SectorSize, node = Super.NodeSize;
-        if (sector < 4096 || sector > 65536 || !uint.IsPow2(sector))
-            throw new VolumeException($"superblock sectorsize {sector} is not a power of two between 4096 and 65536; cannot read this filesystem");
-        if (node < sector || node > 65536 || !uint.IsPow2(node))
-            throw new VolumeException($"superblock nodesize {node} is not a power of two between sectorsize {sector} and 65536; cannot read this filesystem");
-        if (Super.SysChunkArraySize > Superblock.SysChunkArrayMax)
-            Bad("sys_chunk_array_size", Super.SysChunkArraySize.ToString(), $"<= {Superblock.SysChunkArrayMax}");
-        if (Super.RootLevel >= Header.MaxLevel) Bad("root_level", Super.RootLevel.ToString(), $"< {Header.MaxLevel}");
-        if (Super.ChunkRootLevel >= Header.MaxLevel) Bad("chunk_root_level", Super.ChunkRootLevel.ToString(), $"< {Header.MaxLevel}");
-        if (Super.LogRootLevel >= Header.MaxLevel) Bad("log_root_level", Super.LogRootLevel.ToString(), $"< {Header.MaxLevel}");
-        if (Super.Root % sector != 0) Bad("root", Super.Root.ToString(), $"aligned to {sector}");
-        if (Super.ChunkRoot % sector != 0) Bad("chunk_root", Super.ChunkRoot.ToString(), $"aligned to {sector}");
-        if (Super.NumDevices == 0) Bad("num_devices", "0", ">= 1");
-    }
+    private void CheckSuperblockFields() => SuperblockRules.Check(Super, ChosenCopy, Findings);
 
     private void LoadSysChunkArray()
     {
@@ -272,6 +253,8 @@ public sealed class BtrfsVolume : IDisposable
             var chunk = ChunkMap.Decode(key, arr.Slice(pos, (int)size), out string? problem);
             pos += (int)size;
             if (chunk == null) { SysArrayProblem($"chunk at logical {key.Offset}: {problem}"); continue; }
+            var rules = new SysArrayRuleSink(Findings, ChosenCopy.Device.Path, key.Offset);
+            ChunkRules.Check(key.Offset, new ChunkItem(arr.Slice(pos - (int)size, (int)size)), Super.SectorSize, Super.IncompatFlags, ref rules);
             if ((chunk.Type & BlockGroupFlags.System) == 0)
                 SysArrayProblem($"chunk at logical {key.Offset} is {chunk.Type.Describe()}, expected SYSTEM");
             if (Chunks.TryAdd(chunk) is { } clash)
@@ -280,6 +263,14 @@ public sealed class BtrfsVolume : IDisposable
         }
         if (Chunks.Chunks.Count == 0)
             throw new VolumeException("the superblock's sys_chunk_array holds no usable chunk; cannot locate the chunk tree");
+    }
+
+    /// <summary>A sys_chunk_array chunk that breaks a rule of btrfs_check_chunk_valid: 200 at the chunk's logical start.</summary>
+    private readonly struct SysArrayRuleSink(FindingBag findings, string device, ulong logical) : IChunkRuleSink
+    {
+        public void Broken(string what, string? expected, string? found) =>
+            findings.Add(new Finding(FindingCode.SysChunkArrayInvalid, Severity.Error, $"sys_chunk_array: chunk at logical {logical}: {what}",
+                Bytenr: logical, Device: device, Expected: expected, Found: found));
     }
 
     private void SysArrayProblem(string message) =>
