@@ -12,7 +12,7 @@ public sealed record FindingProducer(string Name, string Layer, string[] Files, 
 /// make findings in agreement: every code has exactly one owner.</summary>
 public static class FindingProducers
 {
-    public static readonly FindingProducer SuperblockSelection = new("superblock selection", "Volume", ["Volume/SuperblockSelection.cs"],
+    public static readonly FindingProducer SuperblockSelection = new("superblock selection", "Volume", ["Volume/SuperblockSelection.cs", "Volume/SuperblockRules.cs"],
         [SuperblockBadMagic, SuperblockBadChecksum, SuperblockBytenrMismatch, SuperblockUnknownChecksumType, SuperblockGenerationMismatch,
          SuperblockFieldInvalid, SuperblockCopyTruncated, SuperblockCopyNeverWritten]);
 
@@ -38,7 +38,7 @@ public static class FindingProducers
          TreeBlockHeaderFlagsInvalid]);
 
     public static readonly FindingProducer ItemValidator = new("item validator", "Trees", ["Trees/ItemValidator.cs", "Trees/ItemValidation/"],
-        [ItemUnknownType, ChunkItemInvalid, RootItemInvalid, InodeItemInvalid, InodeRefInvalid, DirItemInvalid, FileExtentInvalid, CsumItemInvalid,
+        [ItemUndecodable, ItemUnknownType, ChunkItemInvalid, RootItemInvalid, InodeItemInvalid, InodeRefInvalid, DirItemInvalid, FileExtentInvalid, CsumItemInvalid,
          BlockGroupItemInvalid, DevItemInvalid, DevExtentInvalid, KeyedBackrefInvalid, RootRefInvalid, ItemGenerationTooNew,
          FreeSpaceItemInvalid, ItemNotInSubvolumeTree, DeprecatedInodeCache, ExtentItemMalformed]);
 
@@ -55,6 +55,7 @@ public static class FindingProducers
         [TreeBlockOwnerMismatch] = ["Trees/ParallelScanner.cs", "Checks/Passes/ExtentRefs/ExtentJoin.cs"],
         [ExtentItemMalformed] = ["Checks/Passes/ExtentRefs/ExtentTreeDecoder.cs"],
         [ChunkItemInvalid] = ["Volume/ChunkMapLoader.cs"],
+        [ItemUndecodable] = ["Checks/Passes/TreeScan/TreeScanSink.cs"],
         [RootItemInvalid] = ["Trees/TreeRoots.cs"],
         [SubtreeNotChecked] = ["Volume/ChunkMapLoader.cs"],
     };

@@ -83,6 +83,7 @@ public static class ItemValidator
             case ItemType.DevExtent: DevExtentValidator.Validate(c, data, r); break;
             case ItemType.DevItem: DevItemValidator.Validate(c, data, r); break;
             case ItemType.ChunkItem: ChunkItemValidator.Validate(c, data, r); break;
+            case ItemType.RaidStripe: RaidStripeValidator.Validate(c, r); break;
             default:
                 Unknown(c, data.Length, r);
                 break;

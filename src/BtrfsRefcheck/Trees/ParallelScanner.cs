@@ -35,6 +35,12 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
 
     public WalkStats Stats { get; } = new();
 
+    // Other pointers to a shared block that claim another generation or first key than the pointer it is validated
+    // through (none on a healthy filesystem: every parent of a shared block carries its key and generation), by block.
+    // Filled while a level is de-duplicated, only read by the workers that process it.
+    private List<BlockContext>? _otherParents;
+    private ILookup<ulong, BlockContext>? _otherParentsByBlock;
+
     /// <summary>Scans <paramref name="roots"/> and returns the workers' states (in worker order).</summary>
     public List<TState> Scan<TState>(IReadOnlyList<TreeRoot> roots, IScanSink<TState> sink) where TState : class
     {
@@ -57,7 +63,9 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         var visitedLevel = new Dictionary<ulong, int>();
         for (int level = Header.MaxLevel - 1; level >= 0; level--)
         {
+            _otherParents = null;
             var todo = Deduplicate(frontier[level], level, visitedLevel);
+            _otherParentsByBlock = _otherParents?.ToLookup(c => c.Bytenr);
             frontier[level] = [];
             if (todo.Count == 0) continue;
             // The pointer lists just dropped are garbage: the caller may measure or collect before this level's records are allocated.
@@ -134,6 +142,8 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             for (int k = i + 1; k < j; k++)
             {
                 var c = list[order[k].Index];
+                if (c.ExpectedGeneration != first.ExpectedGeneration || c.ExpectedFirstKey != first.ExpectedFirstKey)
+                    (_otherParents ??= []).Add(c); // validated against the block with the first pointer's
                 if (c.Tree.Equals(first.Tree))
                     findings.Add(new Finding(FindingCode.TreeBlockReferencedTwice, Severity.Error,
                         $"{c.Tree.Name}: block {c.Bytenr} is reached a second time, from block {c.ParentBytenr} slot {c.ParentSlot}; not descended again",
@@ -217,6 +227,8 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 var view = block.View;
                 if (view.IsLeaf) { w.Stats.Leaves++; w.Stats.Items += view.Count; } else w.Stats.Nodes++;
                 bool valid = BlockSteps.Validate(ctx, block, volume, findings);
+                if (_otherParentsByBlock != null && _otherParentsByBlock.Contains(ctx.Bytenr))
+                    foreach (var other in _otherParentsByBlock[ctx.Bytenr]) TreeBlockValidator.ValidateOtherParent(other, block, findings);
                 sink.OnBlock(ctx, block, valid, w.State);
                 if (valid && !view.IsLeaf)
                 {
@@ -235,5 +247,11 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         public TState State { get; } = state;
         public byte[] Buffer { get; } = new byte[nodeSize * BatchBlocks];
         public WalkStats Stats { get; } = new();
+
+    // Other pointers to a shared block that claim another generation or first key than the pointer it is validated
+    // through (none on a healthy filesystem: every parent of a shared block carries its key and generation), by block.
+    // Filled while a level is de-duplicated, only read by the workers that process it.
+    private List<BlockContext>? _otherParents;
+    private ILookup<ulong, BlockContext>? _otherParentsByBlock;
     }
 }

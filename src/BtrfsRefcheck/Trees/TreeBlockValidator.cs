@@ -24,11 +24,7 @@ public static class TreeBlockValidator
                 ctx.ExpectedLevel.ToString(), h.Level.ToString());
             return false;
         }
-        if (h.Generation != ctx.ExpectedGeneration && ctx.ExpectedGeneration != 0)
-        {
-            rep.Add(FindingCode.TreeBlockGenerationMismatch, ctx.ParentBytenr is { } p ? $"generation does not match the pointer in {p} slot {ctx.ParentSlot}" : "generation does not match its root item",
-                ctx.ExpectedGeneration.ToString(), h.Generation.ToString());
-        }
+        CheckGeneration(ctx, h.Generation, rep);
         ulong maxGen = super.Generation + (ctx.Tree.IsLog ? 1UL : 0UL);
         if (h.Generation > maxGen)
             rep.Add(FindingCode.TreeBlockGenerationTooNew, "generation is newer than the superblock's", $"<= {maxGen}", h.Generation.ToString());
@@ -52,8 +48,13 @@ public static class TreeBlockValidator
             rep.Add(FindingCode.TreeBlockNrItemsInvalid, "nritems out of range", view.IsLeaf ? $"0..{max}" : $"1..{max}", nr.ToString());
             return false;
         }
-        if (view.IsLeaf && nr == 0 && ctx.ParentBytenr != null)
-            rep.Add(FindingCode.TreeBlockNrItemsInvalid, "empty leaf below a node", "1 or more", "0");
+        if (view.IsLeaf && nr == 0)
+        {
+            if (ctx.ParentBytenr != null)
+                rep.Add(FindingCode.TreeBlockNrItemsInvalid, "empty leaf below a node", "1 or more", "0");
+            else if ((h.Flags & Header.FlagReloc) == 0 && NeverEmpty(h.Owner, super.IncompatFlags))
+                rep.Add(FindingCode.TreeBlockNrItemsInvalid, $"{ObjectIds.TreeName(h.Owner)} is empty, which that tree never is", "1 or more", "0");
+        }
 
         int count = (int)nr;
         bool leaf = view.IsLeaf;
@@ -88,14 +89,45 @@ public static class TreeBlockValidator
             }
         }
 
-        if (ctx.ExpectedFirstKey is { } fk && count > 0)
-        {
-            if (first != fk)
-                rep.Add(FindingCode.TreeBlockFirstKeyMismatch, $"first key does not match the key in parent {ctx.ParentBytenr} slot {ctx.ParentSlot}",
-                    fk.ToString(), first.ToString(), 0, first);
-        }
+        if (count > 0) CheckFirstKey(ctx, first, rep);
         return ok;
     }
+
+    /// <summary>What another pointer to a block already validated through <paramref name="ctx"/>'s sibling claims: its
+    /// generation and first key (the kernel checks both on every read through a parent: read_block_for_search's
+    /// btrfs_verify_level_key, "eb can have multiple parents (shared tree blocks)"). A snapshot's shared block is
+    /// validated once, through its first pointer; the scan calls this for the other pointers whose claims differ.</summary>
+    public static void ValidateOtherParent(in BlockContext ctx, TreeBlock block, FindingBag findings)
+    {
+        var view = block.View;
+        var rep = new BlockReporter(findings, ctx.Tree.Name, view.IsLeaf ? "leaf" : "node", block.Logical, ctx.Tree.Id);
+        CheckGeneration(ctx, view.Header.Generation, rep);
+        uint nr = view.Header.NrItems;
+        if (nr == 0 || nr > (uint)(view.IsLeaf ? view.MaxLeafItems : view.MaxNodePtrs)) return; // reported through the first pointer
+        CheckFirstKey(ctx, view.IsLeaf ? view.ItemKey(0) : view.KeyPtr(0).Key, rep);
+    }
+
+    /// <summary>The pointer's (or root item's) generation is the block's (the kernel's verify_parent_transid). A pointer
+    /// of generation 0 is never written (every block has generation 1 or more, and COW copies it into the pointer):
+    /// the kernel takes 0 as "do not compare", we report it. A root item's 0 means not known.</summary>
+    private static void CheckGeneration(in BlockContext ctx, ulong generation, in BlockReporter rep)
+    {
+        ulong expected = ctx.ExpectedGeneration;
+        bool matches = ctx.ParentBytenr == null ? expected == 0 || generation == expected : expected != 0 && generation == expected;
+        if (!matches) rep.GenerationMismatch(ctx, generation);
+    }
+
+    /// <summary>The block's first key is the key of its parent pointer (btrfs_verify_level_key).</summary>
+    private static void CheckFirstKey(in BlockContext ctx, BtrfsKey first, in BlockReporter rep)
+    {
+        if (ctx.ExpectedFirstKey is { } fk && first != fk) rep.FirstKeyMismatch(ctx, fk, first);
+    }
+
+    /// <summary>The trees the kernel's check_leaf refuses as an empty root leaf: the root, chunk, dev and fs trees and the
+    /// data reloc tree always hold items, and so does the extent tree (but for EXTENT_TREE_V2).</summary>
+    private static bool NeverEmpty(ulong owner, ulong incompat) =>
+        owner is ObjectIds.RootTree or ObjectIds.ChunkTree or ObjectIds.DevTree or ObjectIds.FsTree or ObjectIds.DataRelocTree ||
+        (owner == ObjectIds.ExtentTree && (incompat & Features.IncompatExtentTreeV2) == 0);
 
     /// <summary>Item data is packed from the end of the block down: item 0 ends at the block end and each item ends
     /// where the previous one starts; no data may reach into the item headers. False when an item breaks that
@@ -161,6 +193,19 @@ public static class TreeBlockValidator
         public void Add(FindingCode code, string msg, string? expected = null, string? found = null, int? slot = null, BtrfsKey? key = null) =>
             findings.Add(new Finding(code, Severity.Error, $"{name}: {kind} {bytenr}: {msg}",
                 Bytenr: bytenr, Tree: tree, Slot: slot, Key: key, Expected: expected, Found: found));
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public void GenerationMismatch(in BlockContext ctx, ulong generation) =>
+            Add(FindingCode.TreeBlockGenerationMismatch,
+                ctx.ParentBytenr is not { } p ? "generation does not match its root item"
+                : ctx.ExpectedGeneration == 0 ? $"the pointer in {p} slot {ctx.ParentSlot} has generation 0, which no pointer may have"
+                : $"generation does not match the pointer in {p} slot {ctx.ParentSlot}",
+                ctx.ExpectedGeneration.ToString(), generation.ToString());
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public void FirstKeyMismatch(in BlockContext ctx, BtrfsKey expected, BtrfsKey first) =>
+            Add(FindingCode.TreeBlockFirstKeyMismatch, $"first key does not match the key in parent {ctx.ParentBytenr} slot {ctx.ParentSlot}",
+                expected.ToString(), first.ToString(), 0, first);
 
         [MethodImpl(MethodImplOptions.NoInlining)]
         public void ItemOutsideDataArea(int i, long start, long end, long headersEnd, long dataSize, BtrfsKey key) =>

@@ -36,6 +36,8 @@ internal static class ChunkMapLoader
             var chunk = ChunkMap.Decode(key, arr.Slice(pos, (int)size), out string? problem);
             pos += (int)size;
             if (chunk == null) { SysArrayProblem(vol, $"chunk at logical {key.Offset}: {problem}"); continue; }
+            var rules = new SysArrayRuleSink(vol.Findings, vol.ChosenCopy.Device.Path, key.Offset);
+            ChunkRules.Check(key.Offset, new ChunkItem(arr.Slice(pos - (int)size, (int)size)), vol.Super.SectorSize, vol.Super.IncompatFlags, ref rules);
             if ((chunk.Type & BlockGroupFlags.System) == 0)
                 SysArrayProblem(vol, $"chunk at logical {key.Offset} is {chunk.Type.Describe()}, expected SYSTEM");
             if (vol.Chunks.TryAdd(chunk) is { } clash)
@@ -44,6 +46,14 @@ internal static class ChunkMapLoader
         }
         if (vol.Chunks.Chunks.Count == 0)
             throw new VolumeException("the superblock's sys_chunk_array holds no usable chunk; cannot locate the chunk tree");
+    }
+
+    /// <summary>A sys_chunk_array chunk that breaks a rule of btrfs_check_chunk_valid: 200 at the chunk's logical start.</summary>
+    private readonly struct SysArrayRuleSink(FindingBag findings, string device, ulong logical) : IChunkRuleSink
+    {
+        public void Broken(string what, string? expected, string? found) =>
+            findings.Add(new Finding(FindingCode.SysChunkArrayInvalid, Severity.Error, $"sys_chunk_array: chunk at logical {logical}: {what}",
+                Bytenr: logical, Device: device, Expected: expected, Found: found));
     }
 
     private static void SysArrayProblem(BtrfsVolume vol, string message) =>

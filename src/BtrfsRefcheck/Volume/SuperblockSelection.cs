@@ -75,26 +75,6 @@ internal static class SuperblockSelection
         }
     }
 
-    /// <summary>The chosen superblock's fields: sizes it cannot be read without (thrown), levels, alignment, counts.</summary>
-    internal static void CheckFields(BtrfsVolume vol)
-    {
-        void Bad(string what, string found, string expected) =>
-            vol.Findings.Add(new Finding(FindingCode.SuperblockFieldInvalid, Severity.Error, $"superblock {what} invalid",
-                Bytenr: (ulong)vol.ChosenCopy.Offset, Device: vol.ChosenCopy.Device.Path, Expected: expected, Found: found));
-
-        uint sector = vol.Super.SectorSize, node = vol.Super.NodeSize;
-        if (sector < 4096 || sector > 65536 || !uint.IsPow2(sector))
-            throw new VolumeException($"superblock sectorsize {sector} is not a power of two between 4096 and 65536; cannot read this filesystem");
-        if (node < sector || node > 65536 || !uint.IsPow2(node))
-            throw new VolumeException($"superblock nodesize {node} is not a power of two between sectorsize {sector} and 65536; cannot read this filesystem");
-        if (vol.Super.SysChunkArraySize > Superblock.SysChunkArrayMax)
-            Bad("sys_chunk_array_size", vol.Super.SysChunkArraySize.ToString(), $"<= {Superblock.SysChunkArrayMax}");
-        if (vol.Super.RootLevel >= Header.MaxLevel) Bad("root_level", vol.Super.RootLevel.ToString(), $"< {Header.MaxLevel}");
-        if (vol.Super.ChunkRootLevel >= Header.MaxLevel) Bad("chunk_root_level", vol.Super.ChunkRootLevel.ToString(), $"< {Header.MaxLevel}");
-        if (vol.Super.LogRootLevel >= Header.MaxLevel) Bad("log_root_level", vol.Super.LogRootLevel.ToString(), $"< {Header.MaxLevel}");
-        if (vol.Super.Root % sector != 0) Bad("root", vol.Super.Root.ToString(), $"aligned to {sector}");
-        if (vol.Super.ChunkRoot % sector != 0) Bad("chunk_root", vol.Super.ChunkRoot.ToString(), $"aligned to {sector}");
-        if (vol.Super.NumDevices == 0) Bad("num_devices", "0", ">= 1");
-    }
-
+    /// <summary>The chosen superblock's fields: btrfs_validate_super's rules (<see cref="SuperblockRules"/>).</summary>
+    internal static void CheckFields(BtrfsVolume vol) => SuperblockRules.Check(vol.Super, vol.ChosenCopy, vol.Findings);
 }

@@ -319,7 +319,8 @@ public class TreeBlockDamageTests(ITestOutputHelper output)
 
     /// <summary>423: the csum node's second pointer names its first leaf (with that leaf's generation). Both verbs report the
     /// second occurrence at the leaf (from slot 1) and do not descend it again. <c>check</c> also sees what follows: the two
-    /// pointers claim one TREE_BLOCK_REF (512), and the leaf the second pointer used to name is reached by nothing (505).</summary>
+    /// pointers claim one TREE_BLOCK_REF (512), the leaf the second pointer used to name is reached by nothing (505), and the
+    /// second pointer's key is not the leaf's first key (310, as the kernel checks every parent of a block).</summary>
     [ProgsFact, Covers(FindingCode.TreeBlockReferencedTwice), Covers(FindingCode.TreeBlockMultipleParents)]
     public void TwoPointersToOneLeaf()
     {
@@ -334,7 +335,8 @@ public class TreeBlockDamageTests(ITestOutputHelper output)
         AssertExactly(output, Check(img.Paths),
             Want.Error(FindingCode.TreeBlockReferencedTwice, leaf0, slot: 1),
             Want.Error(FindingCode.TreeBlockMultipleParents, leaf0),
-            Want.Error(FindingCode.MetadataExtentLeaked, leaf1));
+            Want.Error(FindingCode.MetadataExtentLeaked, leaf1),
+            Want.Error(FindingCode.TreeBlockFirstKeyMismatch, leaf0, slot: 0));
         AssertExactly(output, DumpTreeWalk(img.Paths), Want.Error(FindingCode.TreeBlockReferencedTwice, leaf0, slot: 1));
     }
 

@@ -5,13 +5,13 @@ using BtrfsRefcheck.Volume;
 
 namespace BtrfsRefcheck.Trees.ItemValidation;
 
-/// <summary>CHUNK_ITEM: the kernel's check_leaf_chunk_item / btrfs_check_chunk_valid. What
-/// <see cref="ChunkMap.Decode"/> rejects (the volume reports it as unusable while building the chunk map) is not
-/// repeated; this adds the rules a usable chunk can still break.</summary>
+/// <summary>CHUNK_ITEM: the kernel's check_leaf_chunk_item: the item size, then <see cref="ChunkRules"/> (btrfs_check_chunk_valid).
+/// What <see cref="ChunkMap.Decode"/> rejects (the volume reports it as unusable while building the chunk map) is not
+/// repeated.</summary>
 internal static class ChunkItemValidator
 {
-    public const ulong StripeLen = 64 * 1024; // BTRFS_STRIPE_LEN
-    public const ulong MaxLength = (ulong)uint.MaxValue << 16; // btrfs_stripe_nr_to_offset(U32_MAX)
+    public const ulong StripeLen = ChunkRules.StripeLen;
+    public const ulong MaxLength = ChunkRules.MaxLength;
 
     public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r)
     {
@@ -26,42 +26,13 @@ internal static class ChunkItemValidator
         if (ci.ImpliedSize != data.Length)
             r.Add(c, Code, $"item size {data.Length} does not match num_stripes {ci.NumStripes}",
                 $"{ChunkItem.HeaderSize} + {ci.NumStripes} * {ChunkItem.StripeSize} = {ci.ImpliedSize}", data.Length.ToString());
-        r.Aligned(c, Code, "chunk logical start (key offset)", key.Offset);
-        if (ci.SectorSize != c.SectorSize)
-            r.Add(c, Code, $"chunk sector_size {ci.SectorSize} differs from the filesystem's", c.SectorSize.ToString(), ci.SectorSize.ToString());
-        r.Aligned(c, Code, "chunk length", ci.Length);
-        if (ci.StripeLen != StripeLen)
-            r.Add(c, Code, $"invalid stripe_len {ci.StripeLen}", StripeLen.ToString(), ci.StripeLen.ToString());
-        if (ci.Length >= MaxLength)
-            r.Add(c, Code, $"chunk length {ci.Length} too large", $"< {MaxLength}", ci.Length.ToString());
+        var sink = new Sink(c, r);
+        ChunkRules.Check(key.Offset, ci, c.SectorSize, c.IncompatFlags, ref sink);
+    }
 
-        var type = ci.Type;
-        ulong unknown = (ulong)type & ~(ulong)(BlockGroupFlags.TypeMask | BlockGroupFlags.ProfileMask);
-        if (unknown != 0)
-            r.Add(c, Code, $"unknown chunk type bits 0x{unknown:x} in {type.Describe()}", "DATA, METADATA, SYSTEM and one profile", $"0x{(ulong)type:x}");
-        var kind = type & BlockGroupFlags.TypeMask;
-        if (kind == 0)
-            r.Add(c, Code, $"chunk type {type.Describe()} has none of DATA, METADATA, SYSTEM", "at least one of DATA, METADATA, SYSTEM", $"0x{(ulong)type:x}");
-        else if ((kind & BlockGroupFlags.System) != 0 && kind != BlockGroupFlags.System)
-            r.Add(c, Code, $"SYSTEM chunk also typed {type.Describe()}", "SYSTEM alone", $"0x{(ulong)type:x}");
-        else if (kind == (BlockGroupFlags.Data | BlockGroupFlags.Metadata) && !c.Has(Features.IncompatMixedGroups))
-            r.Add(c, Code, $"mixed DATA|METADATA chunk on a filesystem without MIXED_GROUPS", "DATA or METADATA", type.Describe());
-
-        var profile = type.Profile()!.Value;
-        ushort n = ci.NumStripes, sub = ci.SubStripes;
-        int? exact = profile switch
-        {
-            RaidProfile.Single => 1,
-            RaidProfile.Dup or RaidProfile.Raid1 => 2,
-            RaidProfile.Raid1C3 => 3,
-            RaidProfile.Raid1C4 => 4,
-            _ => null, // RAID0 any; RAID10, RAID5, RAID6: the minimum ChunkMap.Decode enforces
-        };
-        if (exact is { } e && n != e)
-            r.Add(c, Code, $"{profile} chunk with num_stripes {n}", e.ToString(), n.ToString());
-        // Other profiles ignore sub_stripes: the kernel writes 1, mkfs.btrfs leaves 0 in its first chunk.
-        if (profile == RaidProfile.Raid10 && sub != 2)
-            r.Add(c, Code, $"RAID10 chunk with sub_stripes {sub}", "2", sub.ToString());
+    private readonly struct Sink(ItemCheckContext c, ItemReporter r) : IChunkRuleSink
+    {
+        public void Broken(string what, string? expected, string? found) => r.Add(c, FindingCode.ChunkItemInvalid, what, expected, found);
     }
 }
 
