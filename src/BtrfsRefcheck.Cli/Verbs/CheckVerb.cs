@@ -90,7 +90,7 @@ internal static class CheckText
             o.WriteLine($"  extent items {s.ExtentItems} (metadata {s.MetadataExtentItems}, data {s.DataExtentItems}), block groups {s.BlockGroups}");
             o.WriteLine($"  back-refs: inline {s.InlineRefs}, keyed {s.KeyedRefs}; TREE_BLOCK_REF {s.TreeBlockRefs}, SHARED_BLOCK_REF {s.SharedBlockRefs}, EXTENT_DATA_REF {s.ExtentDataRefs}, SHARED_DATA_REF {s.SharedDataRefs}, EXTENT_OWNER_REF {s.ExtentOwnerRefs}");
             o.WriteLine($"  file extents referencing data {s.FileExtents}");
-            o.WriteLine($"  findings: {r.Errors} errors, {r.Warnings} warnings, {items.Count(f => f.Severity == Severity.Info)} notes");
+            o.WriteLine($"  findings: {r.Errors} errors, {r.Warnings} warnings, {r.Notes} notes");
             foreach (var p in r.Phases) o.WriteLine($"  phase '{p.Name}': {p.Elapsed.TotalMilliseconds:F0} ms");
             if (live != null)
                 o.WriteLine($"  mounted: generations seen {string.Join(", ", live.Generations)}; re-verifications {live.Reverifications} (at most {live.MaxReverifications}); " +

@@ -47,5 +47,7 @@ public sealed class CheckReport(FindingBag findings, CheckStats stats, IReadOnly
     // Counted in the bag: Items copies and sorts every stored finding, which a count does not need.
     public long Errors => Findings.Count(Severity.Error);
     public long Warnings => Findings.Count(Severity.Warning) - Findings.Count(Severity.Error);
+    /// <summary>Notes (severity Info), exact past the per-code cap of stored findings.</summary>
+    public long Notes => Findings.Count(Severity.Info) - Findings.Count(Severity.Warning);
     public bool Clean => Errors == 0;
 }
