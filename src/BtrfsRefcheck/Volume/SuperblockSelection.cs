@@ -12,7 +12,7 @@ internal static class SuperblockSelection
     internal static SuperblockCopy Pick(BlockDevice dev, VolumeOptions options, List<SuperblockCopy> allCopies)
     {
         string path = dev.Path;
-        var copies = SuperblockCopy.ReadAll(dev, options.ZoneSize ?? ZonedDevice.ZoneSizeOf(path));
+        var copies = SuperblockCopy.ReadAll(dev, options.ZoneSize ?? ZonedDevice.ZoneSizeOf(dev));
         allCopies.AddRange(copies);
         SuperblockCopy? pick;
         if (options.SuperMirror is { } m)

@@ -8,16 +8,15 @@ public static class ZonedDevice
     /// these addresses (the primary's is zone 0).</summary>
     public static readonly long[] LogOffsets = [0, 512L << 30, 4096L << 30];
 
-    /// <summary>The zone size in bytes of a zoned block device (0 for anything else: files, regular block devices,
-    /// or when sysfs cannot tell).</summary>
-    public static long ZoneSizeOf(string path)
+    /// <summary>The zone size in bytes of a zoned block device (0 for anything else: image files, regular block
+    /// devices, or when sysfs cannot tell). Looked up by device number, as BlockDevice does for size and alignment,
+    /// so an image file that happens to share a device's name is never taken for it.</summary>
+    public static long ZoneSizeOf(BlockDevice dev)
     {
+        if (dev.Identity is not { Kind: FileKind.BlockDevice } id) return 0;
+        string queue = $"/sys/dev/block/{id.Rdev}/queue";
         try
         {
-            var info = new FileInfo(path);
-            string real = info.LinkTarget is { } t ? Path.GetFullPath(t, Path.GetDirectoryName(path)!) : path;
-            string name = Path.GetFileName(real);
-            string queue = $"/sys/class/block/{name}/queue";
             if (!File.Exists($"{queue}/zoned") || File.ReadAllText($"{queue}/zoned").Trim() == "none") return 0;
             long sectors = long.Parse(File.ReadAllText($"{queue}/chunk_sectors").Trim());
             return sectors > 0 ? sectors * 512 : 0;
