@@ -113,6 +113,15 @@ public readonly ref struct BlockView
         return true;
     }
 
+    /// <summary>In a node: the slot whose subtree holds <paramref name="key"/> — the last pointer whose key is at most
+    /// <paramref name="key"/>, or 0 when every key is larger (the kernel's search descends there too).</summary>
+    public int SlotHolding(BtrfsKey key)
+    {
+        int slot = 0;
+        for (int i = 1; i < Count && KeyPtr(i).Key <= key; i++) slot = i;
+        return slot;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public KeyPtr KeyPtr(int slot)
     {

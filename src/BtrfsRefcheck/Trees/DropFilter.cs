@@ -26,13 +26,6 @@ public static class DropFilter
             while (i < count && node.KeyPtr(i).Key < drop) i++;
             return i;
         }
-        // above drop_level: the last slot whose key is <= the drop key holds it
-        int slot = 0;
-        for (int i = 0; i < count; i++)
-        {
-            if (node.KeyPtr(i).Key <= drop) slot = i;
-            else break;
-        }
-        return slot;
+        return node.SlotHolding(drop); // above drop_level: from the slot whose subtree holds the drop key
     }
 }

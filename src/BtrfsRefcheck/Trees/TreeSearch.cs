@@ -20,15 +20,9 @@ public static class TreeSearch
             if (read.Block is not { } block) return false;
             var view = block.View;
             if (view.IsLeaf || view.Header.Level != expect || view.Count == 0) return false;
-            int slot = 0;
             try
             {
-                for (int i = 1; i < view.Count; i++)
-                {
-                    if (view.KeyPtr(i).Key <= key) slot = i;
-                    else break;
-                }
-                var ptr = view.KeyPtr(slot);
+                var ptr = view.KeyPtr(view.SlotHolding(key));
                 if (expect == level + 1) return ptr.BlockPtr == bytenr;
                 at = ptr.BlockPtr;
             }
