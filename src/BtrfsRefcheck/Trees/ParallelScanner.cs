@@ -247,11 +247,5 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         public TState State { get; } = state;
         public byte[] Buffer { get; } = new byte[nodeSize * BatchBlocks];
         public WalkStats Stats { get; } = new();
-
-    // Other pointers to a shared block that claim another generation or first key than the pointer it is validated
-    // through (none on a healthy filesystem: every parent of a shared block carries its key and generation), by block.
-    // Filled while a level is de-duplicated, only read by the workers that process it.
-    private List<BlockContext>? _otherParents;
-    private ILookup<ulong, BlockContext>? _otherParentsByBlock;
     }
 }
