@@ -100,6 +100,7 @@ public sealed class TreeBlockReader
     }
 
     private int _newCsumType = -1;
+    private static readonly ChecksumType[] CsumTypes = Enum.GetValues<ChecksumType>(); // the four the format defines
 
     /// <summary>While btrfstune --csum rewrites tree blocks (superblock CHANGING_META_CSUM), each block carries the old
     /// type (the superblock's) or the new one: the first other known type a block verifies with is taken as the new
@@ -109,7 +110,7 @@ public sealed class TreeBlockReader
     {
         if ((_super.Flags & Superblock.FlagChangingMetaCsum) == 0) return false;
         int known = Volatile.Read(ref _newCsumType);
-        foreach (var t in new[] { ChecksumType.Crc32c, ChecksumType.XxHash64, ChecksumType.Sha256, ChecksumType.Blake2b })
+        foreach (var t in CsumTypes)
         {
             if (t == CsumType || (known >= 0 && (int)t != known) || !Checksum.Verify(t, block)) continue;
             if (known < 0) Interlocked.CompareExchange(ref _newCsumType, (int)t, -1);
