@@ -43,10 +43,10 @@ public static class TreeSearch
         {
             var read = volume.ReadTreeBlock(at);
             if (read.Block is not { } block) return null;
-            var view = block.View;
-            if (view.Header.Level != expect || view.Count == 0) return null;
             try
             {
+                var view = block.View;
+                if (view.Header.Level != expect || view.Count == 0) return null;
                 if (view.IsLeaf)
                 {
                     for (int i = 0; i < view.Count; i++)
