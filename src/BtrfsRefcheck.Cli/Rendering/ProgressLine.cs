@@ -40,7 +40,7 @@ internal sealed class ProgressLine
     {
         if (!ReferenceEquals(stderr, Console.Error) || Console.IsErrorRedirected || Environment.GetEnvironmentVariable("TERM") == "dumb") return null;
         int width;
-        try { width = Console.WindowWidth; } catch (IOException) { width = 80; }
+        try { width = Console.WindowWidth; } catch (Exception e) when (e is IOException or InvalidOperationException or PlatformNotSupportedException) { width = 80; }
         if (width <= 0) width = 80;
         var ms = int.TryParse(Environment.GetEnvironmentVariable(IntervalVariable), out int v) && v >= 0 ? v : 100;
         return new ProgressLine(stderr, TimeSpan.FromMilliseconds(ms), width);

@@ -202,6 +202,33 @@ public class HtmlReportTests(ITestOutputHelper output)
         finally { img.Dispose(); }
     }
 
+    /// <summary>With <c>--json</c> (or <c>-q</c>) the page is written all the same and stdout is exactly what it is
+    /// without <c>--report</c>.</summary>
+    [Theory]
+    [InlineData("--json")]
+    [InlineData("-q")]
+    public void ReportLeavesStdoutAsItIs(string flag)
+    {
+        var image = ForgeFixtures.Images("kernel-snapshots");
+        string html = Path.Combine(ForgeFixtures.TempDir, $"report-{Guid.NewGuid():N}.html");
+        try
+        {
+            var (o1, e1) = (new StringWriter(), new StringWriter());
+            Assert.Equal(0, BtrfsRefcheck.Cli.Program.Run(["check", flag, "--report", html, .. image], o1, e1));
+            var (o2, e2) = (new StringWriter(), new StringWriter());
+            Assert.Equal(0, BtrfsRefcheck.Cli.Program.Run(["check", flag, .. image], o2, e2));
+            string Norm(string s) => Regex.Replace(s, @"(""ms"": *|phase '[^']+': )[0-9.]+", "$1<t>");
+            Assert.Equal(Norm(o2.ToString()), Norm(o1.ToString()));
+            Assert.Equal("", e1.ToString());
+            string page = File.ReadAllText(html);
+            Assert.Contains("<h1 id=\"verdict\">verdict: clean (no errors found)</h1>", page);
+            Assert.Contains("<section id=\"findings\"><h2>Findings</h2>\n<p>None.</p>", page.ReplaceLineEndings("\n"));
+            Assert.DoesNotContain("class=\"cell hit\"", page);
+            AssertSelfContained(page);
+        }
+        finally { File.Delete(html); }
+    }
+
     [Fact]
     public void UnwritableReportPathIsAUsageError()
     {
