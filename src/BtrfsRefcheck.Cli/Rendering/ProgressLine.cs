@@ -23,6 +23,7 @@ internal sealed class ProgressLine
     private long _passStart;
     private long _done;
     private bool _shown;
+    private bool _broken;
 
     public TimeSpan Interval { get; }
 
@@ -76,9 +77,7 @@ internal sealed class ProgressLine
             _lastDraw = now;
             var line = Format(_prefix, pass, _done, Math.Max(total, 0), unit, (double)(now - _passStart) / Stopwatch.Frequency);
             if (line.Length > _width - 1) line = line[..(_width - 1)]; // a wrapped line cannot be erased with \r
-            _err.Write("\r" + line + "\x1b[K");
-            _err.Flush();
-            _shown = true;
+            _shown = Emit("\r" + line + "\x1b[K");
         }
     }
 
@@ -91,9 +90,22 @@ internal sealed class ProgressLine
     private void EraseLocked()
     {
         if (!_shown) return;
-        _err.Write(EraseLine);
-        _err.Flush();
+        Emit(EraseLine);
         _shown = false;
+    }
+
+    /// <summary>Writes to the terminal; a terminal that went away (closed, hung up) ends the line, never the check
+    /// (the observer is called from scan workers, where an exception would abort the scan).</summary>
+    private bool Emit(string s)
+    {
+        if (_broken) return false;
+        try
+        {
+            _err.Write(s);
+            _err.Flush();
+            return true;
+        }
+        catch (IOException) { _broken = true; return false; }
     }
 
     /// <summary>"[2/4] trees: 12345/40000 blocks (30%), 5432/s, 0:06 left"; without a total, only the count and
