@@ -46,11 +46,21 @@ internal sealed class HtmlReport : IDisposable
         {
             using var w = new StreamWriter(_file, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
             Render(w, input);
+            _written = true;
         }
         catch (IOException e) { throw new UsageException($"--report {_path}: {e.Message}"); }
     }
 
-    public void Dispose() => _file.Dispose();
+    private bool _written;
+
+    /// <summary>Closes the page; when the check never got to write it (the volume could not be read), removes the empty
+    /// file rather than leave a blank page where CI looks for a report.</summary>
+    public void Dispose()
+    {
+        _file.Dispose();
+        if (!_written)
+            try { File.Delete(_path); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
 
     /// <summary>Codes whose bytenr is not a logical address (a superblock copy's offset), so never in a block group.</summary>
     internal static bool BytenrIsLogical(FindingCode c) =>

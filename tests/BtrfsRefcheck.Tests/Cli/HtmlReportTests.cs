@@ -229,6 +229,22 @@ public class HtmlReportTests(ITestOutputHelper output)
         finally { File.Delete(html); }
     }
 
+    /// <summary>A volume that cannot be read (exit 3) leaves no empty page behind.</summary>
+    [Fact]
+    public void NoPageWhenNothingCouldBeChecked()
+    {
+        string notBtrfs = Path.Combine(ForgeFixtures.TempDir, $"zeros-{Guid.NewGuid():N}.img");
+        string html = Path.ChangeExtension(notBtrfs, ".html");
+        File.WriteAllBytes(notBtrfs, new byte[1 << 20]);
+        try
+        {
+            var (o, e) = (new StringWriter(), new StringWriter());
+            Assert.Equal(BtrfsRefcheck.Cli.ExitCodes.CannotCheck, BtrfsRefcheck.Cli.Program.Run(["check", "--report", html, notBtrfs], o, e));
+            Assert.False(File.Exists(html), "an empty report was left behind");
+        }
+        finally { File.Delete(notBtrfs); File.Delete(html); }
+    }
+
     [Fact]
     public void UnwritableReportPathIsAUsageError()
     {
