@@ -74,9 +74,7 @@ internal static class ChunkMapLoader
             if (read.Block == null)
             {
                 // The tree walk reports the unreadable block itself; here: what it means for address mapping.
-                vol.Findings.Add(new Finding(FindingCode.SubtreeNotChecked, Severity.Warning,
-                    $"chunk tree block {bytenr} is unreadable ({read.Describe()}): the chunks it holds are unknown, so addresses in them cannot be mapped",
-                    Bytenr: bytenr, Tree: ObjectIds.ChunkTree));
+                TreeBlockReader.ChunksHidden(vol.Findings, bytenr, read);
                 continue;
             }
             var view = read.Block.View;
@@ -114,6 +112,7 @@ internal static class ChunkMapLoader
         {
             vol.Findings.Add(new Finding(FindingCode.ChunkItemInvalid, Severity.Error, $"chunk item unusable: {problem}",
                 Bytenr: block, Tree: ObjectIds.ChunkTree, Slot: slot, Key: key));
+            vol._unusableChunkItems.Add((block, slot));
             return;
         }
         var clash = vol.Chunks.TryAdd(chunk);

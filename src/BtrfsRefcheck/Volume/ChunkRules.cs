@@ -1,3 +1,4 @@
+using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 
 namespace BtrfsRefcheck.Volume;
@@ -9,7 +10,7 @@ public interface IChunkRuleSink
 }
 
 /// <summary>The kernel's <c>btrfs_check_chunk_valid</c> (tree-checker.c), shared by the chunk tree's CHUNK_ITEMs (the item
-/// validator) and the superblock's sys_chunk_array (the kernel runs it on both; read_one_chunk on the array). What
+/// validator calls <see cref="CheckItem"/>) and the superblock's sys_chunk_array (the kernel runs it on both; read_one_chunk on the array). What
 /// <see cref="ChunkMap.Decode"/> rejects (no stripes, zero length, overflow, several profiles, too few stripes) makes
 /// the chunk unusable and is reported by the caller; these are the rules a usable chunk can still break.</summary>
 public static class ChunkRules
@@ -61,6 +62,34 @@ public static class ChunkRules
         // first chunk before 5.4.
         if (profile == RaidProfile.Raid10 && sub != 2)
             sink.Broken($"RAID10 chunk with sub_stripes {sub}", "2", sub.ToString());
+    }
+
+    /// <summary>A CHUNK_ITEM in a tree leaf (the kernel's check_leaf_chunk_item, run by the item validator on every
+    /// CHUNK_ITEM it meets): unusable (<see cref="ChunkMap.Decode"/> rejects it; not again when the chunk map loader
+    /// already reported it, <paramref name="unusableReported"/>), an item size that does not match num_stripes, then
+    /// <see cref="Check"/>. Reported as ChunkItemInvalid at the leaf.</summary>
+    public static void CheckItem(FindingBag findings, ulong leaf, ulong tree, int slot, BtrfsKey key, ReadOnlySpan<byte> data,
+        uint sectorSize, ulong incompatFlags, bool unusableReported)
+    {
+        var sink = new LeafItemSink(findings, leaf, tree, slot, key);
+        if (ChunkMap.Decode(key, data, out string? problem) == null)
+        {
+            if (!unusableReported) sink.Broken($"chunk item unusable: {problem}", null, null);
+            return;
+        }
+        var ci = new ChunkItem(data);
+        if (ci.ImpliedSize != data.Length)
+            sink.Broken($"item size {data.Length} does not match num_stripes {ci.NumStripes}",
+                $"{ChunkItem.HeaderSize} + {ci.NumStripes} * {ChunkItem.StripeSize} = {ci.ImpliedSize}", data.Length.ToString());
+        Check(key.Offset, ci, sectorSize, incompatFlags, ref sink);
+    }
+
+    /// <summary>A broken rule of a CHUNK_ITEM in a leaf: 201 at the leaf, in the item validator's words.</summary>
+    private readonly struct LeafItemSink(FindingBag findings, ulong leaf, ulong tree, int slot, BtrfsKey key) : IChunkRuleSink
+    {
+        public void Broken(string what, string? expected, string? found) =>
+            findings.Add(new Finding(FindingCode.ChunkItemInvalid, Severity.Error, $"{ItemTypes.Name(key.Type)}: {what}",
+                Bytenr: leaf, Tree: tree, Slot: slot, Key: key, Expected: expected, Found: found));
     }
 
     /// <summary>A multiple of the sector size; never true for a sector size of 0 (a damaged superblock is reported

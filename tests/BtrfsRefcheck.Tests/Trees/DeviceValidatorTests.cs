@@ -169,9 +169,10 @@ public class DeviceValidatorTests
     public void BlockGroupTooLarge() => Validate.One(FindingCode.BlockGroupItemInvalid, "invalid item size 25", Bg(), BlockGroup(extra: 1));
 
     [Fact]
-    public void ShortBlockGroupIsLeftToTheReferencePass()
+    public void ShortBlockGroupIsUndecodable()
     {
-        Validate.Clean(Bg(), Resize(BlockGroup(), 23));
+        var f = Validate.Unplaced(Bg(), Resize(BlockGroup(), 23));
+        Assert.Equal((FindingCode.ItemUndecodable, "BLOCK_GROUP_ITEM of 23 bytes, expected 24", 30425088UL), (Assert.Single(f).Code, f[0].Message, f[0].Bytenr!.Value));
         Validate.One(FindingCode.BlockGroupItemInvalid, "invalid item size 23", Bg(tree: ObjectIds.CsumTree), Resize(BlockGroup(), 23));
     }
 
