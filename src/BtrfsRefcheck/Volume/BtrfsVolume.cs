@@ -143,6 +143,7 @@ public sealed class BtrfsVolume : IDisposable
             ChunkMapLoader.LoadSysChunkArray(vol);
             RootSelection.ChooseChunkTreeAndLoad(vol, options.BackupRoot);
             RootSelection.ChooseRootTree(vol, options.BackupRoot);
+            SuperblockSelection.CheckTotalBytes(vol);
             DeviceSet.CheckDevices(vol);
             return vol;
         }

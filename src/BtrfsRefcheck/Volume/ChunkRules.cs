@@ -35,9 +35,13 @@ public static class ChunkRules
             sink.Broken($"chunk length {ci.Length} too large", $"< {MaxLength}", ci.Length.ToString());
 
         var type = ci.Type;
-        ulong unknown = (ulong)type & ~(ulong)(BlockGroupFlags.TypeMask | BlockGroupFlags.ProfileMask);
+        ulong unknown = (ulong)type & ~(ulong)(BlockGroupFlags.TypeMask | BlockGroupFlags.ProfileMask | BlockGroupFlags.Remapped);
         if (unknown != 0)
             sink.Broken($"unknown chunk type bits 0x{unknown:x} in {type.Describe()}", "DATA, METADATA, SYSTEM and one profile", $"0x{(ulong)type:x}");
+        // REMAPPED is a type bit the kernel knows; its addresses are translated through the remap tree, which only a
+        // REMAP_TREE filesystem has (the kernel's tree-checker does not look: it would fail to translate them).
+        if ((type & BlockGroupFlags.Remapped) != 0 && (incompatFlags & Features.IncompatRemapTree) == 0)
+            sink.Broken($"REMAPPED chunk ({type.Describe()}) on a filesystem without REMAP_TREE: nothing translates its addresses", "REMAP_TREE", "not set");
         var kind = type & BlockGroupFlags.TypeMask;
         if (kind == 0)
             sink.Broken($"chunk type {type.Describe()} has none of DATA, METADATA, SYSTEM", "at least one of DATA, METADATA, SYSTEM", $"0x{(ulong)type:x}");
@@ -72,7 +76,7 @@ public static class ChunkRules
         uint sectorSize, ulong incompatFlags, bool unusableReported)
     {
         var sink = new LeafItemSink(findings, leaf, tree, slot, key);
-        if (ChunkMap.Decode(key, data, out string? problem) == null)
+        if (ChunkMap.Decode(key, data, out string? problem) == null && problem != null)
         {
             if (!unusableReported) sink.Broken($"chunk item unusable: {problem}", null, null);
             return;

@@ -85,8 +85,13 @@ internal static class BlockGroupItemValidator
             return;
         }
         var bg = new BlockGroupItem(data);
-        // With EXTENT_TREE_V2 the field holds a global root id, checked against nr_global_roots once they are loaded.
-        if (!c.Has(Features.IncompatExtentTreeV2) && bg.ChunkObjectId != ObjectIds.FirstChunkTree)
+        // With EXTENT_TREE_V2 the field holds a global root id: below the superblock's nr_global_roots (when known).
+        if (c.Has(Features.IncompatExtentTreeV2))
+        {
+            if (c.NrGlobalRoots != 0 && bg.ChunkObjectId >= c.NrGlobalRoots)
+                r.Add(c, Code, $"invalid global root id {bg.ChunkObjectId} (chunk_objectid, EXTENT_TREE_V2)", $"< {c.NrGlobalRoots} (nr_global_roots)", bg.ChunkObjectId.ToString());
+        }
+        else if (bg.ChunkObjectId != ObjectIds.FirstChunkTree)
             r.Add(c, Code, $"invalid chunk_objectid {bg.ChunkObjectId}", $"{ObjectIds.FirstChunkTree} (FIRST_CHUNK_TREE)", bg.ChunkObjectId.ToString());
         if (bg.Used > key.Offset)
             r.Add(c, Code, $"used {bg.Used} beyond the block group length {key.Offset}", $"<= {key.Offset}", bg.Used.ToString());

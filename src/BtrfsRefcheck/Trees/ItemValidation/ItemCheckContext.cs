@@ -11,6 +11,7 @@ namespace BtrfsRefcheck.Trees.ItemValidation;
 /// <param name="PrevKey">The key of slot - 1 in the same leaf; null for slot 0.</param>
 /// <param name="FreeSpaceInfo">The last FREE_SPACE_INFO key before this item in the same leaf: the block group the
 /// free-space extents and bitmaps after it belong to.</param>
+/// <param name="NrGlobalRoots">The superblock's nr_global_roots (EXTENT_TREE_V2; 0: not known, as the kernel at mount).</param>
 /// <param name="ChunkDecodeReported">The chunk map loader already reported this CHUNK_ITEM as unusable while loading
 /// the chunk map (<see cref="Volume.BtrfsVolume.UnusableChunkItems"/>); its problem is not reported again.</param>
 /// <remarks>Not readonly so that a leaf's walk builds one and only sets the per-item fields for each slot (a copy or
@@ -31,7 +32,8 @@ public record struct ItemCheckContext(
     BtrfsKey? PrevKey = null,
     BtrfsKey? FreeSpaceInfo = null,
     bool ChunkDecodeReported = false,
-    ulong SuperFlags = 0)
+    ulong SuperFlags = 0,
+    ulong NrGlobalRoots = 0)
 {
     /// <summary>btrfstune --csum is part-way (superblock CHANGING_DATA_CSUM or CHANGING_META_CSUM).</summary>
     public readonly bool ChangingCsum => (SuperFlags & (Superblock.FlagChangingDataCsum | Superblock.FlagChangingMetaCsum)) != 0;
