@@ -50,7 +50,8 @@ public static class ChunkRules
         else if (kind == (BlockGroupFlags.Data | BlockGroupFlags.Metadata) && (incompatFlags & Features.IncompatMixedGroups) == 0)
             sink.Broken("mixed DATA|METADATA chunk on a filesystem without MIXED_GROUPS", "DATA or METADATA", type.Describe());
 
-        if (type.Profile() is not { } profile) return;
+        // a REMAPPED chunk's stripes are not its profile's (the kernel skips the count for it)
+        if (type.Profile() is not { } profile || (type & BlockGroupFlags.Remapped) != 0) return;
         ushort n = ci.NumStripes, sub = ci.SubStripes;
         int? exact = profile switch
         {
@@ -82,7 +83,12 @@ public static class ChunkRules
             return;
         }
         var ci = new ChunkItem(data);
-        if (ci.ImpliedSize != data.Length)
+        if (ci.NumStripes == 0) // fully REMAPPED (else unusable, above): the item still holds one stripe's room
+        {
+            if (data.Length < ChunkItem.HeaderSize + ChunkItem.StripeSize)
+                sink.Broken($"item size {data.Length} is below one chunk with one stripe", $">= {ChunkItem.HeaderSize + ChunkItem.StripeSize}", data.Length.ToString());
+        }
+        else if (ci.ImpliedSize != data.Length)
             sink.Broken($"item size {data.Length} does not match num_stripes {ci.NumStripes}",
                 $"{ChunkItem.HeaderSize} + {ci.NumStripes} * {ChunkItem.StripeSize} = {ci.ImpliedSize}", data.Length.ToString());
         Check(key.Offset, ci, sectorSize, incompatFlags, ref sink);
