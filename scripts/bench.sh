@@ -124,7 +124,7 @@ compare() {
     nw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/theirs619.$i"; done | median)
     nc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/theirs619.$i"; done | median)
     nm=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/theirs619.$i"; done | median)
-    line619="wall ${nw} s, cpu ${nc} s, peak RSS $((nm / 1024)) MiB ($("$progs619" --version 2>&1 | awk '{print $2, $3}'), $progs619)"
+    line619="wall ${nw} s, cpu ${nc} s, peak RSS $((nm / 1024)) MiB ($("$progs619" --version 2>&1 | head -1 | awk '{print $2}'), $progs619)"
     ratio619="wall $(awk -v a="$ow" -v b="$nw" 'BEGIN{printf "%.3f", a/b}') warm, $(awk -v a="$cw" -v b="$nw" 'BEGIN{printf "%.3f", a/b}') cold; cpu $(awk -v a="$oc" -v b="$nc" 'BEGIN{printf "%.3f", a/b}'); RSS $(awk -v a="$om" -v b="$nm" 'BEGIN{printf "%.3f", a/b}')"
   else
     line619="not measured: btrfs-progs 6.19 $progs619_why"; ratio619="-"
@@ -136,7 +136,7 @@ compare() {
   report=$(cat <<REP
 image: $img ($(du -h --apparent-size "$img" | cut -f1) apparent, metadata chunks $((metabytes / 1048576)) MiB, tree blocks ${tb:-?} x $nodesize B = $(( ${tb:-0} * nodesize / 1048576 )) MiB)
 machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; runs: $runs rounds after one warm-up (btrfs check 6.2, 6.19, ours warm, ours cold); medians
-btrfs-refcheck build   : $ours_build; btrfs-progs $(btrfs --version | awk '{print $2}') (Debian) and 6.19
+btrfs-refcheck build   : $ours_build; btrfs-progs $(btrfs --version | awk '{print $2}') (Debian); 6.19 below
 btrfs check --readonly : wall ${tw} s, cpu ${tc} s, peak RSS $((tm / 1024)) MiB ($(btrfs --version | awk '{print $2}'), $(command -v btrfs); it evicts the image's page cache at open and close: always cold)
 btrfs check 6.19       : $line619
 btrfs-refcheck, warm   : wall ${ow} s, cpu ${oc} s, peak RSS $((om / 1024)) MiB
