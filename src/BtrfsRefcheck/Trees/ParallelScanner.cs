@@ -68,12 +68,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         for (int l = 0; l < frontier.Length; l++) frontier[l] = [];
         foreach (var root in roots)
         {
-            if (root.Level >= Header.MaxLevel)
-            {
-                findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
-                    $"{root.Name}: root level {root.Level} is not below {Header.MaxLevel}; tree not walked", Bytenr: root.Bytenr, Tree: root.Id));
-                continue;
-            }
+            if (!TreeBlockValidator.RootLevelValid(root, findings)) continue;
             frontier[root.Level].Add(new BlockContext(root, root.Bytenr, root.Level, null, -1, null, null, root.Generation));
         }
 
@@ -150,13 +145,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                     if (!list[order[k].Index].Tree.IsDropping) { (order[i], order[k]) = (order[k], order[i]); first = list[order[i].Index]; break; }
             if (visitedLevel.TryGetValue(first.Bytenr, out int seenAt))
             {
-                for (int k = i; k < j; k++)
-                {
-                    var c = list[order[k].Index];
-                    findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
-                        $"{c.Tree.Name}: block {c.ParentBytenr} slot {c.ParentSlot} points to block {c.Bytenr} as level {level}, but it was reached as level {seenAt}; not followed",
-                        Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot, Expected: level.ToString(), Found: seenAt.ToString()));
-                }
+                for (int k = i; k < j; k++) TreeBlockValidator.ReachedAtTwoLevels(list[order[k].Index], level, seenAt, findings);
                 i = j;
                 continue;
             }
@@ -171,11 +160,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                     findings.Add(new Finding(FindingCode.TreeBlockReferencedTwice, Severity.Error,
                         $"{c.Tree.Name}: block {c.Bytenr} is reached a second time, from block {c.ParentBytenr} slot {c.ParentSlot}; not descended again",
                         Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot));
-                else if (!MayShare(first.Tree) || !MayShare(c.Tree))
-                    // only subvolume trees (snapshots) and their relocation trees share blocks
-                    findings.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, Severity.Error,
-                        $"{c.Tree.Name}: {(c.ParentBytenr is { } p ? $"block {p} slot {c.ParentSlot}" : "the root")} points to block {c.Bytenr}, which belongs to {first.Tree.Name}; trees other than subvolumes never share blocks",
-                        Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot, Expected: "a block of its own tree", Found: $"a block of {first.Tree.Name}"));
+                else TreeBlockValidator.CheckShared(c, first.Tree, findings);
             }
             i = j;
         }
@@ -217,8 +202,6 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         while (i + run < end && todo[i + run].Bytenr == todo[i + run - 1].Bytenr + nodeSize) run++;
         return run;
     }
-
-    private static bool MayShare(TreeRoot t) => !t.IsLog && (t.IsFsTree || t.IsReloc);
 
     private List<BlockContext> ProcessBatch<TState>(List<BlockContext> todo, int start, int count, Worker<TState> w, IScanSink<TState> sink)
         where TState : class
