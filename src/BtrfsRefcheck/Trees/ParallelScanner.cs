@@ -21,7 +21,10 @@ public interface IScanSink<TState> where TState : class
 /// levels strictly decrease, so the scan ends after at most 8 rounds whatever the pointers say.</summary>
 /// <param name="checkpoint">Called on the scanning thread at points where a level's work has been released (a memory
 /// trace measures there); never from a worker.</param>
-public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null, Action<string, long>? checkpoint = null)
+/// <param name="lowestLevel">Blocks below this level are not read (a search for pointers to a node needs no leaves).</param>
+/// <param name="validateItems">False: blocks are validated (what decides the descent) but their items are not.</param>
+public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null, Action<string, long>? checkpoint = null,
+    int lowestLevel = 0, bool validateItems = true)
 {
     /// <summary>Blocks per batch handed to a worker; runs of adjacent blocks inside a batch are read with one request.
     /// 16 (256 KiB per worker at 16 KiB nodes) costs no more time than 64 and keeps 1.5 MiB less resident.</summary>
@@ -226,11 +229,11 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 }
                 var view = block.View;
                 if (view.IsLeaf) { w.Stats.Leaves++; w.Stats.Items += view.Count; } else w.Stats.Nodes++;
-                bool valid = BlockSteps.Validate(ctx, block, volume, findings);
+                bool valid = BlockSteps.Validate(ctx, block, volume, findings, validateItems);
                 if (_otherParentsByBlock != null && _otherParentsByBlock.Contains(ctx.Bytenr))
                     foreach (var other in _otherParentsByBlock[ctx.Bytenr]) TreeBlockValidator.ValidateOtherParent(other, block, findings);
                 sink.OnBlock(ctx, block, valid, w.State);
-                if (valid && !view.IsLeaf)
+                if (valid && !view.IsLeaf && view.Header.Level > lowestLevel)
                 {
                     int from = ctx.Tree.IsDropping ? DropFilter.FirstLiveSlot(ctx, view) : 0; // freed by the cleaner
                     next.EnsureCapacity(next.Count + view.Count - from);

@@ -18,8 +18,9 @@ public readonly record struct FileExtentUse(ulong Leaf, ulong LeafOwner, ulong T
 /// <summary>Every reference the trees make to one address, found with the check's own level-by-level scan
 /// (<see cref="ParallelScanner"/>: every tree, blocks shared by snapshots visited once, the cleaner's freed slots of a
 /// dropping tree skipped): for a tree block, every pointer to it and every pointer from the levels above it (enough
-/// to climb from it to every root, while recording only about one pointer in a hundred); for a data extent, every
-/// file extent item inside it. What a scan cannot see (unreadable blocks) is counted.</summary>
+/// to climb from it to every root, while recording only about one pointer in a hundred), reading only the levels above
+/// it (a pointer to it from a node at its own level or below, which no valid tree has, is not seen); for a data
+/// extent, every file extent item inside it. What a scan cannot see (unreadable blocks) is counted.</summary>
 public sealed class ReferenceScan
 {
     public IReadOnlyList<PointerEdge> Edges { get; private init; } = [];
@@ -33,7 +34,9 @@ public sealed class ReferenceScan
     public static ReferenceScan Run(BtrfsVolume volume, IReadOnlyList<TreeRoot> roots, ulong target, int targetLevel, ulong length = 1, int? degree = null)
     {
         var sink = new Sink(target, targetLevel, length);
-        var scanner = new ParallelScanner(volume, new FindingBag(), degree);
+        // A tree block's pointers live in the nodes above it: the levels below it are not read. Items are not validated
+        // (the check does that); blocks are, as the check does, so the scan descends exactly where the check's does.
+        var scanner = new ParallelScanner(volume, new FindingBag(), degree, lowestLevel: Math.Max(0, targetLevel + 1), validateItems: false);
         var states = scanner.Scan(roots, sink);
         return new ReferenceScan
         {
