@@ -79,6 +79,24 @@ public class LikelyCauseTests(ITestOutputHelper output)
         Assert.Contains("ruled out", CheckText(img.Paths));
     }
 
+    /// <summary>Other forged signatures on the kernel-written snapshots image name their bug: a block group's used
+    /// above its extents (the 6.2 block group item bug) and overlapping extent items (the 5.12 double allocation); no
+    /// feature of that image is newer than those kernels, so each stays a candidate. btrfs check 6.19 fails each image.</summary>
+    [Theory]
+    [InlineData("block-group-used-mismatch", "block-group-used-6.2", "675dfe1223a6")]
+    [InlineData("extent-overlap", "space-cache-double-alloc-5.12", "ced8ecf026fd")]
+    public void ForgedSignaturesNameTheirBug(string defectName, string bug, string fix)
+    {
+        using var img = ImageForge.CopyAll(ForgeFixtures.Images("kernel-snapshots"), ForgeFixtures.TempDir);
+        Defects.Get(defectName).Apply(img);
+        var j = CheckJson(img.Paths, 1);
+        var cause = Cause(j, bug);
+        Assert.Equal(fix, cause.GetProperty("fix_commit").GetString());
+        Assert.Equal("candidate", cause.GetProperty("verdict").GetString());
+        Assert.Single(j.GetProperty("likely_causes").EnumerateArray());
+        if (Progs.V619.Available) Assert.NotEqual(0, Progs.V619.CheckReadonly(img.Path).ExitCode);
+    }
+
     /// <summary>Clean images name nothing: no section in the text, an empty array in JSON.</summary>
     [Fact]
     public void CleanImageNamesNothing()

@@ -134,6 +134,28 @@ public class ExplainTests(ITestOutputHelper output)
         Assert.Equal(0, Run("who-refs", ForgeFixtures.Images(Snapshots)[0], defect.Bytenr.ToString()).Exit);
     }
 
+    /// <summary>Forged back-ref damage seen from the block: a stale back-ref (a root that does not reference it) is
+    /// unjustified with no reference; a removed back-ref leaves a real reference without one; a data extent whose extent
+    /// item is gone still shows the file extents that use it, each missing its back-ref.</summary>
+    [Theory]
+    [InlineData("stale-tree-block-ref", "tree_block", "unjustified")]
+    [InlineData("missing-tree-block-ref", "tree_block", "missing")]
+    [InlineData("data-extent-no-extent-item", "data", "missing")]
+    public void WhoRefsShowsForgedBackRefDamage(string defectName, string kind, string status)
+    {
+        using var img = ImageForge.CopyAll(ForgeFixtures.Images(Snapshots), ForgeFixtures.TempDir);
+        var defect = Defects.Get(defectName).Apply(img);
+        output.WriteLine(defect.Description);
+        var j = Json(1, "who-refs", "--json", img.Path, defect.Bytenr.ToString());
+        Assert.Equal(kind, j.GetProperty("kind").GetString());
+        var bad = j.GetProperty("matches").EnumerateArray().Where(m => m.GetProperty("status").GetString() != "ok").ToList();
+        var m = Assert.Single(bad);
+        Assert.Equal(status, m.GetProperty("status").GetString());
+        if (status == "unjustified") Assert.Empty(m.GetProperty("references").EnumerateArray());
+        else Assert.Empty(m.GetProperty("back_refs").EnumerateArray());
+        Assert.NotEmpty(j.GetProperty("references").EnumerateArray());
+    }
+
     /// <summary>A data extent shared by snapshots and reflinks: the back-refs are dump-tree's, every one justified,
     /// and the file extents found are exactly the (inode, offset) of dump-tree's EXTENT_DATA items pointing at it.</summary>
     [Progs619Fact]
