@@ -31,7 +31,7 @@ public static class WhoRefsVerb
 
     internal static string Origin(RealReference rr) => rr switch
     {
-        { RootTree: { } t } => $"root item of {t.Name} (root block)",
+        { RootTree: { } t } => t.Source == RootSource.Superblock ? $"the superblock's pointer to the {t.Name} root block" : $"root item of {t.Name} (root block)",
         { Edge: { } e } => $"{Step(e)} gen {e.Generation}" + (rr.ParentFullBackref ? " [parent is FULL_BACKREF]" : ""),
         _ => string.Join(", ", rr.Files.Select(f => $"leaf {f.Leaf} (owner {Tree(f.LeafOwner)}) slot {f.Slot} inode {f.Inode} offset {f.FileOffset}")),
     };

@@ -111,6 +111,6 @@ public sealed class LogicalMapping
         var fail = volume.VerifyTreeBlock(logical, bytes, 0);
         return new CopyHeader(h.Bytenr, Uuids.Format(h.Fsid), Uuids.Format(h.ChunkTreeUuid), h.Generation, h.Owner, h.Level, h.NrItems,
             h.Flags, h.BackrefRev, Checksum.ToHex(type, h.Csum), Checksum.ToHex(type, computed), csumOk || fail == null,
-            h.Bytenr == logical, fail is null or { Code: not Diagnostics.FindingCode.TreeBlockFsidMismatch });
+            h.Bytenr == logical, fail == null || h.Fsid.SequenceEqual(volume.Super.MetadataFsidBytes)); // verified: its own fsid or a seed's
     }
 }
