@@ -304,6 +304,28 @@ public class ExplainTests(ITestOutputHelper output)
 
     private static byte Mul2(byte b) => (byte)((b << 1) ^ ((b & 0x80) != 0 ? 0x1d : 0));
 
+    /// <summary>Not btrfs: one line on stderr, exit 3, as every verb; nothing at an address: who-refs says so, exit 1.</summary>
+    [Fact]
+    public void NotBtrfsIsExit3AndAnEmptyAddressIsNothing()
+    {
+        string junk = Path.Combine(ForgeFixtures.TempDir, $"junk-{Guid.NewGuid():N}.img");
+        File.WriteAllBytes(junk, new byte[1 << 20]);
+        try
+        {
+            foreach (var verb in new[] { "who-refs", "map" })
+            {
+                var (exit, o, e) = Run(verb, junk, "65536");
+                Assert.Equal(3, exit);
+                Assert.Equal("", o);
+                Assert.Single(e.Trim().Split('\n'));
+            }
+        }
+        finally { File.Delete(junk); }
+        var j = Json(1, "who-refs", "--json", KernelFixtures.Expand(Snapshots), "4096");
+        Assert.Equal("nothing", j.GetProperty("kind").GetString());
+        Assert.Equal("nothing", j.GetProperty("verdict").GetString());
+    }
+
     [Fact]
     public void MapOfAnUnmappedAddressSaysSoAndBadArgumentsAreUsageErrors()
     {
