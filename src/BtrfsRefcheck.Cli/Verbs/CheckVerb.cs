@@ -73,6 +73,7 @@ internal static class CheckText
             foreach (var f in group) o.WriteLine($"  {f}");
             if (total > group.Count()) o.WriteLine($"  ... and {total - group.Count()} more not stored");
         }
+        LikelyCauseText.Write(o, r.LikelyCauses);
         if (!quiet)
         {
             var s = r.Stats;
@@ -154,6 +155,7 @@ internal static class CheckJson
         foreach (var (code, n) in r.Findings.Counts.OrderBy(kv => (int)kv.Key)) w.WriteNumber(((int)code).ToString(), n);
         w.WriteEndObject();
         FindingJson.WriteArray(w, "findings", r.Findings.Items);
+        LikelyCauseText.WriteJson(w, r.LikelyCauses);
         w.WriteEndObject();
     }
 

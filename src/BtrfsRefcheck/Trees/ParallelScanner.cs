@@ -24,8 +24,10 @@ public interface IScanSink<TState> where TState : class
 /// <param name="progress">(blocks done, blocks in total) every <see cref="ProgressEveryBatches"/> batches, from the
 /// workers, and at each level's end from the scanning thread. The total is the larger of <see cref="EstimatedBlocks"/>
 /// and the blocks known so far (those done and the current level's), exact once the leaves' level starts.</param>
+/// <param name="lowestLevel">Blocks below this level are not read (a search for pointers to a node needs no leaves).</param>
+/// <param name="validateItems">False: blocks are validated (what decides the descent) but their items are not.</param>
 public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null, Action<string, long>? checkpoint = null,
-    Action<long, long>? progress = null)
+    Action<long, long>? progress = null, int lowestLevel = 0, bool validateItems = true)
 {
     /// <summary>Progress is raised once per this many batches (128 blocks): a counter, not a call per block.</summary>
     public const int ProgressEveryBatches = 8;
@@ -232,11 +234,11 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 }
                 var view = block.View;
                 if (view.IsLeaf) { w.Stats.Leaves++; w.Stats.Items += view.Count; } else w.Stats.Nodes++;
-                bool valid = BlockSteps.Validate(ctx, block, volume, findings);
+                bool valid = BlockSteps.Validate(ctx, block, volume, findings, validateItems);
                 if (_otherParentsByBlock != null && _otherParentsByBlock.Contains(ctx.Bytenr))
                     foreach (var other in _otherParentsByBlock[ctx.Bytenr]) TreeBlockValidator.ValidateOtherParent(other, block, findings);
                 sink.OnBlock(ctx, block, valid, w.State);
-                if (valid && !view.IsLeaf)
+                if (valid && !view.IsLeaf && view.Header.Level > lowestLevel)
                 {
                     int from = ctx.Tree.IsDropping ? DropFilter.FirstLiveSlot(ctx, view) : 0; // freed by the cleaner
                     next.EnsureCapacity(next.Count + view.Count - from);
