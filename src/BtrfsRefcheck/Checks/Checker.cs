@@ -16,6 +16,7 @@ public static class Checker
         new ExtentRefsPass(),
         new DeviceAccountingPass(),
         new FreeSpacePass(),
+        new CsumTreePass(),
     ];
 
     /// <summary>Phase names, in order, as progress reports them: the passes' names.</summary>

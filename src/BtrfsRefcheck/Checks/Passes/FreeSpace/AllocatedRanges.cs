@@ -5,8 +5,9 @@ namespace BtrfsRefcheck.Checks;
 
 /// <summary>The extent tree's allocations (EXTENT_ITEM: [objectid, + offset); METADATA_ITEM: [objectid, + nodesize)),
 /// read forward once, in key order, from the extent leaves the scan recorded: only the current leaf is in memory. The
-/// caller asks for block groups in ascending order.</summary>
-internal sealed class AllocatedRanges(BtrfsVolume volume, (ulong FirstObjectId, ulong Bytenr)[] leaves)
+/// caller asks for ascending, disjoint ranges. With <c>extentItemsOnly</c>, EXTENT_ITEMs alone (btrfs check's
+/// check_extent_exists: what a csum range must lie in).</summary>
+internal sealed class AllocatedRanges(BtrfsVolume volume, (ulong FirstObjectId, ulong Bytenr)[] leaves, bool extentItemsOnly = false)
 {
     private readonly byte[] _buffer = new byte[volume.NodeSize];
     private int _leaf = -1;
@@ -48,7 +49,7 @@ internal sealed class AllocatedRanges(BtrfsVolume volume, (ulong FirstObjectId, 
             if (!view.TryItemKey(i, out var key)) continue;
             if (key.ItemType == ItemType.ExtentItem && key.Offset > 0 && key.ObjectId + key.Offset > key.ObjectId)
                 return (key.ObjectId, key.ObjectId + key.Offset);
-            if (key.ItemType == ItemType.MetadataItem)
+            if (key.ItemType == ItemType.MetadataItem && !extentItemsOnly)
                 return (key.ObjectId, key.ObjectId + volume.NodeSize);
         }
     }

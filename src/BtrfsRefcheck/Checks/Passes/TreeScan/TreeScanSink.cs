@@ -38,6 +38,9 @@ internal sealed class TreeScanFacts
     /// <summary>The extent tree's leaves (first key objectid, address), so the join reads them directly, by range.</summary>
     internal (ulong FirstObjectId, ulong Bytenr)[] ExtentLeaves = [];
 
+    /// <summary>The file extents' claims on the csum tree, for the csum tree pass (<see cref="DataCsumRecorder"/>).</summary>
+    internal DataCsumNeed[] CsumNeeds = [];
+
     internal void AddExpectedSegments(IEnumerable<(RefRec[] Array, int Count)> segments) => _expectedSegments.AddRange(segments);
 
     /// <summary>Hands the expected refs over (the join sorts and consumes them in place) and forgets them here.</summary>
@@ -101,6 +104,7 @@ public sealed class TreeScanPass : ICheckPass
         facts.AddExpectedSegments(segments);
         facts.BlockGroups = ChunkedList<BlockGroupRec>.Concat(states.Select(s => s.BlockGroups));
         facts.DevExtents = ChunkedList<DevExtentRec>.Concat(states.Select(s => s.DevExtents));
+        facts.CsumNeeds = DataCsumRecorder.Merge(states.Select(s => s.Csum).ToList());
         var chunks = new ChunkMap();
         var devItems = new List<DevItemInfo>();
         foreach (var s in states)
@@ -180,6 +184,9 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
             return;
         }
         ulong tree = bc.Tree.Id;
+        // the csum tree pass's claims of file extents (btrfs check leaves the data reloc tree out)
+        bool csumClaims = !log && tree != ObjectIds.DataRelocTree && owner != ObjectIds.DataRelocTree && ObjectIds.IsFsTree(tree);
+        if (csumClaims) st.Csum.Leaf(block.Logical);
         if (tree == ObjectIds.ExtentTree && count > 0 && view.TryItemKey(0, out var firstKey))
             st.ExtentLeaves.Add((firstKey.ObjectId, block.Logical));
         for (int i = 0; i < count; i++)
@@ -188,7 +195,10 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
             switch (key.ItemType)
             {
                 case ItemType.ExtentData when !log:
-                    FileExtent(st, block, owner, tree, i, key, data);
+                    FileExtent(st, block, owner, tree, i, key, data, csumClaims);
+                    break;
+                case ItemType.InodeItem when csumClaims:
+                    st.Csum.Inode(key, data);
                     break;
                 case ItemType.ExtentItem or ItemType.MetadataItem when tree == ObjectIds.ExtentTree:
                     if (data.Length >= ExtentItem.FixedSize && new ExtentItem(data, key.ItemType).IsFullBackref)
@@ -216,7 +226,7 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
         }
     }
 
-    private void FileExtent(ScanState st, TreeBlock leaf, ulong owner, ulong tree, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    private void FileExtent(ScanState st, TreeBlock leaf, ulong owner, ulong tree, int slot, BtrfsKey key, ReadOnlySpan<byte> data, bool csumClaims)
     {
         if (data.Length < FileExtentItem.InlineHeaderSize) return;
         var type = new FileExtentItem.Head(data).Type;
@@ -227,6 +237,7 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
             return;
         }
         var fe = new FileExtentItem(data);
+        if (csumClaims) st.Csum.FileExtent(slot, key, fe);
         if (fe.DiskBytenr == 0) return; // a hole
         st.Stats.FileExtents++;
         st.Expected.Add(new RefRec
@@ -275,4 +286,5 @@ internal sealed class ScanState
     public readonly HashSet<ulong> FullBackref = [];
     public readonly List<(ulong FirstObjectId, ulong Bytenr)> ExtentLeaves = [];
     public readonly CheckStats Stats = new();
+    public readonly DataCsumRecorder Csum = new();
 }
