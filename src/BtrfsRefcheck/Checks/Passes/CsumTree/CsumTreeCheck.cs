@@ -17,7 +17,9 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
     private readonly BtrfsVolume _vol = ctx.Volume;
     private readonly FindingBag _findings = ctx.Findings;
     private readonly uint _sector = ctx.Volume.SectorSize;
-    private readonly int _csumSize = Checksum.IsKnown(ctx.Volume.Super.CsumTypeRaw) ? Checksum.Length(ctx.Volume.Super.CsumType) : 0;
+    private int _csumSize = Checksum.IsKnown(ctx.Volume.Super.CsumTypeRaw) ? Checksum.Length(ctx.Volume.Super.CsumType) : 0;
+    private HashSet<ulong> _invalid = [];                                   // csum tree blocks the scan found unreadable or invalid
+    private bool _walkIncomplete;                                           // a subtree the walk did not descend (cycle, second pointer)
     private readonly List<(ulong Start, ulong End)> _covered = [];          // EXTENT_CSUM items, merged
     private readonly List<(ulong Start, ulong End)> _changeCovered = [];    // CSUM_CHANGE items (btrfstune --csum), merged
     private readonly List<(ulong Lo, ulong Hi)> _hidden = [];               // data ranges an unreadable csum block may cover
@@ -30,8 +32,13 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
     public void Run(TreeRoot csumRoot)
     {
         if (_csumSize == 0 || _sector == 0) return;
-        if ((_vol.Super.Flags & Superblock.FlagChangingDataCsum) != 0) FindChangeTarget();
-        new TreeWalker(_vol, new FindingBag()).Walk(csumRoot, this, new WalkOptions { Validate = false }); // the scan reported its blocks
+        if ((_vol.Super.Flags & (Superblock.FlagChangingDataCsum | Superblock.FlagChangingMetaCsum)) != 0) FindChangeTarget();
+        // btrfstune --csum's metadata phase: the data checksums are already all of the new type (under EXTENT_CSUM)
+        if ((_vol.Super.Flags & Superblock.FlagChangingMetaCsum) != 0 && _changeCsumSize > 0) _csumSize = _changeCsumSize;
+        _invalid = ctx.Scan.Unreadable.Where(u => u.Tree == ObjectIds.CsumTree).Select(u => u.Bytenr).ToHashSet();
+        var walkFindings = new FindingBag(); // the scan reported the blocks; what the walk meets again only says it is incomplete
+        new TreeWalker(_vol, walkFindings).Walk(csumRoot, this, new WalkOptions { Validate = false });
+        if (walkFindings.Items.Count > 0) _walkIncomplete = true;
         CsumsInsideExtents();
         FileExtentClaims();
         foreach (var log in ctx.Roots.Where(r => r.Source == RootSource.LogRootItem)) LogClaims(log);
@@ -50,7 +57,8 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
         foreach (var (addr, length, key, leaf, slot) in reader.Needs)
         {
             if (Covered(own, addr, addr + length) == length || Covered(cov, addr, addr + length) == length) continue;
-            _findings.Add(new Finding(FindingCode.LogCsumMissing, Hidden(addr, addr + length) ? Severity.Warning : Severity.Error,
+            if (Hidden(addr, addr + length)) continue;
+            _findings.Add(new Finding(FindingCode.LogCsumMissing, Severity.Error,
                 $"{log.Name}: inode {key.ObjectId} file offset {key.Offset} logs data [{addr}, {addr + length}) (leaf {leaf} slot {slot}) whose checksums are " +
                 $"neither in the log ({Covered(own, addr, addr + length)} bytes) nor in the csum tree ({Covered(cov, addr, addr + length)} bytes): log replay would lose them",
                 Bytenr: addr, Tree: ObjectIds.TreeLog, Slot: slot, Key: key, Expected: $"{length} bytes of checksums", Found: "missing"));
@@ -103,7 +111,7 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
 
     public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
     {
-        if (!valid) { Hide(bc); return false; }
+        if (!valid || _invalid.Contains(block.Logical)) { Hide(bc); return false; }
         var view = block.View;
         if (!view.IsLeaf) return true;
         for (int i = 0; i < view.Count; i++)
@@ -127,6 +135,7 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
 
     private bool Hidden(ulong start, ulong end)
     {
+        if (_walkIncomplete) return true;
         foreach (var (lo, hi) in _hidden) if (lo < end && hi >= start) return true;
         return false;
     }
@@ -258,10 +267,10 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
             }
             if (found < n.Length && ((f & DataCsumNeed.Compressed) != 0 || (f & (DataCsumNeed.NoDataSum | DataCsumNeed.InodeUnknown)) == 0))
             {
-                Claim(FindingCode.DataCsumMissing, Hidden(n.Start, n.End) ? Severity.Warning : Severity.Error, n,
+                if (Hidden(n.Start, n.End)) continue; // an unreadable csum tree block may hold them: 900 says what is unverified
+                Claim(FindingCode.DataCsumMissing, Severity.Error, n,
                     ((f & DataCsumNeed.Compressed) != 0 ? "a compressed extent" : "a file extent of an inode without NODATASUM") +
-                    $" has checksums for only {found} of its {n.Length} bytes" + (Hidden(n.Start, n.End) ? " (an unreadable csum tree block may hold them)" : ""),
-                    n.Length.ToString(), found.ToString());
+                    $" has checksums for only {found} of its {n.Length} bytes", n.Length.ToString(), found.ToString());
             }
             else if (found > 0 && (f & DataCsumNeed.NoDataSum) != 0 && (f & DataCsumNeed.Compressed) == 0)
             {

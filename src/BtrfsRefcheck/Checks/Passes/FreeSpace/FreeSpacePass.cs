@@ -30,6 +30,9 @@ public sealed class FreeSpacePass : ICheckPass
         if (!fst) return;
         var root = ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.FreeSpaceTree && r.Source == RootSource.RootItem);
         if (root == null) return; // 403, the roots pass
+        // A backup root or chunk root (901, 902) checks an older generation, whose free-space tree need not match the
+        // extents of the trees read with it (blocks of either may have been reused since): not compared.
+        if (ctx.Volume.RootTree.BackupIndex != null || ctx.Volume.ChunkTree.BackupIndex != null) return;
         if ((super.CompatRoFlags & Features.CompatRoFreeSpaceTreeValid) == 0)
         {
             ctx.Findings.Add(new Finding(FreeSpaceTreeNotValid, Severity.Info,

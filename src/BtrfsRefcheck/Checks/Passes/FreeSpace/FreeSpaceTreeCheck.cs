@@ -45,14 +45,19 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
         _bgs = (BlockGroupRec[])scan.BlockGroups.Clone();
         Array.Sort(_bgs, (a, b) => a.Start.CompareTo(b.Start));
         _alloc = new AllocatedRanges(_vol, scan.ExtentLeaves);
-        new TreeWalker(_vol, new FindingBag()).Walk(root, this, new WalkOptions { Validate = false }); // the scan reported its blocks
+        _invalid = scan.Unreadable.Where(u => u.Tree == ObjectIds.FreeSpaceTree).Select(u => u.Bytenr).ToHashSet();
+        var walkFindings = new FindingBag(); // the scan reported the blocks; what the walk meets again only says it is incomplete
+        new TreeWalker(_vol, walkFindings).Walk(root, this, new WalkOptions { Validate = false });
+        if (walkFindings.Items.Count > 0) _hiddenKeys.Add((0, ulong.MaxValue));
         FinishInfo();
         MissingInfosBefore(ulong.MaxValue);
     }
 
+    private HashSet<ulong> _invalid = []; // free-space tree blocks the scan found unreadable or invalid
+
     public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
     {
-        if (!valid) { Hide(bc); return false; }
+        if (!valid || _invalid.Contains(block.Logical)) { Hide(bc); return false; }
         var view = block.View;
         if (!view.IsLeaf) return true;
         for (int i = 0; i < view.Count; i++)
