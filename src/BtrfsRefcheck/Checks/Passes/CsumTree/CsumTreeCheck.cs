@@ -117,7 +117,9 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
         for (int i = 0; i < view.Count; i++)
         {
             if (!view.TryGetItem(i, out var key, out var data) || key.ItemType != ItemType.ExtentCsum) continue;
-            if (key.ObjectId == ObjectIds.ExtentCsum) Csum(block.Logical, i, key, data.Length);
+            if (key.ObjectId == ObjectIds.ExtentCsum && data.Length % _csumSize != 0)
+                _hidden.Add((key.Offset, key.Offset + (ulong)(data.Length / _csumSize + 1) * _sector)); // 414: what it covers is unknown
+            else if (key.ObjectId == ObjectIds.ExtentCsum) Csum(block.Logical, i, key, data.Length);
             else if (key.ObjectId == ObjectIds.CsumChange && _changeCsumSize > 0) ChangeCsum(key, data.Length);
         }
         return true;
