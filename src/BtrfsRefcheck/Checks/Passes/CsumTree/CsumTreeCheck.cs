@@ -251,59 +251,91 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
     private void FileExtentClaims()
     {
         var cov = Normalize(_covered);
-        var needs = ctx.Scan.CsumNeeds;
+        var segments = ctx.Scan.CsumNeeds;
         bool treesIncomplete = ctx.Scan.Unreadable.Count > 0;
         HashSet<ulong>? written = null;
-        foreach (ref readonly var n in needs.AsSpan())
+        var bad = new List<(FindingCode Code, Severity Severity, DataCsumNeed Need, string What, string Expected, string Found)>();
+        foreach (var (array, count) in segments)
+            foreach (ref readonly var n in array.AsSpan(0, count))
+            {
+                ulong length = n.Length;
+                ulong found = Covered(cov, n.Start, n.End);
+                byte f = n.Flags;
+                if ((f & DataCsumNeed.Prealloc) != 0)
+                {
+                    if (found == 0) continue;
+                    written ??= WrittenExtents(segments);
+                    if (written.Contains(n.DiskBytenr)) continue;
+                    bad.Add((FindingCode.UnexpectedDataCsum, treesIncomplete ? Severity.Warning : Severity.Error, n,
+                        $"a PREALLOC extent no file has written to has checksums for {found} of its {length} bytes", "none", found.ToString()));
+                    continue;
+                }
+                if (found < length && ((f & DataCsumNeed.Compressed) != 0 || (f & (DataCsumNeed.NoDataSum | DataCsumNeed.InodeUnknown)) == 0))
+                {
+                    if (Hidden(n.Start, n.End)) continue; // an unreadable csum tree block may hold them: 900 says what is unverified
+                    bad.Add((FindingCode.DataCsumMissing, Severity.Error, n,
+                        ((f & DataCsumNeed.Compressed) != 0 ? "a compressed extent" : "a file extent of an inode without NODATASUM") +
+                        $" has checksums for only {found} of its {length} bytes", length.ToString(), found.ToString()));
+                }
+                else if (found > 0 && (f & DataCsumNeed.NoDataSum) != 0 && (f & DataCsumNeed.Compressed) == 0)
+                {
+                    bad.Add((FindingCode.UnexpectedDataCsum, Severity.Error, n,
+                        $"a file extent of a NODATASUM inode has checksums for {found} of its {length} bytes", "none", found.ToString()));
+                }
+            }
+        if (bad.Count == 0) return;
+        var users = Users(bad.Select(b => b.Need.DiskBytenr).Distinct().Take(MaxLocated).ToHashSet());
+        foreach (var (code, severity, n, what, expected, found) in bad)
         {
-            ulong found = Covered(cov, n.Start, n.End);
-            byte f = n.Flags;
-            if ((f & DataCsumNeed.Prealloc) != 0)
-            {
-                if (found == 0) continue;
-                written ??= WrittenExtents(needs);
-                if (written.Contains(n.DiskBytenr)) continue;
-                Claim(FindingCode.UnexpectedDataCsum, treesIncomplete ? Severity.Warning : Severity.Error, n,
-                    $"a PREALLOC extent no file has written to has checksums for {found} of its {n.Length} bytes", "none", found.ToString());
-                continue;
-            }
-            if (found < n.Length && ((f & DataCsumNeed.Compressed) != 0 || (f & (DataCsumNeed.NoDataSum | DataCsumNeed.InodeUnknown)) == 0))
-            {
-                if (Hidden(n.Start, n.End)) continue; // an unreadable csum tree block may hold them: 900 says what is unverified
-                Claim(FindingCode.DataCsumMissing, Severity.Error, n,
-                    ((f & DataCsumNeed.Compressed) != 0 ? "a compressed extent" : "a file extent of an inode without NODATASUM") +
-                    $" has checksums for only {found} of its {n.Length} bytes", n.Length.ToString(), found.ToString());
-            }
-            else if (found > 0 && (f & DataCsumNeed.NoDataSum) != 0 && (f & DataCsumNeed.Compressed) == 0)
-            {
-                Claim(FindingCode.UnexpectedDataCsum, Severity.Error, n,
-                    $"a file extent of a NODATASUM inode has checksums for {found} of its {n.Length} bytes", "none", found.ToString());
-            }
+            string who = users.TryGetValue(n.DiskBytenr, out var u)
+                ? "used by " + string.Join(", ", u.Take(3).Select(x => $"{ObjectIds.TreeName(x.Tree)} inode {x.Ino} file offset {x.Offset}")) + (u.Count > 3 ? $" and {u.Count - 3} more" : "")
+                : "its file extents not located";
+            _findings.Add(new Finding(code, severity, $"data [{n.Start}, {n.End}) of extent {n.DiskBytenr} ({who}): {what}",
+                Bytenr: n.DiskBytenr, Expected: expected, Found: found));
         }
     }
 
-    private static HashSet<ulong> WrittenExtents(DataCsumNeed[] needs)
+    private const int MaxLocated = 256;
+
+    private static HashSet<ulong> WrittenExtents(List<(DataCsumNeed[] Array, int Count)> segments)
     {
         var w = new HashSet<ulong>();
-        foreach (ref readonly var n in needs.AsSpan()) if ((n.Flags & DataCsumNeed.Prealloc) == 0) w.Add(n.DiskBytenr);
+        foreach (var (array, count) in segments)
+            foreach (ref readonly var n in array.AsSpan(0, count))
+                if ((n.Flags & DataCsumNeed.Prealloc) == 0) w.Add(n.DiskBytenr);
         return w;
     }
 
-    /// <summary>A finding about one file extent: the data extent is the bytenr; the file extent's tree, leaf, slot and key
-    /// are read back from its leaf (only for the findings made, never for the clean ones).</summary>
-    private void Claim(FindingCode code, Severity severity, in DataCsumNeed n, string what, string expected, string found)
+    /// <summary>Only when there are findings: the file extents (tree, inode, file offset) that use the named disk extents,
+    /// found by one more walk of the subvolume trees, so a message can say which files are concerned.</summary>
+    private Dictionary<ulong, List<(ulong Tree, ulong Ino, ulong Offset)>> Users(HashSet<ulong> extents)
     {
-        ulong? tree = null;
-        BtrfsKey? key = null;
-        if (_vol.ReadTreeBlock(n.Leaf).Block is { } leaf && leaf.View.IsLeaf && leaf.View.TryItemKey(n.Slot, out var k))
+        var finder = new UserFinder(extents);
+        var walker = new TreeWalker(_vol, new FindingBag());
+        var visited = new HashSet<ulong>();
+        foreach (var r in ctx.Roots.Where(r => r.IsFsTree && !r.IsLog && r.Id != ObjectIds.DataRelocTree))
+            walker.Walk(r, finder, new WalkOptions { Validate = false, Visited = visited });
+        return finder.Found;
+    }
+
+    private sealed class UserFinder(HashSet<ulong> extents) : ITreeVisitor
+    {
+        public readonly Dictionary<ulong, List<(ulong Tree, ulong Ino, ulong Offset)>> Found = [];
+
+        public bool OnBlock(in BlockContext bc, TreeBlock block, bool valid)
         {
-            tree = leaf.View.Header.Owner;
-            key = k;
+            var view = block.View;
+            if (!valid || !view.IsLeaf) return valid;
+            for (int i = 0; i < view.Count; i++)
+            {
+                if (!view.TryGetItem(i, out var key, out var data) || key.ItemType != ItemType.ExtentData || data.Length < FileExtentItem.RegularSize) continue;
+                var fe = new FileExtentItem(data);
+                if (fe.IsInline || !extents.Contains(fe.DiskBytenr)) continue;
+                if (!Found.TryGetValue(fe.DiskBytenr, out var list)) Found[fe.DiskBytenr] = list = [];
+                list.Add((bc.Tree.Id, key.ObjectId, key.Offset));
+            }
+            return true;
         }
-        string who = key is { } kk ? $"inode {kk.ObjectId} file offset {kk.Offset} (leaf {n.Leaf} slot {n.Slot}{(tree is { } t ? $", {ObjectIds.TreeName(t)}" : "")})" : $"leaf {n.Leaf} slot {n.Slot}";
-        _findings.Add(new Finding(code, severity,
-            $"data [{n.Start}, {n.End}) of extent {n.DiskBytenr}, used by {who}: {what}",
-            Bytenr: n.DiskBytenr, Tree: tree, Key: key, Expected: expected, Found: found));
     }
 
     /// <summary>btrfstune --csum names the new type in a TEMPORARY_ITEM (CSUM_CHANGE, TEMPORARY_ITEM, type) of the root tree.</summary>

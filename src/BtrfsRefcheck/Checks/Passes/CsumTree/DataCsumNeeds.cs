@@ -4,19 +4,34 @@ using BtrfsRefcheck.Format.Items;
 namespace BtrfsRefcheck.Checks;
 
 /// <summary>One file extent's claim on the csum tree, as btrfs check's process_file_extent sees it: the disk range
-/// whose checksums it counts (compressed: the whole extent; else [disk_bytenr + offset, + num_bytes)), the extent it
-/// lies in, and what its inode says. 32 bytes; one per REG or PREALLOC file extent with a disk extent.</summary>
+/// whose checksums it counts (compressed: the whole extent; else [disk_bytenr + offset, + num_bytes)), where its disk
+/// extent starts, and what its inode says. 16 bytes, one per REG or PREALLOC file extent with a disk extent: lengths
+/// and offsets in 4 KiB units (every sector size is a multiple; an unaligned one is the item validator's, 413).</summary>
 internal struct DataCsumNeed
 {
     public ulong Start;
-    public ulong DiskBytenr;
-    public ulong Leaf;
-    public uint Length;
-    public ushort Slot;
-    public byte Flags;
+    private uint _units;       // low 28 bits: length in 4 KiB units; high 4 bits: flags
+    private uint _offsetUnits; // Start - disk_bytenr in 4 KiB units
 
     public const byte Prealloc = 1, Compressed = 2, NoDataSum = 4, InodeUnknown = 8;
+    public const int Unit = 4096;
+    public const ulong MaxUnits = (1u << 28) - 1;
+
+    public DataCsumNeed(ulong start, ulong diskBytenr, ulong length, byte flags)
+    {
+        Start = start;
+        _units = (uint)(length / Unit) | ((uint)flags << 28);
+        _offsetUnits = (uint)((start - diskBytenr) / Unit);
+    }
+
+    public readonly ulong Length => (ulong)(_units & (uint)MaxUnits) * Unit;
     public readonly ulong End => Start + Length;
+    public readonly ulong DiskBytenr => Start - (ulong)_offsetUnits * Unit;
+    public byte Flags
+    {
+        readonly get => (byte)(_units >> 28);
+        set => _units = (_units & (uint)MaxUnits) | ((uint)value << 28);
+    }
 }
 
 /// <summary>What the tree scan records for the csum tree pass, one per worker: the claims of the file extents of
@@ -30,16 +45,11 @@ internal sealed class DataCsumRecorder
     public readonly List<(int Index, ulong Ino)> Unresolved = []; // Needs index (within this worker) and inode
     public readonly HashSet<ulong> NoDataSumInodes = [];
 
-    private ulong _leaf;
     private ulong _ino;
     private bool _inodeKnown, _noDataSum;
 
     /// <summary>A new leaf of a subvolume tree: no inode is known yet.</summary>
-    public void Leaf(ulong leaf)
-    {
-        _leaf = leaf;
-        _inodeKnown = false;
-    }
+    public void Leaf() => _inodeKnown = false;
 
     public void Inode(BtrfsKey key, ReadOnlySpan<byte> data)
     {
@@ -50,29 +60,32 @@ internal sealed class DataCsumRecorder
         if (_noDataSum) NoDataSumInodes.Add(key.ObjectId);
     }
 
-    /// <summary>The workers' claims in one array; a claim whose inode was not in its leaf takes the inode's flag by
-    /// number: datasum unless some tree has a NODATASUM inode of that number (then it stays unknown).</summary>
-    public static DataCsumNeed[] Merge(List<DataCsumRecorder> workers)
+    /// <summary>The workers' claims, kept in their segments (no copy); a claim whose inode was not in its leaf takes the
+    /// inode's flag by number: datasum unless some tree has a NODATASUM inode of that number (then it stays unknown).</summary>
+    public static List<(DataCsumNeed[] Array, int Count)> Merge(List<DataCsumRecorder> workers)
     {
         var noSum = new HashSet<ulong>();
         foreach (var w in workers) noSum.UnionWith(w.NoDataSumInodes);
-        var bases = new List<long>(workers.Count);
-        long total = 0;
-        foreach (var w in workers) { bases.Add(total); total += w.Needs.Count; }
-        var all = ChunkedList<DataCsumNeed>.Concat(workers.Select(w => w.Needs));
-        for (int k = 0; k < workers.Count; k++)
-            foreach (var (index, ino) in workers[k].Unresolved)
-                if (!noSum.Contains(ino)) all[bases[k] + index].Flags &= unchecked((byte)~DataCsumNeed.InodeUnknown);
+        var all = new List<(DataCsumNeed[] Array, int Count)>();
+        foreach (var w in workers)
+        {
+            var segments = w.Needs.TakeSegments();
+            foreach (var (index, ino) in w.Unresolved)
+                if (!noSum.Contains(ino))
+                    segments[index / ChunkedList<DataCsumNeed>.SegmentLength].Array[index % ChunkedList<DataCsumNeed>.SegmentLength].Flags &= unchecked((byte)~DataCsumNeed.InodeUnknown);
+            all.AddRange(segments);
+        }
         return all;
     }
 
-    public void FileExtent(int slot, BtrfsKey key, FileExtentItem fe)
+    public void FileExtent(BtrfsKey key, FileExtentItem fe)
     {
         if (fe.DiskBytenr == 0 || fe.Type is not (FileExtentType.Regular or FileExtentType.Prealloc)) return;
         bool compressed = fe.Compression != 0;
         ulong start = compressed ? fe.DiskBytenr : fe.DiskBytenr + fe.Offset;
         ulong length = compressed ? fe.DiskNumBytes : fe.NumBytes;
-        if (length == 0 || length > uint.MaxValue || start + length < start) return; // the item validator's (413)
+        if (length == 0 || length / DataCsumNeed.Unit > DataCsumNeed.MaxUnits || start + length < start) return; // the item validator's (413)
+        if ((start | length | fe.DiskBytenr) % DataCsumNeed.Unit != 0) return; // 413
         byte flags = (byte)((fe.Type == FileExtentType.Prealloc ? DataCsumNeed.Prealloc : 0) | (compressed ? DataCsumNeed.Compressed : 0));
         bool known = _inodeKnown && _ino == key.ObjectId;
         if (known && _noDataSum) flags |= DataCsumNeed.NoDataSum;
@@ -81,6 +94,6 @@ internal sealed class DataCsumRecorder
             flags |= DataCsumNeed.InodeUnknown;
             Unresolved.Add(((int)Needs.Count, key.ObjectId));
         }
-        Needs.Add(new DataCsumNeed { Start = start, DiskBytenr = fe.DiskBytenr, Leaf = _leaf, Length = (uint)length, Slot = (ushort)Math.Min(slot, ushort.MaxValue), Flags = flags });
+        Needs.Add(new DataCsumNeed(start, fe.DiskBytenr, length, flags));
     }
 }

@@ -39,7 +39,7 @@ internal sealed class TreeScanFacts
     internal (ulong FirstObjectId, ulong Bytenr)[] ExtentLeaves = [];
 
     /// <summary>The file extents' claims on the csum tree, for the csum tree pass (<see cref="DataCsumRecorder"/>).</summary>
-    internal DataCsumNeed[] CsumNeeds = [];
+    internal List<(DataCsumNeed[] Array, int Count)> CsumNeeds = [];
 
     internal void AddExpectedSegments(IEnumerable<(RefRec[] Array, int Count)> segments) => _expectedSegments.AddRange(segments);
 
@@ -186,7 +186,7 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
         ulong tree = bc.Tree.Id;
         // the csum tree pass's claims of file extents (btrfs check leaves the data reloc tree out)
         bool csumClaims = !log && tree != ObjectIds.DataRelocTree && owner != ObjectIds.DataRelocTree && ObjectIds.IsFsTree(tree);
-        if (csumClaims) st.Csum.Leaf(block.Logical);
+        if (csumClaims) st.Csum.Leaf();
         if (tree == ObjectIds.ExtentTree && count > 0 && view.TryItemKey(0, out var firstKey))
             st.ExtentLeaves.Add((firstKey.ObjectId, block.Logical));
         for (int i = 0; i < count; i++)
@@ -237,7 +237,7 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
             return;
         }
         var fe = new FileExtentItem(data);
-        if (csumClaims) st.Csum.FileExtent(slot, key, fe);
+        if (csumClaims) st.Csum.FileExtent(key, fe);
         if (fe.DiskBytenr == 0) return; // a hole
         st.Stats.FileExtents++;
         st.Expected.Add(new RefRec
