@@ -5,7 +5,7 @@ namespace BtrfsRefcheck.Checks;
 
 /// <summary>One file extent's claim on the csum tree, as btrfs check's process_file_extent sees it: the disk range
 /// whose checksums it counts (compressed: the whole extent; else [disk_bytenr + offset, + num_bytes)), where its disk
-/// extent starts, and what its inode says. 16 bytes, one per REG or PREALLOC file extent with a disk extent: lengths
+/// extent starts, and what its inode says. 16 bytes, one per REG or PREALLOC file extent with a disk extent. lengths
 /// and offsets in 4 KiB units (every sector size is a multiple; an unaligned one is the item validator's, 413).</summary>
 internal struct DataCsumNeed
 {
