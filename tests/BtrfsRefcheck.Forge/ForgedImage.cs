@@ -160,7 +160,11 @@ public sealed class ForgedImage : IDisposable
         ed.AddBlockGroupUsed(scan.BlockGroupOf(e.Bytenr, ns), -ns);
         ed.AddSuperBytesUsed(-ns);
         return new ForgedDefect(FindingCode.TreeBlockNoExtentItem, e.Bytenr,
-            $"{Describe(e, scan)}: extent item deleted; block group used and bytes_used -{ns}");
+            $"{Describe(e, scan)}: extent item deleted; block group used and bytes_used -{ns}")
+        {
+            // the free-space tree still has the block allocated
+            AlsoExpected = [new ExpectedFinding(FindingCode.FreeSpaceMismatch, scan.BlockGroupOf(e.Bytenr, ns).Start)],
+        };
     });
 
     /// <summary>505 and 501: a METADATA_ITEM (non-skinny: EXTENT_ITEM + tree_block_info) for a free, nodesize-aligned
@@ -182,7 +186,11 @@ public sealed class ForgedImage : IDisposable
         ed.AddBlockGroupUsed(bg, ns);
         ed.AddSuperBytesUsed(ns);
         return new ForgedDefect(FindingCode.MetadataExtentLeaked, addr,
-            $"inserted {key} (refs 1, TREE_BLOCK_REF root=FS_TREE) into extent leaf {leafBytenr}; block group {bg.Start} used and bytes_used +{ns}");
+            $"inserted {key} (refs 1, TREE_BLOCK_REF root=FS_TREE) into extent leaf {leafBytenr}; block group {bg.Start} used and bytes_used +{ns}")
+        {
+            // the free-space tree still calls the address free
+            AlsoExpected = [new ExpectedFinding(FindingCode.FreeSpaceMismatch, bg.Start)],
+        };
     });
 
     /// <summary>506: the level the extent tree records differs from the block's. Skinny: the METADATA_ITEM key offset
@@ -289,7 +297,11 @@ public sealed class ForgedImage : IDisposable
         ed.AddBlockGroupUsed(scan.BlockGroupOf(e.Bytenr, len), -(long)len);
         ed.AddSuperBytesUsed(-(long)len);
         return new ForgedDefect(FindingCode.DataExtentNoExtentItem, e.Bytenr,
-            $"{Describe(e, scan)}: extent item deleted; block group used and bytes_used -{len}");
+            $"{Describe(e, scan)}: extent item deleted; block group used and bytes_used -{len}")
+        {
+            // its checksums now lie in no extent, and the free-space tree still has it allocated
+            AlsoExpected = [new ExpectedFinding(FindingCode.CsumWithoutDataExtent, e.Bytenr), new ExpectedFinding(FindingCode.FreeSpaceMismatch, scan.BlockGroupOf(e.Bytenr, len).Start)],
+        };
     });
 
     /// <summary>604 and 602: a data EXTENT_ITEM of one sector at a free address of a data block group, refs 1 with an
@@ -308,6 +320,8 @@ public sealed class ForgedImage : IDisposable
         return new ForgedDefect(FindingCode.OrphanDataExtentItem, addr,
             $"inserted {key} (refs 1, EXTENT_DATA_REF root=FS_TREE inode 256 offset 0) into extent leaf {leafBytenr}; block group {bg.Start} used and bytes_used +{ss}")
         {
+            // the free-space tree still calls the address free
+            AlsoExpected = [new ExpectedFinding(FindingCode.FreeSpaceMismatch, bg.Start)],
         };
     });
 

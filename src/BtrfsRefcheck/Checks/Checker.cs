@@ -15,6 +15,8 @@ public static class Checker
         new TreeScanPass(),
         new ExtentRefsPass(),
         new DeviceAccountingPass(),
+        new FreeSpacePass(),
+        new CsumTreePass(),
     ];
 
     /// <summary>Phase names, in order, as progress reports them: the passes' names.</summary>

@@ -8,6 +8,7 @@ namespace BtrfsRefcheck.Checks;
 internal sealed class ChunkedList<T>
 {
     private const int SegmentSize = 1 << 14;
+    public const int SegmentLength = SegmentSize;
     private readonly List<T[]> _segments = [];
     private int _last = SegmentSize;
 

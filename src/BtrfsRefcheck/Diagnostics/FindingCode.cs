@@ -108,4 +108,22 @@ public enum FindingCode
     SubtreeNotChecked = 900,
     RootTreeFallback = 901,
     ChunkTreeFallback = 902,
+
+    // 1000-1099: csum tree
+    CsumItemsOverlap = 1000,
+    CsumWithoutDataExtent = 1001,
+    DataCsumMissing = 1002,
+    UnexpectedDataCsum = 1003,
+    LogCsumMissing = 1004,
+    CsumChangeInProgress = 1005,
+
+    // 1100-1199: free space (free-space tree, v1 space cache)
+    FreeSpaceInfoMissing = 1100,
+    FreeSpaceOutsideBlockGroup = 1101,
+    FreeSpaceStaleMkfsEntries = 1102,
+    FreeSpaceMismatch = 1103,
+    FreeSpaceExtentCountMismatch = 1104,
+    FreeSpaceWrongItemType = 1105,
+    FreeSpaceExtentsUnmerged = 1106,
+    FreeSpaceTreeNotValid = 1107,
 }

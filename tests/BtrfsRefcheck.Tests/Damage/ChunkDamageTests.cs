@@ -174,7 +174,10 @@ public class ChunkDamageTests(ITestOutputHelper output)
     {
         using var img = Copy("crc32c");
         var (_, moved) = RelocateRoot(img.Paths, ObjectIds.FreeSpaceTree, (vol, scan) => TreeBlockPlacement.FreeRanges(vol, scan, BlockGroupFlags.Metadata).Last());
-        AssertExactly(output, Check(img.Paths)); // the move itself is consistent
+        // the move itself is consistent, but for the free-space tree, which still calls the new place free (1103); once
+        // the cut hides the free-space tree's only leaf, nothing is compared
+        ulong group = Scan(img.Paths).BlockGroups.Single(g => g.Start <= moved && moved < g.End).Start;
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceMismatch, group));
         ulong cut = Physical(img.Paths, moved, 0);
         Assert.True(cut > (ulong)Superblock.MirrorOffsets[1] + Superblock.Size);
         var beyond = new List<Want>();

@@ -94,11 +94,12 @@ internal static class DamageSupport
     internal static string Key(FindingCode code, ulong? bytenr, Severity severity) =>
         $"{(int)code} {code} @{(bytenr is { } b ? b.ToString() : "-")} {severity}";
 
-    /// <summary>The findings of severity Warning and above are exactly <paramref name="want"/> (as a multiset).</summary>
+    /// <summary>The findings of severity Warning and above are exactly <paramref name="want"/> (as a multiset); mkfs 6.2's
+    /// stale free-space entries (1102) count only where a test wants that code (<see cref="FindingFilters.IsProblem"/>).</summary>
     public static void AssertExactly(ITestOutputHelper output, IReadOnlyList<Finding> findings, params Want[] want)
     {
         foreach (var f in findings) output.WriteLine($"  {f.Severity} {f}");
-        var bad = findings.Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = findings.Where(f => f.IsProblem() || (f.Severity >= Severity.Warning && want.Any(w => w.Code == f.Code))).ToList();
         Assert.Equal(want.Select(w => w.Key).Order(StringComparer.Ordinal).ToList(),
                      bad.Select(f => Key(f.Code, f.Bytenr, f.Severity)).Order(StringComparer.Ordinal).ToList());
         foreach (var w in want.Where(w => w.Mirror != null || w.Slot != null))

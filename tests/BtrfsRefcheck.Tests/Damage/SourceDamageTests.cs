@@ -104,7 +104,7 @@ public class SourceDamageTests(ITestOutputHelper output)
         SetFlags(0xFFFF_FFFF_8000_0000UL);
         AssertExactly(output, Check(img.Paths));
         SetFlags(0xFFFF_FFFE_8000_0000UL);
-        Assert.Contains(Check(img.Paths), f => f.Code == FindingCode.InodeItemInvalid && f.Bytenr == leaf && f.Severity >= Severity.Warning);
+        Assert.Contains(Check(img.Paths), f => f.Code == FindingCode.InodeItemInvalid && f.Bytenr == leaf && f.IsProblem());
     }
 
     /// <summary>Unknown incompat bits: refused in one line naming the bit, exit 3 (the kernel refuses the mount); unknown
@@ -168,7 +168,7 @@ public class SourceDamageTests(ITestOutputHelper output)
         var (leaf, slot) = FindRootItem(img.Paths, dropping.Id);
         const int DropProgressAt = 160 + 8 * 7 + 4; // inode, 7 u64 fields, refs
         Edit(img.Paths, (ed, _) => ed.Leaf(leaf).Data(slot).Slice(DropProgressAt, BtrfsKey.Size).Clear());
-        var bad = Check(img.Paths).Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = Check(img.Paths).Where(f => f.IsProblem()).ToList();
         Assert.Contains(bad, f => f.Code is FindingCode.MissingTreeBlockRef or FindingCode.TreeBlockNoExtentItem or FindingCode.TreeBlockChecksumMismatch);
     }
 

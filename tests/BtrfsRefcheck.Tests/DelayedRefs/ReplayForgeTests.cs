@@ -33,7 +33,7 @@ public class ReplayForgeTests
             Assert.Equal(before, File.GetLastWriteTimeUtc(baseImg));
             Assert.Equal(baseLen, new FileInfo(outImg).Length);
 
-            var bad = ReplayPropertyTests.CheckImage([outImg]).Where(f => f.Severity >= Severity.Warning).ToList();
+            var bad = ReplayPropertyTests.CheckImage([outImg]).Where(f => f.IsProblem()).ToList();
             var f = Assert.Single(bad);
             Assert.Equal(((FindingCode)code, bytenr), (f.Code, f.Bytenr!.Value));
             (o, e) = (new StringWriter(), new StringWriter());
@@ -45,7 +45,7 @@ public class ReplayForgeTests
             var defect = img.ReplayEndState(replay);
             Assert.Equal(((FindingCode)code, bytenr), (defect.Expected, defect.Bytenr));
             Assert.Empty(defect.AlsoExpected);
-            var bad2 = ReplayPropertyTests.CheckImage(img.Paths).Where(x => x.Severity >= Severity.Warning).ToList();
+            var bad2 = ReplayPropertyTests.CheckImage(img.Paths).Where(x => x.IsProblem()).ToList();
             Assert.Equal(((FindingCode)code, bytenr), (Assert.Single(bad2).Code, bad2[0].Bytenr!.Value));
         }
         finally { if (File.Exists(outImg)) File.Delete(outImg); }

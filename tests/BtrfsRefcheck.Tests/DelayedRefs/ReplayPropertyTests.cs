@@ -257,7 +257,7 @@ public class ReplayPropertyTests(ITestOutputHelper output)
             using var img = ImageForge.CopyAll(ForgeFixtures.Images("kernel-snapshots"), ForgeFixtures.TempDir);
             var defect = img.ReplayEndState(r);
             Assert.Equal(plan.Description, defect.Description);
-            var bad = CheckImage(img.Paths).Where(f => f.Severity >= Severity.Warning).Select(f => $"{(int)f.Code}@{f.Bytenr}").Order().ToList();
+            var bad = CheckImage(img.Paths).Where(f => f.IsProblem()).Select(f => $"{(int)f.Code}@{f.Bytenr}").Order().ToList();
             var want = defect.AllExpected.Select(e => $"{(int)e.Code}@{e.Bytenr}").Order().ToList();
             Assert.True(want.SequenceEqual(bad), $"{where}: {defect.Description}\n  expected {string.Join(" ", want)}\n  found {string.Join(" ", bad)}");
             output.WriteLine($"  forged: {defect.Description} => found {string.Join(" ", bad)}");

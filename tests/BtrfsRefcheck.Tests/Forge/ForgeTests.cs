@@ -93,7 +93,7 @@ public class ForgeTests(ITestOutputHelper output)
         output.WriteLine($"{defectName} on {fixture}: {defect.Description}");
 
         var findings = Check(img.Paths);
-        var bad = findings.Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = findings.Where(f => f.IsProblem()).ToList();
         foreach (var f in findings) output.WriteLine($"  ours: {f.Severity} {f}");
         Assert.Equal(Keys(defect.AllExpected.Select(e => (e.Code, e.Bytenr, e.Severity))),
                      Keys(bad.Select(f => (f.Code, f.Bytenr ?? ulong.MaxValue, f.Severity))));
@@ -113,7 +113,7 @@ public class ForgeTests(ITestOutputHelper output)
     [MemberData(nameof(Fixtures))]
     public void PristineFixtureIsClean(string fixture)
     {
-        var bad = Check(ForgeFixtures.Images(fixture)).Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = Check(ForgeFixtures.Images(fixture)).Where(f => f.IsProblem()).ToList();
         Assert.True(bad.Count == 0, $"{fixture}: " + string.Join("\n  ", bad.Take(10)));
     }
 
@@ -128,7 +128,7 @@ public class ForgeTests(ITestOutputHelper output)
         if (!ForgeFixtures.Available("kernel-raid1")) return; // ForgeFixturesTests fails instead
         using var img = ImageForge.CopyAll(ForgeFixtures.Images("kernel-raid1"), ForgeFixtures.TempDir);
         var defect = img.TreeBlockBadCopy(0);
-        var bad = Check(img.Paths).Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = Check(img.Paths).Where(f => f.IsProblem()).ToList();
         var f = Assert.Single(bad);
         Assert.Equal((FindingCode.TreeBlockBadCopy, defect.Bytenr, 0), (f.Code, f.Bytenr!.Value, f.Mirror!.Value));
     }
@@ -149,7 +149,7 @@ public class ForgeTests(ITestOutputHelper output)
         using var img = ImageForge.Copy(MkfsFixtures.Get("crc32c"), ForgeFixtures.TempDir);
         Assert.Throws<ForgeNotApplicableException>(() => img.InlineRefsOutOfOrder());
         Assert.Throws<ForgeNotApplicableException>(() => img.MissingTreeBlockRef());
-        Assert.DoesNotContain(Check(img.Paths), f => f.Severity >= Severity.Warning);
+        Assert.DoesNotContain(Check(img.Paths), f => f.IsProblem());
     }
 
     /// <summary>The raw primitive: a flipped byte with a recomputed checksum is a valid but different block (no
@@ -162,11 +162,11 @@ public class ForgeTests(ITestOutputHelper output)
         using (var vol = BtrfsVolume.Open(img.Paths))
             csumRoot = Trees.TreeRoots.Enumerate(vol, new FindingBag()).Single(r => r.Id == ObjectIds.CsumTree).Bytenr;
         img.CorruptBytes(csumRoot, copy: 1, offset: Header.GenerationAt + 7, fixChecksum: true); // generation's top byte
-        var bad = Check(img.Paths).Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = Check(img.Paths).Where(f => f.IsProblem()).ToList();
         // copy 0 is still the good original, so the checker never looks at copy 1.
         Assert.Empty(bad);
         img.CorruptBytes(csumRoot, copy: 0, offset: Header.GenerationAt + 7, fixChecksum: false);
-        bad = Check(img.Paths).Where(f => f.Severity >= Severity.Warning).ToList();
+        bad = Check(img.Paths).Where(f => f.IsProblem()).ToList();
         // copy 0 is now bad; copy 1 passes the checksum but its generation is absurd, which the validator reports.
         Assert.Contains(bad, f => f.Code == FindingCode.TreeBlockBadCopy && f.Bytenr == csumRoot && f.Mirror == 0);
         Assert.Contains(bad, f => f.Code == FindingCode.TreeBlockGenerationMismatch && f.Bytenr == csumRoot);

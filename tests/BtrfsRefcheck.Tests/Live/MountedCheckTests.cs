@@ -61,7 +61,9 @@ public class MountedCheckTests(ITestOutputHelper output)
             Root.GetProperty("findings").EnumerateArray()
                 .Select(f => (f.GetProperty("code").GetInt32(), f.GetProperty("severity").GetString()!,
                               f.TryGetProperty("bytenr", out var b) ? b.GetUInt64() : (ulong?)null))
-                .Where(f => f.Item2 != "info");
+                .Where(f => f.Item2 != "info")
+                // mkfs 6.2's stale free-space entries (1102, a warning) are on every image LoopFs makes: not what these tests check
+                .Where(f => !(f.Item1 == (int)FindingCode.FreeSpaceStaleMkfsEntries && f.Item2 == "warning"));
     }
 
     private static RunResult CheckJson(params string[] args)

@@ -36,7 +36,7 @@ public class ItemValidatorImageTests(ITestOutputHelper output)
     private void AssertClean(string id)
     {
         var paths = CleanImages.Paths(id);
-        var bad = ImageItems.Check(paths).Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = ImageItems.Check(paths).Where(f => f.IsProblem()).ToList();
         Assert.True(bad.Count == 0, $"{id}:\n  " + string.Join("\n  ", bad.Take(20)));
 
         using var vol = BtrfsVolume.Open(paths, null, new FindingBag());
@@ -167,7 +167,7 @@ public class ItemValidatorImageTests(ITestOutputHelper output)
             leaf.RemoveBytes(leaf.Find(extent.Key), InlineAt, InlineSize);
             leaf.InsertSorted(keyed, extent.Data.AsSpan(InlineAt + 1, ExtentDataRefs.Size));
         });
-        var moved = ImageItems.Check(img.Paths).Where(f => f.Severity >= Severity.Warning).ToList();
+        var moved = ImageItems.Check(img.Paths).Where(f => f.IsProblem()).ToList();
         Assert.True(moved.Count == 0, "moving the ref to a keyed item left the image inconsistent:\n  " + string.Join("\n  ", moved));
 
         int keyedSlot = -1;
@@ -214,7 +214,7 @@ public class ItemValidatorImageTests(ITestOutputHelper output)
     private void AssertOnly(List<Finding> findings, FindingCode code, ulong leaf, int slot)
     {
         foreach (var f in findings) output.WriteLine($"  {f.Severity} {f}");
-        var bad = findings.Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = findings.Where(f => f.IsProblem()).ToList();
         Assert.Contains(bad, f => f.Code == code && f.Severity == Severity.Error && f.Bytenr == leaf && f.Slot == slot);
         var others = bad.Where(f => !(f.Code == code && f.Bytenr == leaf && f.Slot == slot)).ToList();
         Assert.True(others.Count == 0, $"expected only {(int)code} {code} at leaf {leaf} slot {slot}, also got:\n  " + string.Join("\n  ", others));

@@ -106,7 +106,7 @@ public class ChecksumTests
 
             // the checker reports exactly that: copy 0 of this block is bad, nothing else is wrong
             var report = Checker.Run(vol2, findings);
-            var errors = findings.Items.Where(x => x.Severity >= Severity.Warning).ToList();
+            var errors = findings.Items.Where(x => x.IsProblem()).ToList();
             var bad = Assert.Single(errors);
             Assert.Equal(FindingCode.TreeBlockBadCopy, bad.Code);
             Assert.Equal(bytenr, bad.Bytenr);
@@ -126,7 +126,7 @@ public class ChecksumTests
         var walker = new TreeWalker(vol, findings);
         foreach (var root in TreeRoots.Enumerate(vol, findings))
             walker.Walk(root, new NullVisitor(), new WalkOptions { Visited = visited });
-        Assert.DoesNotContain(findings.Items, f => f.Severity >= Severity.Warning);
+        Assert.DoesNotContain(findings.Items, f => f.IsProblem());
         return visited.Order().ToList();
     }
 

@@ -365,7 +365,7 @@ public class ChunkMapTests(ITestOutputHelper output)
         Assert.Contains(vol.Chunks.Chunks, c => (c.Type & BlockGroupFlags.Metadata) != 0 && c.Profile == metaProfile);
 
         var report = Checker.Run(vol, findings);
-        var bad = findings.Items.Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = findings.Items.Where(f => f.IsProblem()).ToList();
         Assert.True(bad.Count == 0, $"{spec}: " + string.Join("\n", bad.Take(20)));
         Assert.True(report.Stats.TreeBlocks > 5);
 
@@ -428,7 +428,7 @@ public class ChunkMapTests(ITestOutputHelper output)
 
         // with every block readable, the one thing wrong is the missing device
         Checker.Run(vol, findings);
-        var codes = findings.Items.Where(x => x.Severity >= Severity.Warning).Select(x => x.Code).Distinct().ToList();
+        var codes = findings.Items.Where(x => x.IsProblem()).Select(x => x.Code).Distinct().ToList();
         Assert.Equal([FindingCode.DeviceMissing], codes);
     }
 

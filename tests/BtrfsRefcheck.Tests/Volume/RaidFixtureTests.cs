@@ -75,7 +75,7 @@ public class RaidFixtureTests(ITestOutputHelper output)
         var findings = new FindingBag();
         using var vol = BtrfsVolume.Open(images, null, findings);
         var report = Checker.Run(vol, findings);
-        var bad = findings.Items.Where(f => f.Severity >= Severity.Warning).ToList();
+        var bad = findings.Items.Where(f => f.IsProblem()).ToList();
         Assert.True(bad.Count == 0, $"{name}: {bad.Count} error/warning findings:\n  " + string.Join("\n  ", bad.Take(30)));
         Assert.Equal(0, report.Stats.UnreadableBlocks);
         Assert.Equal(progsBytenrs.Count, report.Stats.TreeBlocks);
@@ -137,7 +137,7 @@ public class RaidFixtureTests(ITestOutputHelper output)
         if (set.Mirrored)
         {
             // every block has a copy on another device
-            var others = items.Where(f => f.Severity >= Severity.Warning && f.Code != FindingCode.DeviceMissing).ToList();
+            var others = items.Where(f => f.IsProblem() && f.Code != FindingCode.DeviceMissing).ToList();
             Assert.True(others.Count == 0, $"{where}: findings besides DeviceMissing:\n  " + string.Join("\n  ", others.Take(30)));
             Assert.Equal(0, s.UnreadableBlocks);
             Assert.Equal(FullStats(set).TreeBlocks, s.TreeBlocks);
@@ -159,7 +159,7 @@ public class RaidFixtureTests(ITestOutputHelper output)
                 Assert.True(reasons.Any(f => f.Bytenr == b), $"{where}: unreadable block {b} has no TreeBlockUnreadable finding");
             foreach (var f in reasons.Where(f => f.Code == FindingCode.TreeBlockUnreadable))
                 Assert.True(f.Message.Contains($"devid {missing} is missing", StringComparison.Ordinal), $"{where}: unreadable for another reason: {f}");
-            var consequences = items.Where(f => f.Severity >= Severity.Warning && f.Code is not (FindingCode.DeviceMissing
+            var consequences = items.Where(f => f.IsProblem() && f.Code is not (FindingCode.DeviceMissing
                 or FindingCode.TreeBlockUnreadable or FindingCode.SubtreeNotChecked)).ToList();
             output.WriteLine($"  other warning/error findings (consequences of the unreadable blocks): {consequences.Count}" +
                 string.Concat(consequences.DistinctBy(f => f.Code).Select(f => "\n    e.g. " + f)));

@@ -38,6 +38,9 @@ internal sealed class TreeScanFacts
     /// <summary>The extent tree's leaves (first key objectid, address), so the join reads them directly, by range.</summary>
     internal (ulong FirstObjectId, ulong Bytenr)[] ExtentLeaves = [];
 
+    /// <summary>The file extents' claims on the csum tree, for the csum tree pass (<see cref="DataCsumRecorder"/>).</summary>
+    internal List<(DataCsumNeed[] Array, int Count)> CsumNeeds = [];
+
     internal void AddExpectedSegments(IEnumerable<(RefRec[] Array, int Count)> segments) => _expectedSegments.AddRange(segments);
 
     /// <summary>Hands the expected refs over (the join sorts and consumes them in place) and forgets them here.</summary>
@@ -124,6 +127,7 @@ public sealed class TreeScanPass : ICheckPass
         facts.AddExpectedSegments(segments);
         facts.BlockGroups = ChunkedList<BlockGroupRec>.Concat(states.Select(s => s.BlockGroups));
         facts.DevExtents = ChunkedList<DevExtentRec>.Concat(states.Select(s => s.DevExtents));
+        facts.CsumNeeds = DataCsumRecorder.Merge(states.Select(s => s.Csum).ToList());
         var chunks = new ChunkMap();
         var devItems = new List<DevItemInfo>();
         foreach (var s in states)
@@ -203,6 +207,9 @@ internal sealed class TreeScanSink : IScanSink<ScanState>
             return;
         }
         ulong tree = bc.Tree.Id;
+        // the csum tree pass's claims of file extents (btrfs check leaves the data reloc tree out)
+        bool csumClaims = !log && tree != ObjectIds.DataRelocTree && owner != ObjectIds.DataRelocTree && ObjectIds.IsFsTree(tree);
+        if (csumClaims) st.Csum.Leaf();
         if (tree == ObjectIds.ExtentTree && count > 0 && view.TryItemKey(0, out var firstKey))
             st.ExtentLeaves.Add((firstKey.ObjectId, block.Logical));
         for (int i = 0; i < count; i++)
@@ -211,7 +218,10 @@ internal sealed class TreeScanSink : IScanSink<ScanState>
             switch (key.ItemType)
             {
                 case ItemType.ExtentData when !log:
-                    FileExtent(st, block, owner, tree, i, key, data);
+                    FileExtent(st, block, owner, tree, i, key, data, csumClaims);
+                    break;
+                case ItemType.InodeItem when csumClaims:
+                    st.Csum.Inode(key, data);
                     break;
                 case ItemType.ExtentItem or ItemType.MetadataItem when tree == ObjectIds.ExtentTree:
                     if (data.Length >= ExtentItem.FixedSize && new ExtentItem(data, key.ItemType).IsFullBackref)
@@ -239,13 +249,14 @@ internal sealed class TreeScanSink : IScanSink<ScanState>
         }
     }
 
-    private void FileExtent(ScanState st, TreeBlock leaf, ulong owner, ulong tree, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
+    private void FileExtent(ScanState st, TreeBlock leaf, ulong owner, ulong tree, int slot, BtrfsKey key, ReadOnlySpan<byte> data, bool csumClaims)
     {
         if (data.Length < FileExtentItem.InlineHeaderSize) return;
         var type = new FileExtentItem.Head(data).Type;
         if (type == FileExtentType.Inline) return;
         if (data.Length < FileExtentItem.RegularSize) return; // the item validator reports it (ItemUndecodable)
         var fe = new FileExtentItem(data);
+        if (csumClaims) st.Csum.FileExtent(key, fe);
         if (fe.DiskBytenr == 0) return; // a hole
         st.Stats.FileExtents++;
         st.Expected.Add(new RefRec
@@ -282,4 +293,5 @@ internal sealed class ScanState
     public readonly HashSet<ulong> FullBackref = [];
     public readonly List<(ulong FirstObjectId, ulong Bytenr)> ExtentLeaves = [];
     public readonly CheckStats Stats = new();
+    public readonly DataCsumRecorder Csum = new();
 }
