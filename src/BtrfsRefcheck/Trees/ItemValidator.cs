@@ -24,7 +24,7 @@ public static class ItemValidator
         HashSet<int>? chunkSlotsReported = null;
         // What every item of the leaf shares, built once; each slot sets its own slot, key and neighbours.
         var c = new ItemCheckContext(super.SectorSize, super.NodeSize, csumSize, super.Generation, super.IncompatFlags,
-            ctx.Tree.Id, ctx.Tree.IsLog, view.Header.Owner, block.Logical, 0, default, SuperFlags: super.Flags);
+            ctx.Tree.Id, ctx.Tree.IsLog, view.Header.Owner, block.Logical, 0, default, SuperFlags: super.Flags, NamesSanitized: volume.NamesSanitized);
         bool subvolume = !ctx.Tree.IsLog && IsSubvolumeTree(ctx.Tree.Id);
         BtrfsKey? prevKey = null, freeSpaceInfo = null;
         ReadOnlySpan<byte> prevData = default;
