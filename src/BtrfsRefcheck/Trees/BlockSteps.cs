@@ -24,8 +24,7 @@ public static class BlockSteps
             or FindingCode.MetadumpItemCorrupt or FindingCode.TreeBlockNotInDump))
             code = FindingCode.TreeBlockUnreadable;
         string from = ctx.ParentBytenr is { } p ? $"pointed to by block {p} slot {ctx.ParentSlot}" : "root block";
-        // a block a metadata dump lacks: btrfs-image did not find it in the extent tree (504 says so), the dump is not damaged
-        findings.Add(new Finding(code, code == FindingCode.TreeBlockNotInDump ? Severity.Warning : Severity.Error,
+        findings.Add(new Finding(code, Severity.Error,
             $"{ctx.Tree.Name}: block {ctx.Bytenr} ({from}, level {ctx.ExpectedLevel}) unreadable: {read.Describe()}; its subtree is not checked",
             Bytenr: ctx.Bytenr, Tree: ctx.Tree.Id));
         NotChecked(ctx, "unreadable", findings);

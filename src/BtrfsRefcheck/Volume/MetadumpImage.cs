@@ -187,7 +187,7 @@ public sealed class MetadumpImage : IBlockSource
     }
 
     private static CopyFailure NotInDump(ulong logical) =>
-        new(0, FindingCode.TreeBlockNotInDump, $"logical {logical} is not in the metadata dump (btrfs-image dumps the tree blocks the extent tree lists, and the log trees)");
+        new(0, FindingCode.TreeBlockNotInDump, $"logical {logical} is not in the metadata dump: btrfs-image dumps every tree block the extent tree lists (and the log trees), so this block has no extent item (504 on the filesystem itself) or the dump is incomplete (130)");
 
     /// <summary>The item with the largest start at or below <paramref name="logical"/>; -1 when none.</summary>
     private int Floor(ulong logical)

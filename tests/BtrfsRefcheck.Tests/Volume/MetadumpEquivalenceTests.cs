@@ -139,8 +139,8 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
     public static IEnumerable<object[]> ForgeCases => ForgeTests.Cases.Where(r => !ForgeFixtures.IsKernel((string)r[1]) || ForgeFixtures.Images((string)r[1]).Count == 1);
 
     /// <summary>Every forged defect of <see cref="ForgeTests"/>: forged, dumped with btrfs-image 6.2, checked both ways.
-    /// A block btrfs-image leaves out (it dumps what the extent tree lists: a reachable block without an extent item)
-    /// is 132 on the dump, with the 900 that says what it hides; everything else is equal.</summary>
+    /// A reachable block without an extent item (504) is one btrfs-image leaves out (it dumps what the extent tree
+    /// lists): on the dump it is 132 at the same address, with the 900 that says what it hides; all else is equal.</summary>
     [ProgsTheory]
     [MemberData(nameof(ForgeCases))]
     public void ForgedDefectOnTheDumpIsTheDefectOnTheImage(string defectName, string fixture)
@@ -163,11 +163,16 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
             foreach (var f in raw.Findings) output.WriteLine($"  image: {f.Severity} {f}");
             foreach (var f in dumped.Findings) output.WriteLine($"  dump:  {f.Severity} {f}");
             var missing = dumped.Findings.Where(f => f.Code == FindingCode.TreeBlockNotInDump).Select(f => f.Bytenr).ToHashSet();
-            var onDump = dumped.Findings.Where(f => !(missing.Contains(f.Bytenr) && f.Code is FindingCode.TreeBlockNotInDump or FindingCode.SubtreeNotChecked));
+            // 504 on the image is 132 (and its 900) on the dump, at the same block
+            var onDump = dumped.Findings.Where(f => !(missing.Contains(f.Bytenr) && f.Code == FindingCode.SubtreeNotChecked))
+                .Select(f => f.Code == FindingCode.TreeBlockNotInDump ? f with { Code = FindingCode.TreeBlockNoExtentItem } : f);
             Assert.Equal(Keys(raw.Findings), Keys(onDump));
-            Assert.Contains(defect.Expected, dumped.Findings.Select(f => f.Code));
             if (missing.Count == 0) Assert.Equal(Counts(raw.Report.Stats), Counts(dumped.Report.Stats));
             else Assert.Equal(FindingCode.TreeBlockNoExtentItem, defect.Expected); // the only defect that hides a block from btrfs-image
+            // the CLI's verdict on the dump is the image's (as far as the dump can show it: a bad copy is not in it)
+            var (o, e) = (new StringWriter(), new StringWriter());
+            bool errors = raw.Findings.Any(f => f.Severity == Severity.Error && !DumpCannotShow(f));
+            Assert.Equal(errors ? 1 : 0, BtrfsRefcheck.Cli.Program.Run(["check", "-q", dump!], o, e));
             AssertRestoredSaysTheSame(Progs.V62, dump!, img.Paths, csumIsCrc32c: fixture is not ("xxhash" or "sha256" or "blake2"), missing.Count == 0);
         }
         finally { File.Delete(dump!); }
