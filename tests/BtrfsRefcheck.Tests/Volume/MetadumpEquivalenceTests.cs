@@ -173,15 +173,16 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
             var (o, e) = (new StringWriter(), new StringWriter());
             bool errors = raw.Findings.Any(f => f.Severity == Severity.Error && !DumpCannotShow(f));
             Assert.Equal(errors ? 1 : 0, BtrfsRefcheck.Cli.Program.Run(["check", "-q", dump!], o, e));
-            AssertRestoredSaysTheSame(Progs.V62, dump!, img.Paths, csumIsCrc32c: fixture is not ("xxhash" or "sha256" or "blake2"), missing.Count == 0);
+            AssertRestoredSaysTheSame(Progs.V62, dump!, img.Paths, csumIsCrc32c: fixture is not ("xxhash" or "sha256" or "blake2"), missing);
         }
         finally { File.Delete(dump!); }
     }
 
     /// <summary><c>btrfs-image -r</c> of the dump: it fails for every filesystem whose checksum is not crc32c (it rewrites
     /// the superblock with a crc32c checksum: "superblock checksum mismatch"), which is recorded; where it succeeds, the
-    /// restored image says what the image says (a restored image shows no more than the dump).</summary>
-    private void AssertRestoredSaysTheSame(ProgsOracle progs, string dump, IReadOnlyList<string> image, bool csumIsCrc32c, bool expectRestore = true)
+    /// restored image says what the image says (a restored image shows no more than the dump). A block the dump does not
+    /// hold (<paramref name="missing"/>, 132 on the dump) is zeros on the restored image: 300 there instead of 504.</summary>
+    private void AssertRestoredSaysTheSame(ProgsOracle progs, string dump, IReadOnlyList<string> image, bool csumIsCrc32c, HashSet<ulong?>? missing = null)
     {
         var restored = dump + ".restored";
         try
@@ -190,12 +191,14 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
             bool ok = code == 0 && File.Exists(restored) && Opens(restored);
             output.WriteLine($"btrfs-image {progs.Name} -r: exit {code}{(ok ? "" : ", not usable: " + (stderr + stdout).Trim().Split('\n').LastOrDefault())}");
             if (!csumIsCrc32c) { Assert.False(ok, "btrfs-image -r now restores a dump of a non-crc32c filesystem: compare it"); return; }
-            if (!expectRestore && !ok) return;
             Assert.True(ok, $"btrfs-image {progs.Name} -r failed on a crc32c dump: {stderr}");
             var raw = Check(image);
             var back = Check([restored]);
             foreach (var f in back.Findings) output.WriteLine($"  restored: {f.Severity} {f}");
-            Assert.Equal(Keys(raw.Findings), Keys(back.Findings));
+            missing ??= [];
+            var onRestored = back.Findings.Where(f => !(missing.Contains(f.Bytenr) && f.Code == FindingCode.SubtreeNotChecked))
+                .Select(f => missing.Contains(f.Bytenr) && f.Code == FindingCode.TreeBlockChecksumMismatch ? f with { Code = FindingCode.TreeBlockNoExtentItem } : f);
+            Assert.Equal(Keys(raw.Findings), Keys(onRestored));
         }
         finally { File.Delete(restored); }
     }
