@@ -39,8 +39,9 @@ internal static class MetadumpOpen
                       $"read in place: tree blocks by logical address, one copy each, with the crc32c checksums btrfs-image gave them" +
                       (super.CsumType != ChecksumType.Crc32c ? $" (the filesystem's own {Checksum.Name(super.CsumTypeRaw)} checksums are not in the dump)" : "") +
                       $"; the superblock is devid {super.DevItem.DevId}'s (generation {super.Generation})");
-        vol.NotCheckable = NotInADump;
-        vol.Notes.Add("not checkable from a metadata dump: " + string.Join("; ", NotInADump));
+        // format 1 holds the data extents too, but nothing here reads data: the first line still holds
+        vol.NotCheckable = dump.FormatVersion == 0 ? NotInADump : ["data checksums (the dumped data is not verified)", .. NotInADump[1..]];
+        vol.Notes.Add("not checkable from a metadata dump: " + string.Join("; ", vol.NotCheckable));
         foreach (var (offset, problem) in dump.Damage)
             findings.Add(new Finding(FindingCode.MetadumpClusterInvalid, Severity.Error,
                 $"metadata dump {dev.Path}: {problem}", Device: dev.Path, Found: $"file offset {offset}"));

@@ -129,6 +129,25 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
         finally { File.Delete(dump!); }
     }
 
+    /// <summary>Format 1 (<c>btrfs-image -d</c> of 6.19's EXPERIMENTAL build: "_DUmP_v1", data extents dumped too, items up
+    /// to 256 MiB): read like format 0.</summary>
+    [Progs619Theory]
+    [InlineData("crc32c")]
+    [InlineData("xxhash")]
+    [InlineData("mixed")]
+    public void DataDumpSaysWhatTheImageSays(string fixture)
+    {
+        var image = MkfsFixtures.Get(fixture);
+        var dump = MakeDump(Progs.V619, image, out string? refused, "-d");
+        Assert.True(refused == null, $"btrfs-image 6.19 -d refused {fixture}: {refused}");
+        try
+        {
+            using (var vol = BtrfsVolume.Open([dump!])) Assert.Equal(1, vol.Metadump!.FormatVersion);
+            AssertSame($"{fixture} dumped with data by 6.19", [image], dump!);
+        }
+        finally { File.Delete(dump!); }
+    }
+
     /// <summary>btrfs-image refuses to dump these forged images (it reads each block the extent tree lists, verified):
     /// a block with no valid copy, or an extent item of a tree block that is not one.</summary>
     private static readonly HashSet<string> RefusedByBtrfsImage = new(StringComparer.Ordinal)
@@ -210,10 +229,10 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
     }
 
     /// <summary><c>btrfs-image -c9 -t4 IMAGE DUMP</c>; null with btrfs-image's complaint when it fails.</summary>
-    private static string? MakeDump(ProgsOracle progs, string image, out string? refused)
+    private static string? MakeDump(ProgsOracle progs, string image, out string? refused, params string[] extra)
     {
         var dump = Path.Combine(ForgeFixtures.TempDir, $"dump-{Guid.NewGuid():N}.metadump");
-        var (code, stdout, stderr) = progs.RunRaw("btrfs-image", "-c9", "-t4", image, dump);
+        var (code, stdout, stderr) = progs.RunRaw("btrfs-image", ["-c9", "-t4", .. extra, image, dump]);
         refused = null;
         if (code == 0 && File.Exists(dump)) return dump;
         File.Delete(dump);
