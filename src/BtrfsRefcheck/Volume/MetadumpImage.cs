@@ -41,7 +41,7 @@ public sealed class MetadumpImage : IBlockSource
     public byte[]? Superblock { get; }
 
     /// <summary>What the index pass found wrong, with the file offset (a truncated or overwritten dump): reported as
-    /// <see cref="FindingCode.MetadumpClusterInvalid"/>; what follows such a place is not read.</summary>
+    /// 130 by <see cref="MetadumpOpen"/>; what follows such a place is not read.</summary>
     public IReadOnlyList<(long Offset, string Problem)> Damage { get; }
 
     /// <summary>Whether <paramref name="dev"/> starts with a dump's cluster magic (any format).</summary>
