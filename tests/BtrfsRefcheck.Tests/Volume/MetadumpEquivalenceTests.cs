@@ -173,6 +173,68 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
         finally { File.Delete(dump!); }
     }
 
+    /// <summary><c>btrfs-image -s</c> (random names) and <c>-ss</c> (names of the same crc32c where it finds one, random
+    /// where not): the dump says it once and checks no name hash, so it says what the image says. That the names do break
+    /// their hashes in the dump (so the switch is what keeps it silent) is counted on the dump's fs tree.</summary>
+    [ProgsTheory]
+    [InlineData("-s")]
+    [InlineData("-ss")]
+    public void SanitizedNamesAreNotHashChecked(string sanitize)
+    {
+        var image = MkfsFixtures.Get("crc32c");
+        var dump = MakeDump(Progs.V62, image, out string? refused, sanitize);
+        Assert.True(refused == null, $"btrfs-image {sanitize} refused: {refused}");
+        try
+        {
+            int broken = 0;
+            using (var vol = BtrfsVolume.Open([dump!]))
+            {
+                Assert.True(vol.NamesSanitized, "the root tree's DIR_ITEM \"default\" should carry another name");
+                Assert.Contains(vol.Notes, n => n.Contains("btrfs-image -s or -ss", StringComparison.Ordinal));
+                var fs = BtrfsRefcheck.Trees.TreeRoots.Enumerate(vol, new FindingBag()).Single(r => r.Id == BtrfsRefcheck.Format.ObjectIds.FsTree);
+                broken = BrokenNameHashes(vol, fs.Bytenr);
+            }
+            output.WriteLine($"{sanitize}: {broken} DIR_ITEM names of the fs tree no longer match their key's hash");
+            // -s: random names; -ss keeps each hash where it finds a collision (names of 5 bytes and more)
+            if (sanitize == "-s") Assert.True(broken > 0, "btrfs-image -s replaces every name with random characters");
+            AssertSame($"crc32c dumped with {sanitize}", [image], dump!);
+            using var restoredCheck = new TempRestore(Progs.V62, dump!);
+            Assert.True(restoredCheck.Path != null, "btrfs-image -r of a crc32c dump");
+            AssertSame($"crc32c dumped with {sanitize}, restored", [restoredCheck.Path!], dump!);
+        }
+        finally { File.Delete(dump!); }
+    }
+
+    private sealed class TempRestore : IDisposable
+    {
+        public string? Path { get; }
+        public TempRestore(ProgsOracle progs, string dump)
+        {
+            var p = dump + ".restored";
+            Path = progs.RunRaw("btrfs-image", "-r", dump, p).ExitCode == 0 ? p : null;
+        }
+        public void Dispose() { if (Path != null) File.Delete(Path); }
+    }
+
+    private static int BrokenNameHashes(BtrfsVolume vol, ulong bytenr)
+    {
+        var view = vol.ReadTreeBlock(bytenr).Block!.View;
+        int broken = 0;
+        if (!view.IsLeaf)
+        {
+            for (int i = 0; i < view.Count; i++) broken += BrokenNameHashes(vol, view.KeyPtr(i).BlockPtr);
+            return broken;
+        }
+        for (int i = 0; i < view.Count; i++)
+        {
+            var key = view.ItemKey(i);
+            if (key.ItemType != BtrfsRefcheck.Format.ItemType.DirItem) continue;
+            foreach (var e in new BtrfsRefcheck.Format.Items.DirItem(view.ItemData(i)))
+                if (BtrfsRefcheck.Format.Items.RawCrc32C.Update(~1u, e.Name) != key.Offset) broken++;
+        }
+        return broken;
+    }
+
     /// <summary>btrfs-image refuses to dump these forged images (it reads each block the extent tree lists, verified):
     /// a block with no valid copy, or an extent item of a tree block that is not one.</summary>
     private static readonly HashSet<string> RefusedByBtrfsImage = new(StringComparer.Ordinal)
