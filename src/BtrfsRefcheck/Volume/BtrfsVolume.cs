@@ -51,8 +51,9 @@ public sealed class BtrfsVolume : IDisposable
     /// address, one copy, resealed with crc32c; no data, no superblock mirrors, no device sizes.</summary>
     public MetadumpImage? Metadump { get; }
 
-    /// <summary>What cannot be checked on this volume because it does not hold it (a metadata dump, or an image
-    /// btrfs-image -r restored from one): said once, never reported as findings. Empty for a real volume.</summary>
+    /// <summary>What cannot be checked on this volume because it does not hold it (a metadata dump: data, device sizes,
+    /// superblock mirrors, ...): said once, never reported as findings. Empty otherwise (a restored dump says its own
+    /// note, <see cref="IsRestoredMetadump"/>).</summary>
     public IReadOnlyList<string> NotCheckable { get; internal set; } = [];
 
     /// <summary>btrfs-image -s or -ss replaced the file names (found on a dump or a restored dump): name hashes are
@@ -181,7 +182,7 @@ public sealed class BtrfsVolume : IDisposable
         if (vol.Metadump != null || vol.IsRestoredMetadump) MetadumpOpen.DetectSanitizedNames(vol);
     }
 
-    /// <summary>The mirrored/parity tree-block reader over this volume's devices and chunk map.</summary>
+    /// <summary>The mirrored/parity tree-block reader over this volume's block source (its devices, or its dump) and chunk map.</summary>
     public TreeBlockReader Reader { get; }
 
     /// <summary>Reads the tree block at <paramref name="logical"/>: tries each copy until one has a good checksum,
