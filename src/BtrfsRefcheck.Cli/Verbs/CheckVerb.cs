@@ -118,6 +118,7 @@ internal static class CheckJson
         w.WriteNumber("copy", vol.ChosenCopy.Mirror);
         w.WriteEndObject();
         if (live != null) WriteLive(w, live);
+        if (vol.Metadump is { } dump) WriteMetadump(w, vol, dump);
         w.WriteString("verdict", r.Clean ? "clean" : "errors");
         w.WriteStartObject("summary");
         var s = r.Stats;
@@ -156,6 +157,21 @@ internal static class CheckJson
         w.WriteEndObject();
         FindingJson.WriteArray(w, "findings", r.Findings.Items);
         LikelyCauseText.WriteJson(w, r.LikelyCauses);
+        w.WriteEndObject();
+    }
+
+    /// <summary>The volume is a btrfs-image dump: what it is, and what it cannot show (not reported as findings).</summary>
+    private static void WriteMetadump(System.Text.Json.Utf8JsonWriter w, Volume.BtrfsVolume vol, Volume.MetadumpImage dump)
+    {
+        w.WriteStartObject("metadump");
+        w.WriteString("path", dump.Path);
+        w.WriteNumber("format", dump.FormatVersion);
+        w.WriteNumber("clusters", dump.Clusters);
+        w.WriteNumber("items", dump.Items);
+        w.WriteBoolean("names_sanitized", vol.NamesSanitized);
+        w.WriteStartArray("not_checkable");
+        foreach (var what in vol.NotCheckable) w.WriteStringValue(what);
+        w.WriteEndArray();
         w.WriteEndObject();
     }
 

@@ -16,6 +16,9 @@ public enum FindingCode
     DeviceMissing = 110,
     DeviceDuplicate = 111,
     DeviceSizeMismatch = 112,
+    MetadumpClusterInvalid = 130,
+    MetadumpItemCorrupt = 131,
+    TreeBlockNotInDump = 132,
 
     // 200-299: chunks and address mapping
     SysChunkArrayInvalid = 200,

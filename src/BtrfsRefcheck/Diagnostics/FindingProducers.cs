@@ -25,9 +25,13 @@ public static class FindingProducers
     public static readonly FindingProducer RootSelection = new("root selection", "Volume", ["Volume/RootSelection.cs"],
         [RootTreeFallback, ChunkTreeFallback]);
 
-    public static readonly FindingProducer BlockReader = new("tree-block reader", "Volume", ["Volume/TreeBlockReader.cs", "Trees/BlockSteps.cs"],
+    public static readonly FindingProducer MetadumpIndex = new("metadata dump index", "Volume", ["Volume/MetadumpOpen.cs"],
+        [MetadumpClusterInvalid]);
+
+    public static readonly FindingProducer BlockReader = new("tree-block reader", "Volume",
+        ["Volume/TreeBlockReader.cs", "Volume/DeviceBlockSource.cs", "Volume/MetadumpImage.cs", "Trees/BlockSteps.cs"],
         [TreeBlockChecksumMismatch, TreeBlockBytenrMismatch, TreeBlockFsidMismatch, TreeBlockUnreadable, TreeBlockBadCopy,
-         LogicalAddressUnmapped, StripeBeyondDevice, SubtreeNotChecked]);
+         LogicalAddressUnmapped, StripeBeyondDevice, SubtreeNotChecked, MetadumpItemCorrupt, TreeBlockNotInDump]);
 
     public static readonly FindingProducer TreeWalk = new("tree walk", "Trees", ["Trees/TreeWalker.cs", "Trees/ParallelScanner.cs", "Trees/BlockSteps.cs"],
         [TreeBlockCycle, TreeBlockReferencedTwice]);
@@ -44,5 +48,5 @@ public static class FindingProducers
 
     /// <summary>The components, in the order the check meets them.</summary>
     public static readonly IReadOnlyList<FindingProducer> Components =
-        [SuperblockSelection, DeviceSet, ChunkMapLoading, RootSelection, BlockReader, TreeWalk, TreeBlockValidator, ItemValidator];
+        [SuperblockSelection, DeviceSet, MetadumpIndex, ChunkMapLoading, RootSelection, BlockReader, TreeWalk, TreeBlockValidator, ItemValidator];
 }

@@ -20,7 +20,8 @@ public static class BlockSteps
         }
         if (read.Block != null) return;
         var code = read.Failures.Count > 0 && read.Failures.All(f => f.Code == read.Failures[0].Code) ? read.Failures[0].Code : FindingCode.TreeBlockUnreadable;
-        if (code is not (FindingCode.TreeBlockChecksumMismatch or FindingCode.TreeBlockBytenrMismatch or FindingCode.TreeBlockFsidMismatch or FindingCode.LogicalAddressUnmapped or FindingCode.StripeBeyondDevice))
+        if (code is not (FindingCode.TreeBlockChecksumMismatch or FindingCode.TreeBlockBytenrMismatch or FindingCode.TreeBlockFsidMismatch or FindingCode.LogicalAddressUnmapped or FindingCode.StripeBeyondDevice
+            or FindingCode.MetadumpItemCorrupt or FindingCode.TreeBlockNotInDump))
             code = FindingCode.TreeBlockUnreadable;
         string from = ctx.ParentBytenr is { } p ? $"pointed to by block {p} slot {ctx.ParentSlot}" : "root block";
         findings.Add(new Finding(code, Severity.Error,

@@ -25,7 +25,7 @@ public static class ItemValidator
         // What every item of the leaf shares, built once; each slot sets its own slot, key and neighbours.
         var c = new ItemCheckContext(super.SectorSize, super.NodeSize, csumSize, super.Generation, super.IncompatFlags,
             ctx.Tree.Id, ctx.Tree.IsLog, view.Header.Owner, block.Logical, 0, default, SuperFlags: super.Flags,
-            NrGlobalRoots: (super.IncompatFlags & Features.IncompatExtentTreeV2) != 0 ? super.NrGlobalRoots : 0);
+            NrGlobalRoots: (super.IncompatFlags & Features.IncompatExtentTreeV2) != 0 ? super.NrGlobalRoots : 0, NamesSanitized: volume.NamesSanitized);
         bool subvolume = !ctx.Tree.IsLog && IsSubvolumeTree(ctx.Tree.Id);
         BtrfsKey? prevKey = null, freeSpaceInfo = null;
         ReadOnlySpan<byte> prevData = default;

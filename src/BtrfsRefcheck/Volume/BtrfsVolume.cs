@@ -52,6 +52,19 @@ public sealed class BtrfsVolume : IDisposable
     /// METADUMP_V2): data blocks read as zeros and a multi-device filesystem was rewritten onto one device.</summary>
     public bool IsRestoredMetadump => (Super.Flags & (Superblock.FlagMetadump | Superblock.FlagMetadumpV2)) != 0;
 
+    /// <summary>The volume is a btrfs-image metadata dump read in place (null otherwise): every tree block by its logical
+    /// address, one copy, resealed with crc32c; no data, no superblock mirrors, no device sizes.</summary>
+    public MetadumpImage? Metadump { get; }
+
+    /// <summary>What cannot be checked on this volume because it does not hold it (a metadata dump: data, device sizes,
+    /// superblock mirrors, ...): said once, never reported as findings. Empty otherwise (a restored dump says its own
+    /// note, <see cref="IsRestoredMetadump"/>).</summary>
+    public IReadOnlyList<string> NotCheckable { get; internal set; } = [];
+
+    /// <summary>btrfs-image -s or -ss replaced the file names (found on a dump or a restored dump): name hashes are
+    /// not checked.</summary>
+    public bool NamesSanitized { get; internal set; }
+
     /// <summary>The ZONED incompat feature is set.</summary>
     public bool IsZoned => (Super.IncompatFlags & Features.IncompatZoned) != 0;
 
@@ -63,16 +76,21 @@ public sealed class BtrfsVolume : IDisposable
     public List<string> Notes { get; } = [];
 
     private BtrfsVolume(Superblock super, SuperblockCopy chosen, List<SuperblockCopy> all, List<BlockDevice> devices,
-        Dictionary<ulong, BlockDevice> byDevId, VolumeOptions options, FindingBag findings)
+        Dictionary<ulong, BlockDevice> byDevId, VolumeOptions options, FindingBag findings, MetadumpImage? dump = null)
     {
         Super = super;
         ChosenCopy = chosen;
         AllCopies = all;
         Devices = devices;
         _byDevId = byDevId;
-        Reader = new TreeBlockReader(super, Chunks, byDevId, _seedFsids, options.CacheBlocks);
+        Metadump = dump;
+        Reader = new TreeBlockReader(super, Chunks, dump ?? (IBlockSource)new DeviceBlockSource(byDevId), _seedFsids, options.CacheBlocks);
         Findings = findings;
     }
+
+    /// <summary>A metadata dump: its superblock, no device by devid (the dump stands for all of them).</summary>
+    internal static BtrfsVolume ForMetadump(MetadumpImage dump, SuperblockCopy copy, List<BlockDevice> devices, VolumeOptions options, FindingBag findings) =>
+        new(copy.Superblock!, copy, [copy], devices, [], options, findings, dump);
 
     public BlockDevice? DeviceById(ulong devid) => _byDevId.GetValueOrDefault(devid);
 
@@ -104,6 +122,14 @@ public sealed class BtrfsVolume : IDisposable
             {
                 var dev = BlockDevice.Open(path, options.DirectIo);
                 devices.Add(dev);
+                if (MetadumpImage.Detect(dev))
+                {
+                    if (paths.Count > 1)
+                        throw new VolumeException($"{path}: a metadata dump (btrfs-image) holds every device of its filesystem: give it alone");
+                    var dumped = MetadumpOpen.Open(dev, devices, options, findings);
+                    Finish(dumped, options);
+                    return dumped;
+                }
                 if (dev.Length < Superblock.MirrorOffsets[0] + Superblock.Size)
                     throw new VolumeException($"{path}: too small for btrfs ({dev.Length} bytes; the superblock is at 65536)");
                 var pick = SuperblockSelection.Pick(dev, options, allCopies);
@@ -139,12 +165,7 @@ public sealed class BtrfsVolume : IDisposable
                 vol.Notes.Add("restored from a metadata dump by btrfs-image -r (superblock flag METADUMP" + ((super.Flags & Superblock.FlagMetadumpV2) != 0 ? "_V2" : "") +
                               "): data blocks read as zeros and devices were rewritten onto this one, so device sizes and data are not checked");
             SuperblockSelection.ReportCopies(vol);
-            SuperblockSelection.CheckFields(vol);
-            ChunkMapLoader.LoadSysChunkArray(vol);
-            RootSelection.ChooseChunkTreeAndLoad(vol, options.BackupRoot);
-            RootSelection.ChooseRootTree(vol, options.BackupRoot);
-            SuperblockSelection.CheckTotalBytes(vol);
-            DeviceSet.CheckDevices(vol);
+            Finish(vol, options);
             return vol;
         }
         catch
@@ -154,7 +175,20 @@ public sealed class BtrfsVolume : IDisposable
         }
     }
 
-    /// <summary>The mirrored/parity tree-block reader over this volume's devices and chunk map.</summary>
+    /// <summary>The steps every volume takes once its superblock is chosen: its fields, the chunk map, the root and
+    /// chunk trees, the devices; for a dump or a restored dump, whether its names were sanitized.</summary>
+    private static void Finish(BtrfsVolume vol, VolumeOptions options)
+    {
+        SuperblockSelection.CheckFields(vol);
+        ChunkMapLoader.LoadSysChunkArray(vol);
+        RootSelection.ChooseChunkTreeAndLoad(vol, options.BackupRoot);
+        RootSelection.ChooseRootTree(vol, options.BackupRoot);
+        SuperblockSelection.CheckTotalBytes(vol);
+        DeviceSet.CheckDevices(vol);
+        if (vol.Metadump != null || vol.IsRestoredMetadump) MetadumpOpen.DetectSanitizedNames(vol);
+    }
+
+    /// <summary>The mirrored/parity tree-block reader over this volume's block source (its devices, or its dump) and chunk map.</summary>
     public TreeBlockReader Reader { get; }
 
     /// <summary>Reads the tree block at <paramref name="logical"/>: tries each copy until one has a good checksum,

@@ -38,6 +38,7 @@ internal static class DeviceSet
     /// <summary>The devices the chunk tree lists against the devices given: missing, unknown, too small.</summary>
     internal static void CheckDevices(BtrfsVolume vol)
     {
+        if (vol.Metadump != null) return; // the dump stands for every device; their sizes are not in it (NotCheckable)
         if (vol.DevItems.Count == 0)
         {
             // The chunk tree is unreadable (perhaps it lives on the missing device): name the missing devices from

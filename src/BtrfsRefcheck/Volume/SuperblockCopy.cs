@@ -57,10 +57,17 @@ public sealed record SuperblockCopy(BlockDevice Device, int Mirror, long Offset,
 
     private static SuperblockCopy Read(BlockDevice dev, int mirror, long off)
     {
-        long expectBytenr = Format.Superblock.MirrorOffsets[mirror];
         var buf = new byte[Format.Superblock.Size];
         int n = dev.Read(off, buf);
         if (n < buf.Length) return new SuperblockCopy(dev, mirror, off, null, $"device too small for superblock copy {mirror} at {off}");
+        return FromBytes(dev, mirror, off, buf);
+    }
+
+    /// <summary>Copy <paramref name="mirror"/> from its 4096 bytes <paramref name="buf"/>, found at <paramref name="off"/>
+    /// of <paramref name="dev"/> (or, for a metadata dump, in the dump's item at 65536).</summary>
+    internal static SuperblockCopy FromBytes(BlockDevice dev, int mirror, long off, byte[] buf)
+    {
+        long expectBytenr = Format.Superblock.MirrorOffsets[mirror];
         if (!buf.AsSpan().ContainsAnyExcept((byte)0))
             return new SuperblockCopy(dev, mirror, off, new Superblock(buf), "never written (all zeros)") { NeverWritten = true };
         var sb = new Superblock(buf);

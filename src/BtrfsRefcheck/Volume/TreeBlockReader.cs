@@ -4,27 +4,31 @@ using BtrfsRefcheck.Format;
 namespace BtrfsRefcheck.Volume;
 
 /// <summary>The mirrored/parity tree-block reader: maps a logical address through the chunk map, reads each copy in
-/// turn (DUP, RAID1*, RAID10 mirrors; RAID5/6 copy 1 rebuilt from P), verifies checksum, bytenr and fsid, and caches
-/// verified blocks (LRU). Never throws for bad data: what failed on each copy is in the <see cref="TreeBlockRead"/>.</summary>
+/// turn from its <see cref="IBlockSource"/> (the devices: DUP, RAID1*, RAID10 mirrors, RAID5/6 copy 1 rebuilt from P;
+/// or a metadata dump: one copy), verifies checksum, bytenr and fsid, and caches verified blocks (LRU). Never throws
+/// for bad data: what failed on each copy is in the <see cref="TreeBlockRead"/>.</summary>
 public sealed class TreeBlockReader
 {
     private readonly Superblock _super;
     private readonly ChunkMap _chunks;
-    private readonly IReadOnlyDictionary<ulong, BlockDevice> _byDevId;
+    private readonly IBlockSource _source;
     private readonly IReadOnlyList<byte[]> _seedFsids;
     private readonly BlockCache _cache;
 
-    internal TreeBlockReader(Superblock super, ChunkMap chunks, IReadOnlyDictionary<ulong, BlockDevice> byDevId, IReadOnlyList<byte[]> seedFsids, int cacheBlocks)
+    internal TreeBlockReader(Superblock super, ChunkMap chunks, IBlockSource source, IReadOnlyList<byte[]> seedFsids, int cacheBlocks)
     {
         _super = super;
         _chunks = chunks;
-        _byDevId = byDevId;
+        _source = source;
         _seedFsids = seedFsids;
         _cache = new BlockCache(Math.Max(16, cacheBlocks));
     }
 
     private uint NodeSize => _super.NodeSize;
     private ChecksumType CsumType => _super.CsumType;
+
+    /// <summary>The checksum type of the tree blocks read: the superblock's, or crc32c for a metadata dump.</summary>
+    private ChecksumType BlockCsumType => _source.ResealedWith ?? _super.CsumType;
 
     /// <summary>Reads the tree block at <paramref name="logical"/>: tries each copy until one has a good checksum,
     /// the right bytenr and this filesystem's fsid. Cached. Never throws for bad data.</summary>
@@ -54,7 +58,7 @@ public sealed class TreeBlockReader
         var chunk = _chunks.Find(logical);
         ulong len = (ulong)count * NodeSize;
         if (chunk == null || logical + len > chunk.End) return false;
-        return ReadCopy(chunk, logical, 0, dest[..(int)len]) == null;
+        return _source.Read(chunk, logical, 0, dest[..(int)len]) == null;
     }
 
     /// <summary>The tree block at <paramref name="offset"/> in <paramref name="buffer"/>, where <see cref="TryReadRun"/>
@@ -72,7 +76,7 @@ public sealed class TreeBlockReader
     public ulong PhysicalOrder(ulong logical)
     {
         var chunk = _chunks.Find(logical);
-        return chunk == null ? ulong.MaxValue : chunk.Map(logical, 0, out _).Offset;
+        return chunk == null ? ulong.MaxValue : _source.ReadOrder(chunk, logical);
     }
 
     /// <summary>Read-ahead: asks the kernel to start reading copy 0 of <paramref name="count"/> blocks from
@@ -82,13 +86,7 @@ public sealed class TreeBlockReader
         var chunk = _chunks.Find(logical);
         ulong len = (ulong)count * NodeSize;
         if (chunk == null || logical + len > chunk.End) return;
-        for (ulong done = 0; done < len;)
-        {
-            var loc = chunk.Map(logical + done, 0, out ulong contiguous);
-            ulong n = Math.Min(len - done, contiguous);
-            if (loc.Offset <= long.MaxValue && _byDevId.TryGetValue(loc.DevId, out var dev)) dev.WillNeed((long)loc.Offset, (long)n);
-            done += n;
-        }
+        _source.WillNeed(chunk, logical, len);
     }
 
     /// <summary>Checks one copy's bytes: checksum, bytenr, fsid. Null when good.</summary>
@@ -96,9 +94,11 @@ public sealed class TreeBlockReader
     {
         Span<byte> csum = stackalloc byte[Checksum.FieldSize];
         var h = new Header(block);
-        if (!Checksum.Verify(CsumType, block, csum) && !VerifiesWithNewCsumType(block))
+        var type = BlockCsumType;
+        if (!Checksum.Verify(type, block, csum) && (_source.ResealedWith != null || !VerifiesWithNewCsumType(block)))
             return new CopyFailure(copy, FindingCode.TreeBlockChecksumMismatch,
-                $"checksum mismatch: have {Checksum.ToHex(CsumType, h.Csum)}, computed {Checksum.ToHex(CsumType, csum)}");
+                $"checksum mismatch: have {Checksum.ToHex(type, h.Csum)}, computed {Checksum.ToHex(type, csum)}" +
+                (_source.ResealedWith != null && type != CsumType ? $" ({Checksum.Name((ushort)type)}, as btrfs-image reseals the blocks it dumps)" : ""));
         if (h.Bytenr != logical)
             return new CopyFailure(copy, FindingCode.TreeBlockBytenrMismatch, $"header bytenr {h.Bytenr}, expected {logical}");
         if (!h.Fsid.SequenceEqual(_super.MetadataFsidBytes) && !IsSeedFsid(h.Fsid))
@@ -152,70 +152,14 @@ public sealed class TreeBlockReader
             return new TreeBlockRead(logical, null, failures);
         }
         var buf = GC.AllocateUninitializedArray<byte>(size); // every byte is read (or the copy fails and is dropped)
-        for (int copy = 0; copy < chunk.Copies; copy++)
+        int copies = _source.Copies(chunk);
+        for (int copy = 0; copy < copies; copy++)
         {
-            var fail = ReadCopy(chunk, logical, copy, buf) ?? VerifyTreeBlock(logical, buf, copy);
+            var fail = _source.Read(chunk, logical, copy, buf) ?? VerifyTreeBlock(logical, buf, copy);
             if (fail == null) return new TreeBlockRead(logical, new TreeBlock(logical, buf, copy), failures);
             failures.Add(fail);
         }
         return new TreeBlockRead(logical, null, failures);
-    }
-
-    private CopyFailure? ReadCopy(Chunk chunk, ulong logical, int copy, Span<byte> dest)
-    {
-        if (copy == 1 && chunk.Profile is RaidProfile.Raid5 or RaidProfile.Raid6) return RebuildFromParity(chunk, logical, dest);
-        int done = 0;
-        while (done < dest.Length)
-        {
-            var loc = chunk.Map(logical + (ulong)done, copy, out ulong contiguous);
-            int n = (int)Math.Min((ulong)(dest.Length - done), contiguous);
-            if (!_byDevId.TryGetValue(loc.DevId, out var dev))
-                return new CopyFailure(copy, FindingCode.TreeBlockUnreadable, $"device devid {loc.DevId} is missing", loc.DevId, loc.Offset, DeviceMissing: true);
-            if (loc.Offset > long.MaxValue)
-                return new CopyFailure(copy, FindingCode.StripeBeyondDevice, $"physical offset {loc.Offset} is out of range", loc.DevId, loc.Offset);
-            int got = dev.Read((long)loc.Offset, dest.Slice(done, n));
-            if (got < n)
-                return new CopyFailure(copy, FindingCode.StripeBeyondDevice,
-                    $"short read at devid {loc.DevId} physical {loc.Offset}: {got} of {n} bytes (device is {dev.Length} bytes)", loc.DevId, loc.Offset);
-            done += n;
-        }
-        return null;
-    }
-
-    private static void XorInto(Span<byte> acc, ReadOnlySpan<byte> src)
-    {
-        int i = 0;
-        if (System.Numerics.Vector.IsHardwareAccelerated)
-            for (int w = System.Numerics.Vector<byte>.Count; i + w <= acc.Length; i += w)
-                (new System.Numerics.Vector<byte>(acc[i..]) ^ new System.Numerics.Vector<byte>(src[i..])).CopyTo(acc[i..]);
-        for (; i < acc.Length; i++) acc[i] ^= src[i];
-    }
-
-    /// <summary>RAID5/6 with one data stripe lost: data = P xor the row's other data stripes, piece by piece.</summary>
-    private CopyFailure? RebuildFromParity(Chunk chunk, ulong logical, Span<byte> dest)
-    {
-        int done = 0;
-        byte[] tmp = new byte[Math.Min(dest.Length, 1 << 16)];
-        while (done < dest.Length)
-        {
-            var (target, others) = chunk.ParityRow(logical + (ulong)done, out ulong contiguous);
-            int n = (int)Math.Min((ulong)(dest.Length - done), contiguous);
-            var piece = dest.Slice(done, n);
-            piece.Clear();
-            foreach (var loc in others)
-            {
-                if (!_byDevId.TryGetValue(loc.DevId, out var dev))
-                    return new CopyFailure(1, FindingCode.TreeBlockUnreadable,
-                        $"parity rebuild impossible: device devid {loc.DevId} is missing too", loc.DevId, loc.Offset, DeviceMissing: true);
-                if (tmp.Length < n) tmp = new byte[n];
-                int got = loc.Offset > long.MaxValue ? 0 : dev.Read((long)loc.Offset, tmp.AsSpan(0, n));
-                if (got < n)
-                    return new CopyFailure(1, FindingCode.StripeBeyondDevice, $"parity rebuild: short read at devid {loc.DevId} physical {loc.Offset}", loc.DevId, loc.Offset);
-                XorInto(piece, tmp.AsSpan(0, n));
-            }
-            done += n;
-        }
-        return null;
     }
 
     /// <summary>Reads raw bytes of one copy of a logical range (for data and dumps). Returns false with a reason on failure.</summary>
@@ -225,8 +169,9 @@ public sealed class TreeBlockReader
         var chunk = _chunks.Find(logical);
         if (chunk == null) { problem = $"logical {logical} is in no chunk"; return false; }
         if (logical + (ulong)dest.Length > chunk.End) { problem = "range crosses the end of its chunk"; return false; }
-        if (copy >= chunk.Copies) { problem = $"chunk has {chunk.Copies} copies"; return false; }
-        var fail = ReadCopy(chunk, logical, copy, dest);
+        int copies = _source.Copies(chunk);
+        if (copy >= copies) { problem = copies == chunk.Copies ? $"chunk has {copies} copies" : $"{copies} copy can be read here (a metadata dump)"; return false; }
+        var fail = _source.Read(chunk, logical, copy, dest);
         problem = fail?.Reason;
         return fail == null;
     }

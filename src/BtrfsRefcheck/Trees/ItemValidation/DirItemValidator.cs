@@ -21,7 +21,8 @@ internal static class DirItemValidator
     {
         var key = c.Key;
         bool xattrKey = key.ItemType == ItemType.XattrItem;
-        bool hashedKey = key.ItemType is ItemType.DirItem or ItemType.XattrItem;
+        // btrfs-image -s/-ss replaces the names of DIR_ITEMs (not of XATTR_ITEMs): their hashes then say nothing
+        bool hashedKey = key.ItemType == ItemType.XattrItem || (key.ItemType == ItemType.DirItem && !c.NamesSanitized);
         InodeKeys.PrevIno(c, r, Code);
         if (data.Length == 0)
         {

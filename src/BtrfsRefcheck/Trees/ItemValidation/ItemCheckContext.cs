@@ -14,6 +14,8 @@ namespace BtrfsRefcheck.Trees.ItemValidation;
 /// <param name="NrGlobalRoots">The superblock's nr_global_roots (EXTENT_TREE_V2; 0: not known, as the kernel at mount).</param>
 /// <param name="ChunkDecodeReported">The chunk map loader already reported this CHUNK_ITEM as unusable while loading
 /// the chunk map (<see cref="Volume.BtrfsVolume.UnusableChunkItems"/>); its problem is not reported again.</param>
+/// <param name="NamesSanitized">btrfs-image -s/-ss replaced the file names (<see cref="Volume.BtrfsVolume.NamesSanitized"/>):
+/// name hashes are not checked.</param>
 /// <remarks>Not readonly so that a leaf's walk builds one and only sets the per-item fields for each slot (a copy or
 /// a fresh construction of the whole context per item showed in profiles); validators take it as <c>in</c>, and every
 /// member that is not an auto-property is <c>readonly</c>, so they neither change it nor copy it.</remarks>
@@ -33,7 +35,8 @@ public record struct ItemCheckContext(
     BtrfsKey? FreeSpaceInfo = null,
     bool ChunkDecodeReported = false,
     ulong SuperFlags = 0,
-    ulong NrGlobalRoots = 0)
+    ulong NrGlobalRoots = 0,
+    bool NamesSanitized = false)
 {
     /// <summary>btrfstune --csum is part-way (superblock CHANGING_DATA_CSUM or CHANGING_META_CSUM).</summary>
     public readonly bool ChangingCsum => (SuperFlags & (Superblock.FlagChangingDataCsum | Superblock.FlagChangingMetaCsum)) != 0;
