@@ -13,6 +13,7 @@ public static class Checker
     [
         new RootsPass(),
         new TreeScanPass(),
+        new QgroupsPass(), // before the extent join, which consumes the references it reads
         new ExtentRefsPass(),
         new DeviceAccountingPass(),
     ];

@@ -108,4 +108,10 @@ public enum FindingCode
     SubtreeNotChecked = 900,
     RootTreeFallback = 901,
     ChunkTreeFallback = 902,
+
+    // 1200-1299: quota groups
+    QgroupCountsMismatch = 1200,
+    QgroupStatusNotCurrent = 1201,
+    QgroupRelationUnpaired = 1202,
+    QgroupRelationOrphan = 1203,
 }

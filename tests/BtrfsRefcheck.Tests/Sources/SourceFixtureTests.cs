@@ -74,6 +74,18 @@ public class SourceFixtureTests(ITestOutputHelper output)
             }, 0, []),
         ["mkfs619-quota"] = new("mkfs 6.19 -O quota with kernel writes and a level-1 qgroup",
             (_, roots, _) => Assert.Contains(roots, r => r.Id == ObjectIds.QuotaTree), 0, []),
+        ["kernel-qgroups"] = new("quotas enabled by the kernel: level-1 and level-2 qgroups, snapshots sharing nodes, reflinks",
+            (_, roots, _) =>
+            {
+                Assert.Contains(roots, r => r.Id == ObjectIds.QuotaTree);
+                Assert.True(roots.Count(r => r.Id >= ObjectIds.FirstFree && r.Id <= ObjectIds.LastFree) >= 7, "seven subvolumes and snapshots");
+            }, 0, []),
+        ["kernel-squota"] = new("simple quotas enabled by the kernel after data was written (enable_gen above 1)",
+            (v, _, report) =>
+            {
+                Assert.True((v.Super.IncompatFlags & Features.IncompatSimpleQuota) != 0, "incompat SIMPLE_QUOTA");
+                Assert.True(report.Stats.ExtentOwnerRefs > 0, "EXTENT_OWNER_REF inline refs");
+            }, 0, []),
         ["mkfs619-rst"] = new("mkfs 6.19 -O raid-stripe-tree, RAID1 on two devices",
             (v, roots, _) =>
             {

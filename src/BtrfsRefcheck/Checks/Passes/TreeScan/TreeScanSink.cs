@@ -40,6 +40,10 @@ internal sealed class TreeScanFacts
 
     internal void AddExpectedSegments(IEnumerable<(RefRec[] Array, int Count)> segments) => _expectedSegments.AddRange(segments);
 
+    /// <summary>The expected refs, unsorted, to read (not change) before the extent join takes them: the quota groups
+    /// pass reads the parent pointers and file extents from them.</summary>
+    internal IReadOnlyList<(RefRec[] Array, int Count)> ExpectedSegments => _expectedSegments;
+
     /// <summary>Hands the expected refs over (the join sorts and consumes them in place) and forgets them here.</summary>
     internal List<(RefRec[] Array, int Count)> TakeExpectedSegments()
     {
