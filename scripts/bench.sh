@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark btrfs-refcheck against `btrfs check --readonly` on the same image.
 #
-#   scripts/bench.sh build [--files N] [--size SIZE] [--out IMG]   build a kernel-written image (needs root, loop mounts)
+#   scripts/bench.sh build [--files N] [--size SIZE] [--out IMG] [--quota]
+#                                                                   build a kernel-written image (needs root, loop mounts);
+#                                                                   --quota: qgroups on before any file is written, with
+#                                                                   1/1 and 1/2 under 2/1 (the snapshots split between them)
 #   scripts/bench.sh compare IMG [--runs N] [--out FILE]           time both tools side by side, alternating
 #   scripts/bench.sh scaling IMG... [--runs N] [--out FILE]        our time and memory per GiB of tree blocks, per image,
 #                                                                   raw and net of the fixed cost (an empty filesystem)
@@ -17,9 +20,10 @@ repo=$(pwd)
 die() { echo "bench: $*" >&2; exit 2; }
 
 build() {
-  local files=600000 size=24G out=/var/tmp/btrfs-bench.img
+  local files=600000 size=24G out=/var/tmp/btrfs-bench.img quota=""
   while [ $# -gt 0 ]; do
     case "$1" in
+      --quota) quota=--quota; shift ;;
       --files) files=$2; shift 2 ;;
       --size) size=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
@@ -33,10 +37,21 @@ build() {
   truncate -s "$size" "$out"
   mkfs.btrfs -q -f -U 5a1eb0b0-0000-4000-8000-000000000001 "$out" >/dev/null
   mount -o loop "$out" "$mnt"
-  echo "populating $out with $files files (8 snapshots, modified after each)..." >&2
   local t0=$SECONDS
-  python3 "$repo/scripts/bench-populate.py" "$mnt" "$files"
+  if [ -n "$quota" ]; then
+    # qgroups before any file: the kernel accounts every write; the top level and the first snapshots in 1/1, the
+    # others in 1/2 (bench-populate.py --quota), both under 2/1
+    btrfs quota enable "$mnt"
+    for q in 1/1 1/2 2/1; do btrfs qgroup create "$q" "$mnt"; done
+    btrfs qgroup assign 1/1 2/1 "$mnt"; btrfs qgroup assign 1/2 2/1 "$mnt"; btrfs qgroup assign 0/5 1/1 "$mnt"
+  fi
+  echo "populating $out with $files files (8 snapshots, modified after each${quota:+, qgroups on})..." >&2
+  python3 "$repo/scripts/bench-populate.py" "$mnt" "$files" $quota
   sync
+  if [ -n "$quota" ] && btrfs inspect-internal dump-tree -t quota "$(findmnt -no SOURCE "$mnt")" 2>/dev/null | grep -A1 QGROUP_STATUS | grep -q INCONSISTENT; then
+    echo "qgroups INCONSISTENT after populating (a snapshot into another qgroup than its source's): rescanning" >&2
+    btrfs quota rescan -w "$mnt" >&2; sync
+  fi
   umount "$mnt"
   echo "built $out in $((SECONDS - t0)) s" >&2
   btrfs inspect-internal dump-super "$out" | awk '/^(generation|bytes_used|nodesize)/' >&2

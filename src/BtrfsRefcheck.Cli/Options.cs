@@ -32,6 +32,9 @@ public sealed class CheckOptions : CommonOptions
     [Option("no-live", HelpText = "Refuse a mounted filesystem (exit 3), as btrfs check does. By default a mounted one is checked at its last committed state with O_DIRECT reads.")]
     public bool NoLive { get; set; }
 
+    [Option("check-data-csum", HelpText = "Also read every data sector the csum tree covers, every copy, and verify its checksum (on every core).")]
+    public bool CheckDataCsum { get; set; }
+
     [Option("reverify", Default = 3, HelpText = "Mounted filesystem: how many times to rerun the check when a commit lands while it reads (0-100).")]
     public int Reverify { get; set; } = 3;
 }

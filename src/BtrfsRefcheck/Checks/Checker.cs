@@ -16,14 +16,17 @@ public static class Checker
         new QgroupsPass(), // before the extent join, which consumes the references it reads
         new ExtentRefsPass(),
         new DeviceAccountingPass(),
+        new DataChecksumsPass(),
     ];
 
     /// <summary>Phase names, in order, as progress reports them: the passes' names.</summary>
     public static readonly string[] PhaseNames = Passes.Select(p => p.Name).ToArray();
 
-    public static CheckReport Run(BtrfsVolume volume, FindingBag findings, ICheckObserver? observer = null, int? degreeOfParallelism = null)
+    /// <param name="verifyDataChecksums">Also read and verify every data sector against the csum tree.</param>
+    public static CheckReport Run(BtrfsVolume volume, FindingBag findings, ICheckObserver? observer = null, int? degreeOfParallelism = null,
+        bool verifyDataChecksums = false)
     {
-        var ctx = new CheckContext(volume, findings, observer) { DegreeOfParallelism = degreeOfParallelism };
+        var ctx = new CheckContext(volume, findings, observer) { DegreeOfParallelism = degreeOfParallelism, VerifyDataChecksums = verifyDataChecksums };
         var timings = new List<PhaseTiming>();
         for (int i = 0; i < Passes.Count; i++)
         {

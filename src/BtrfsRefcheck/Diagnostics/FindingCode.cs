@@ -114,4 +114,9 @@ public enum FindingCode
     QgroupStatusNotCurrent = 1201,
     QgroupRelationUnpaired = 1202,
     QgroupRelationOrphan = 1203,
+
+    // 1300-1399: data checksums (read and verified only when asked)
+    DataChecksumMismatch = 1300,
+    DataChecksumBadCopy = 1301,
+    DataChecksumsNotVerified = 1302,
 }
