@@ -40,7 +40,8 @@ while [[ $# -gt 0 ]]; do
 done
 ALL=(mkfs619-defaults mkfs619-squota mkfs619-quota mkfs619-rst mkfs619-zoned metadumps
      convert-ext4 seed-sprout kernel-halfdropped kernel-reloc mkfs619-bgt-changing
-     mkfs619-csum-changing mkfs619-csum-changing-meta kernel-qgroups kernel-squota)
+     mkfs619-csum-changing mkfs619-csum-changing-meta kernel-qgroups kernel-squota
+     kernel-csum-xxhash kernel-csum-sha256 kernel-csum-blake2)
 [[ ${#ARGS[@]} -gt 0 ]] || ARGS=("${ALL[@]}")
 
 log() { printf '\n=== %s\n' "$*" >&2; }
@@ -325,6 +326,9 @@ U_CSUM=5a1e010b-b7f5-4c3e-9d2a-00000000010b
 U_CSUMM=5a1e010c-b7f5-4c3e-9d2a-00000000010c
 U_KQ=5a1e010d-b7f5-4c3e-9d2a-00000000010d
 U_KSQ=5a1e010e-b7f5-4c3e-9d2a-00000000010e
+U_KCX=5a1e010f-b7f5-4c3e-9d2a-00000000010f
+U_KCS=5a1e0110-b7f5-4c3e-9d2a-000000000110
+U_KCB=5a1e0111-b7f5-4c3e-9d2a-000000000111
 
 # =======================================================================================
 # 1. mkfs619-defaults: btrfs-progs 6.19 mkfs defaults (block-group-tree, free-space-tree,
@@ -1089,6 +1093,30 @@ build_kernel_squota() {
     store "$img" "$name.img"
     summ "$name" "squota enabled by the kernel after data was written (enable_gen > 1); checks pass"
 }
+
+# =======================================================================================
+# kernel-csum-xxhash / -sha256 / -blake2: mkfs 6.19 --csum TYPE, data written by the kernel
+# with compression on (zstd, lzo, zlib), for --check-data-csum on every checksum type.
+# =======================================================================================
+csum_type_image() {   # csum_type_image NAME UUID CSUM COMPRESS
+    local name=$1 img="$WORK/$1.img" M="$WORK/mnt-$1" dev
+    log "$name"
+    new_image "$img" 128M
+    $B619/mkfs.btrfs -q -f -U "$2" --csum "$3" "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M" -o "compress-force=$4"
+    populate "$M" "$name"
+    trim "$M"; do_umount "$M"; detach "$dev"
+    dump_super "$img" | grep -q "csum_type.*$3" || die "$name: csum_type is not $3"
+    [[ $(dump_tree -t 5 "$img" | grep -c 'compression [1-9]') -gt 0 ]] || die "$name: no compressed extent"
+    check_both "$img" "$name"
+    $B619/btrfs check --readonly --check-data-csum "$img" >"$WORK/$name.datacsum" 2>&1 || { tail "$WORK/$name.datacsum" >&2; die "$name: 6.19 --check-data-csum fails"; }
+    store "$img" "$name.img"
+    summ "$name" "csum $3, $4-compressed data by the kernel; checks (6.19 also --check-data-csum) pass"
+}
+build_kernel_csum_xxhash() { csum_type_image kernel-csum-xxhash "$U_KCX" xxhash zstd; }
+build_kernel_csum_sha256() { csum_type_image kernel-csum-sha256 "$U_KCS" sha256 lzo; }
+build_kernel_csum_blake2() { csum_type_image kernel-csum-blake2 "$U_KCB" blake2 zlib; }
 
 # =======================================================================================
 if [[ -n $SURVEY ]]; then survey; exit 0; fi
