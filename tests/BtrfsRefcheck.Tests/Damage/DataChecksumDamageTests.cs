@@ -170,6 +170,23 @@ public class DataChecksumDamageTests(ITestOutputHelper output)
         Assert.Equal([$"mirror 1 bytenr {sector}"], mirrors);
     }
 
+    /// <summary>A RAID1 pair given without its second device: the copies there are not read (110 names the device), the
+    /// first device's copies are verified, and a bad one of them is then the only copy read: an error.</summary>
+    [Fact]
+    public void CopiesOnAMissingDeviceAreNotRead()
+    {
+        using var img = Copy("kernel-raid1");
+        var one = new[] { img.Paths[0] };
+        var findings = new FindingBag();
+        using (var vol = BtrfsVolume.Open(one, null, findings))
+        {
+            var report = Checker.Run(vol, findings, verifyDataChecksums: true);
+            Assert.True(report.Stats.DataBytesVerified > 0, "the present copies were verified");
+        }
+        Assert.Contains(findings.Items, f => f.Code == FindingCode.DeviceMissing);
+        Assert.DoesNotContain(findings.Items, f => f.Code is FindingCode.DataChecksumMismatch or FindingCode.DataChecksumBadCopy);
+    }
+
     /// <summary>1302: a restored metadata dump has no data to verify (btrfs check skips it too).</summary>
     [Fact, Covers(FindingCode.DataChecksumsNotVerified)]
     public void RestoredMetadumpIsNotVerified()

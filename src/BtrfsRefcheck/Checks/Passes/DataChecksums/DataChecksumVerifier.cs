@@ -14,6 +14,9 @@ namespace BtrfsRefcheck.Checks;
 internal sealed class DataChecksumVerifier(CheckContext ctx)
 {
     private const int UnitBytes = 2 << 20;
+
+    /// <summary>How far ahead of the workers the read-ahead runs: the queue holds this many bytes of runs.</summary>
+    private const int AheadBytes = 64 << 20;
     private const int MaxResolvedSectors = 256;
 
     /// <summary>A run of sectors with their checksums (copied out of the csum leaf).</summary>
@@ -40,7 +43,7 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
             return;
         }
         int workers = Math.Max(1, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
-        using var queue = new BlockingCollection<Unit>(boundedCapacity: workers * 4);
+        using var queue = new BlockingCollection<Unit>(boundedCapacity: Math.Max(workers * 2, AheadBytes / UnitBytes));
         var threads = new Task[workers];
         for (int i = 0; i < workers; i++)
             threads[i] = Task.Factory.StartNew(() =>
@@ -114,6 +117,7 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
         for (int c = 0; c < copies; c++)
         {
             int readable = Read(unit, c, span, out var devices);
+            if (readable < 0) continue; // a copy on a missing device: the device set reported it (110)
             for (int s = 0; s < unit.Sectors; s++)
             {
                 var want = unit.Csums.AsSpan(s * _csumSize, _csumSize);
@@ -134,7 +138,7 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
     }
 
     /// <summary>Reads copy <paramref name="copy"/> of the unit into <paramref name="dest"/>; returns how many bytes
-    /// from the start were read, and where each sector lives.</summary>
+    /// from the start were read (-1: part of the copy is on a missing device), and where each sector lives.</summary>
     private int Read(Unit unit, int copy, Span<byte> dest, out Func<int, (string Device, ulong Physical)> where)
     {
         var pieces = new List<(int Start, string Device, ulong Physical)>();
@@ -144,8 +148,9 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
             var loc = unit.Chunk.Map(unit.Logical + (ulong)off, copy, out ulong contiguous);
             int n = (int)Math.Min((ulong)(dest.Length - off), contiguous);
             var dev = _vol.DeviceById(loc.DevId);
-            pieces.Add((off, dev?.Path ?? $"devid {loc.DevId} (missing)", loc.Offset));
-            int got = dev == null ? 0 : dev.Read((long)loc.Offset, dest.Slice(off, n));
+            if (dev == null) { where = _ => ("", 0); return -1; }
+            pieces.Add((off, dev.Path, loc.Offset));
+            int got = dev.Read((long)loc.Offset, dest.Slice(off, n));
             if (got < n && readable < 0) readable = off + got;
             off += n;
         }
@@ -162,6 +167,7 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
 
     private void Report(Unit unit, int copies, List<(int Sector, int Copy, string Device, ulong Physical, string Found)> bad)
     {
+        copies -= MissingCopies(unit, copies);
         foreach (var group in bad.GroupBy(b => b.Sector))
         {
             ulong logical = unit.Logical + (ulong)group.Key * (ulong)_sector;
@@ -184,6 +190,20 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
                     + $" ({b.Found}); {copies - list.Count} other cop{(copies - list.Count == 1 ? "y is" : "ies are")} good and the kernel reads those (a scrub rewrites the bad one){files}",
                     Bytenr: logical, Tree: ObjectIds.CsumTree, Device: b.Device, Mirror: b.Copy, Expected: want, Found: b.Found));
         }
+    }
+
+    /// <summary>Copies of the unit that lie (partly) on a missing device and were therefore not read.</summary>
+    private int MissingCopies(Unit unit, int copies)
+    {
+        int missing = 0;
+        for (int c = 0; c < copies; c++)
+            for (ulong off = 0, length = (ulong)unit.Sectors * (ulong)_sector; off < length;)
+            {
+                var loc = unit.Chunk.Map(unit.Logical + off, c, out ulong contiguous);
+                if (_vol.DeviceById(loc.DevId) == null) { missing++; break; }
+                off += Math.Min(length - off, contiguous);
+            }
+        return missing;
     }
 
     private static byte[] Pad(ReadOnlySpan<byte> csum)
