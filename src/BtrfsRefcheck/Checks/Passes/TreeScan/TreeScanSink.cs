@@ -8,7 +8,7 @@ namespace BtrfsRefcheck.Checks;
 
 /// <summary>What the tree scan pass records, as compact structs, for the passes after it: every block, every parent
 /// pointer and file extent as the back-ref it needs, and from the extent, dev and chunk trees every block group, dev
-/// extent, chunk and device. Read by the extent references and device accounting passes.</summary>
+/// extent, chunk and device. Read by the quota groups, extent references and device accounting passes.</summary>
 internal sealed class TreeScanFacts
 {
     internal BlockRec[] Blocks = [];
