@@ -35,6 +35,9 @@ public sealed class CheckOptions : CommonOptions
     [Option("check-data-csum", HelpText = "Also read every data sector the csum tree covers, every copy, and verify its checksum (on every core).")]
     public bool CheckDataCsum { get; set; }
 
+    [Option("report", MetaValue = "FILE.html", HelpText = "Also write the result as one self-contained HTML page: verdict, summary, findings by code, and a map of the block groups.")]
+    public string? Report { get; set; }
+
     [Option("reverify", Default = 3, HelpText = "Mounted filesystem: how many times to rerun the check when a commit lands while it reads (0-100).")]
     public int Reverify { get; set; } = 3;
 }
