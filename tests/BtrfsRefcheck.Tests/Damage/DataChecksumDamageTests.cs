@@ -187,6 +187,27 @@ public class DataChecksumDamageTests(ITestOutputHelper output)
         Assert.DoesNotContain(findings.Items, f => f.Code is FindingCode.DataChecksumMismatch or FindingCode.DataChecksumBadCopy);
     }
 
+    private sealed class ProgressRecorder : ICheckObserver
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<(string Pass, long Done, long Total, string Unit)> Events = new();
+        public void Progress(string pass, long done, long total, string unit) => Events.Enqueue((pass, done, total, unit));
+    }
+
+    /// <summary>The pass counts MiB verified (every copy) toward the data block groups' used bytes and ends at its total.</summary>
+    [Fact]
+    public void DataChecksumsReportProgress()
+    {
+        var rec = new ProgressRecorder();
+        var findings = new FindingBag();
+        using var vol = BtrfsVolume.Open(ForgeFixtures.Images("kernel-snapshots"), null, findings);
+        Checker.Run(vol, findings, rec, verifyDataChecksums: true);
+        var mine = rec.Events.Where(e => e.Pass == "data checksums").ToList();
+        Assert.NotEmpty(mine);
+        Assert.All(mine, e => { Assert.Equal("MiB", e.Unit); Assert.InRange(e.Done, 0, e.Total); });
+        Assert.Equal(mine[^1].Total, mine[^1].Done);
+        Assert.True(mine[^1].Total >= 45, $"total {mine[^1].Total} MiB: at least the 46 MB verified");
+    }
+
     /// <summary>1302: a restored metadata dump has no data to verify (btrfs check skips it too).</summary>
     [Fact, Covers(FindingCode.DataChecksumsNotVerified)]
     public void RestoredMetadumpIsNotVerified()

@@ -28,6 +28,7 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
     private readonly int _sector = (int)ctx.Volume.SectorSize;
     private int _resolved;
     private FilePaths? _paths;
+    private ProgressCounter? _progress;
     private readonly object _pathsLock = new();
     public long BytesVerified;
     public long SectorsBad;
@@ -43,6 +44,7 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
             return;
         }
         int workers = Math.Max(1, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
+        _progress = new ProgressCounter(ctx.Observer, "data checksums", "MiB", Math.Max(1, EstimatedMiB()), every: 16);
         using var queue = new BlockingCollection<Unit>(boundedCapacity: Math.Max(workers * 2, AheadBytes / UnitBytes));
         var threads = new Task[workers];
         for (int i = 0; i < workers; i++)
@@ -60,6 +62,18 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
             queue.CompleteAdding();
             Task.WaitAll(threads);
         }
+        _progress.Finish();
+    }
+
+    /// <summary>What progress counts toward: the data block groups' used bytes, every copy (the csum-covered part is
+    /// at most that: nodatasum files have none).</summary>
+    private long EstimatedMiB()
+    {
+        long bytes = 0;
+        foreach (var bg in ctx.Scan.BlockGroups)
+            if ((bg.Flags & (ulong)BlockGroupFlags.Data) != 0 && _vol.Chunks.Find(bg.Start) is { } chunk)
+                bytes += (long)bg.Used * CopiesOf(chunk);
+        return bytes >> 20;
     }
 
     private sealed class Producer(DataChecksumVerifier v, BlockingCollection<Unit> queue) : ITreeVisitor
@@ -134,6 +148,7 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
             }
         }
         Interlocked.Add(ref BytesVerified, length);
+        _progress?.Add(Math.Max(1, ((long)length * copies) >> 20));
         if (bad != null) Report(unit, copies, bad);
     }
 
