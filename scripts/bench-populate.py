@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Populates a mounted btrfs filesystem for the benchmark, deterministically (seeded).
 
-usage: bench-populate.py MOUNTPOINT FILES
+usage: bench-populate.py MOUNTPOINT FILES [--quota]
 
 Layout: the top-level subvolume holds `data/` with FILES files in directories of 500; sizes are a mix of inline
 (< 2 KiB, stored in the fs tree) and regular extents (4 KiB - 64 KiB, one in a thousand of 1-4 MiB). Then 8 snapshots
 are taken one after the other; after each, about 4% of the files in the newest snapshot are modified (appended,
 overwritten in the middle, truncated, or deleted and recreated), a few hundred new files are added and some files
 are cloned with reflinks, so shared tree blocks get copied and FULL_BACKREF / shared back-refs appear.
+With --quota (qgroups 1/1 and 1/2 made by bench.sh) snapshots 1-4 join qgroup 1/1 and 5-8 qgroup 1/2 (`-i`).
 """
 import os, random, subprocess, sys, fcntl, struct
 
@@ -73,13 +74,15 @@ def modify(snap, rng, fraction):
 
 def main():
     root, files = sys.argv[1], int(sys.argv[2])
+    quota = "--quota" in sys.argv[3:]
     rng = random.Random(20261124)
     populate(root, files, rng)
     subprocess.run(["sync"], check=True)
     prev = root
     for s in range(1, 9):
         snap = os.path.join(root, f"snap{s}")
-        subprocess.run(["btrfs", "subvolume", "snapshot", prev, snap], check=True, stdout=subprocess.DEVNULL)
+        inherit = ["-i", "1/1" if s <= 4 else "1/2"] if quota else []
+        subprocess.run(["btrfs", "subvolume", "snapshot", *inherit, prev, snap], check=True, stdout=subprocess.DEVNULL)
         modify(snap, rng, 0.04)
         extra = os.path.join(snap, "data", "new")
         os.makedirs(extra, exist_ok=True)

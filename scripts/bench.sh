@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark btrfs-refcheck against `btrfs check --readonly` (Debian's btrfs-progs and 6.19) on the same image.
 #
-#   scripts/bench.sh build [--files N] [--size SIZE] [--out IMG]   build a kernel-written image (needs root, loop mounts)
+#   scripts/bench.sh build [--files N] [--size SIZE] [--out IMG] [--quota]
+#                                                                   build a kernel-written image (needs root, loop mounts);
+#                                                                   --quota: qgroups on before any file is written, with
+#                                                                   1/1 and 1/2 under 2/1 (the snapshots split between them)
 #   scripts/bench.sh compare IMG [--runs N] [--out FILE]           time both tools side by side, alternating
 #   scripts/bench.sh scaling IMG... [--runs N] [--out FILE]        our time and memory per GiB of tree blocks, per image,
 #                                                                   raw and net of the fixed cost (an empty filesystem)
+#   scripts/bench.sh datacsum IMG [--runs N] [--timeout S] [--out FILE]
+#                                                                   check --check-data-csum against its I/O floor (the same
+#                                                                   bytes read once, physical order; cold and warm) and
+#                                                                   against btrfs check --readonly --check-data-csum
+#                                                                   (6.19 when built; stopped after S s, default 600)
 #   scripts/bench.sh --ci                                           compare and scaling once on a small committed fixture
 #
 # btrfs-refcheck is measured as released: the Native AOT executable from scripts/publish.sh.
@@ -17,9 +25,10 @@ repo=$(pwd)
 die() { echo "bench: $*" >&2; exit 2; }
 
 build() {
-  local files=600000 size=24G out=/var/tmp/btrfs-bench.img
+  local files=600000 size=24G out=/var/tmp/btrfs-bench.img quota=""
   while [ $# -gt 0 ]; do
     case "$1" in
+      --quota) quota=--quota; shift ;;
       --files) files=$2; shift 2 ;;
       --size) size=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
@@ -33,10 +42,21 @@ build() {
   truncate -s "$size" "$out"
   mkfs.btrfs -q -f -U 5a1eb0b0-0000-4000-8000-000000000001 "$out" >/dev/null
   mount -o loop "$out" "$mnt"
-  echo "populating $out with $files files (8 snapshots, modified after each)..." >&2
   local t0=$SECONDS
-  python3 "$repo/scripts/bench-populate.py" "$mnt" "$files"
+  if [ -n "$quota" ]; then
+    # qgroups before any file: the kernel accounts every write; the top level and the first snapshots in 1/1, the
+    # others in 1/2 (bench-populate.py --quota), both under 2/1
+    btrfs quota enable "$mnt"
+    for q in 1/1 1/2 2/1; do btrfs qgroup create "$q" "$mnt"; done
+    btrfs qgroup assign 1/1 2/1 "$mnt"; btrfs qgroup assign 1/2 2/1 "$mnt"; btrfs qgroup assign 0/5 1/1 "$mnt"
+  fi
+  echo "populating $out with $files files (8 snapshots, modified after each${quota:+, qgroups on})..." >&2
+  python3 "$repo/scripts/bench-populate.py" "$mnt" "$files" $quota
   sync
+  if [ -n "$quota" ] && btrfs inspect-internal dump-tree -t quota "$(findmnt -no SOURCE "$mnt")" 2>/dev/null | grep -A1 QGROUP_STATUS | grep -q INCONSISTENT; then
+    echo "qgroups INCONSISTENT after populating (a snapshot into another qgroup than its source's): rescanning" >&2
+    btrfs quota rescan -w "$mnt" >&2; sync
+  fi
   umount "$mnt"
   echo "built $out in $((SECONDS - t0)) s" >&2
   btrfs inspect-internal dump-super "$out" | awk '/^(generation|bytes_used|nodesize)/' >&2
@@ -205,10 +225,71 @@ scaling() {
   rm -rf "$tmp"
 }
 
+# --check-data-csum: our data checksums phase and whole check against the I/O floor (bench-datafloor.py --csum: every
+# copy of every csum-covered range read once, physical order, 8 MiB preads) and against btrfs check's own
+# --check-data-csum (which evicts the image's pages: cold). Ours and the floor are measured cold (after the same
+# eviction) and warm (right after a cold run). One-device images.
+datacsum() {
+  local img="" runs=3 outfile="" timeout=600
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --runs) runs=$2; shift 2 ;;
+      --timeout) timeout=$2; shift 2 ;;
+      --out) outfile=$2; shift 2 ;;
+      -*) die "unknown datacsum option $1" ;;
+      *) img=$1; shift ;;
+    esac
+  done
+  [ -n "$img" ] && [ -e "$img" ] || die "datacsum needs an image"
+  [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
+  local progs=btrfs
+  for d in "${BTRFS_PROGS_619_BIN:-}" /var/cache/btrfs-progs-6.19/bin; do
+    [ -n "$d" ] && [ -x "$d/btrfs" ] && { progs=$d/btrfs; break; }
+  done
+  local ours; ours_cmd
+  local tmp; tmp=$(mktemp -d)
+  local cache=(python3 "$repo/scripts/bench-cache.py") floor=(python3 "$repo/scripts/bench-datafloor.py" --csum "$img")
+  phase() { grep -Eo "phase 'data checksums': [0-9]+" "$1" | awk '{print $NF / 1000}'; }
+  for i in $(seq 1 "$runs"); do
+    "${cache[@]}" evict "$img"; "${floor[@]}" > "$tmp/floor-cold.$i"
+    "${cache[@]}" evict "$img"
+    /usr/bin/time -f "%e %M" -o "$tmp/ours-cold.$i" "${ours[@]}" check --check-data-csum "$img" > "$tmp/out-cold.$i" 2>&1 || true
+    "${floor[@]}" > "$tmp/floor-warm.$i"
+    /usr/bin/time -f "%e %M" -o "$tmp/ours-warm.$i" "${ours[@]}" check --check-data-csum "$img" > "$tmp/out-warm.$i" 2>&1 || true
+  done
+  local t0=$SECONDS theirs rc=0
+  timeout "$timeout" /usr/bin/time -f "%e %M" -o "$tmp/theirs" "$progs" check --readonly --check-data-csum "$img" > "$tmp/theirs.out" 2>&1 || rc=$?
+  if [ "$rc" -eq 124 ]; then theirs="more than $timeout s (stopped)"; else theirs="wall $(tail -1 "$tmp/theirs" | awk '{print $1}') s, peak RSS $(( $(tail -1 "$tmp/theirs" | awk '{print $2}') / 1024 )) MiB, exit $rc"; fi
+  local fc fw oc ow pc pw om bytes verified
+  fc=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/floor-cold.$i"; done | median)
+  fw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/floor-warm.$i"; done | median)
+  bytes=$(awk '{print $2}' "$tmp/floor-cold.1")
+  oc=$(for i in $(seq 1 "$runs"); do tail -1 "$tmp/ours-cold.$i" | awk '{print $1}'; done | median)
+  ow=$(for i in $(seq 1 "$runs"); do tail -1 "$tmp/ours-warm.$i" | awk '{print $1}'; done | median)
+  om=$(for i in $(seq 1 "$runs"); do tail -1 "$tmp/ours-cold.$i" | awk '{print $2}'; done | median)
+  pc=$(for i in $(seq 1 "$runs"); do phase "$tmp/out-cold.$i"; done | median)
+  pw=$(for i in $(seq 1 "$runs"); do phase "$tmp/out-warm.$i"; done | median)
+  verified=$(grep -Eo "data verified [0-9]+" "$tmp/out-cold.1" | awk '{print $3}')
+  local report
+  report=$(cat <<REP
+image: $img; csum-covered data, every copy: $((bytes / 1048576)) MiB (floor) / $(( ${verified:-0} / 1048576 )) MiB (verified by ours); $(nproc) cores; $runs rounds, medians
+btrfs-refcheck build : $ours_build; findings: $(grep -Eo "findings: .*" "$tmp/out-cold.1")
+I/O floor (same bytes read once, physical order): cold ${fc} s, warm ${fw} s
+ours, data checksums phase: cold ${pc} s ($(awk -v a="$pc" -v b="$fc" 'BEGIN{printf "%.2f", a/b}')x floor), warm ${pw} s ($(awk -v a="$pw" -v b="$fw" 'BEGIN{printf "%.2f", a/b}')x floor)
+ours, whole check --check-data-csum: cold ${oc} s, warm ${ow} s, peak RSS $((om / 1024)) MiB
+btrfs check --readonly --check-data-csum ($("$progs" --version | head -1)): $theirs$( [ "$rc" -ne 124 ] && awk -v a="$oc" -v b="$(tail -1 "$tmp/theirs" | awk '{print $1}')" 'BEGIN{printf "; ours cold / theirs: %.3f", a/b}')
+REP
+)
+  echo "$report"
+  [ -n "$outfile" ] && { echo "$report" > "$outfile"; echo "written to $outfile" >&2; }
+  rm -rf "$tmp"
+}
+
 case "${1:-}" in
   build) shift; build "$@" ;;
   compare) shift; compare "$@" ;;
   scaling) shift; scaling "$@" ;;
+  datacsum) shift; datacsum "$@" ;;
   --ci)
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
     gzip -dc testdata/kernel-snapshots.img.gz | cp --sparse=always /dev/stdin "$tmp/ci.img"
@@ -228,5 +309,5 @@ case "${1:-}" in
       fi
     done
     echo "Native AOT and JIT builds agree on check, check --json, dump-tree and dump-super --json" ;;
-  *) sed -n '2,11p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

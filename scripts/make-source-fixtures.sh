@@ -40,7 +40,8 @@ while [[ $# -gt 0 ]]; do
 done
 ALL=(mkfs619-defaults mkfs619-squota mkfs619-quota mkfs619-rst mkfs619-zoned metadumps
      convert-ext4 seed-sprout kernel-halfdropped kernel-reloc mkfs619-bgt-changing
-     mkfs619-csum-changing mkfs619-csum-changing-meta)
+     mkfs619-csum-changing mkfs619-csum-changing-meta kernel-qgroups kernel-squota
+     kernel-csum-xxhash kernel-csum-sha256 kernel-csum-blake2)
 [[ ${#ARGS[@]} -gt 0 ]] || ARGS=("${ALL[@]}")
 
 log() { printf '\n=== %s\n' "$*" >&2; }
@@ -323,6 +324,11 @@ U_RELOC=5a1e0109-b7f5-4c3e-9d2a-000000000109
 U_BGT=5a1e010a-b7f5-4c3e-9d2a-00000000010a
 U_CSUM=5a1e010b-b7f5-4c3e-9d2a-00000000010b
 U_CSUMM=5a1e010c-b7f5-4c3e-9d2a-00000000010c
+U_KQ=5a1e010d-b7f5-4c3e-9d2a-00000000010d
+U_KSQ=5a1e010e-b7f5-4c3e-9d2a-00000000010e
+U_KCX=5a1e010f-b7f5-4c3e-9d2a-00000000010f
+U_KCS=5a1e0110-b7f5-4c3e-9d2a-000000000110
+U_KCB=5a1e0111-b7f5-4c3e-9d2a-000000000111
 
 # =======================================================================================
 # 1. mkfs619-defaults: btrfs-progs 6.19 mkfs defaults (block-group-tree, free-space-tree,
@@ -1010,6 +1016,107 @@ survey() {
     } >"$OUTDIR/SURVEY.md"
     echo "wrote $OUTDIR/SURVEY.md" >&2
 }
+
+# =======================================================================================
+# kernel-qgroups / kernel-squota: quotas enabled by the kernel on a mounted filesystem,
+# nodesize 4096 so the subvolumes have interior nodes that snapshots share.
+# =======================================================================================
+# qgroup_content M SEED: subvolumes in level-1 qgroups under a level-2 one, snapshots
+# (inheriting a qgroup), COW after the snapshots, reflinks across subvolumes.
+qgroup_content() {
+    local M=$1 s=$2 f inh1=(-i 1/1) inh2=(-i 1/2)
+    [[ ${SIMPLE:-} ]] && { inh1=(); inh2=(); }
+    btrfs subvolume create "${inh1[@]}" "$M/a" >/dev/null
+    fx tiny "$M/a/t" t 3000 "$s/tiny"
+    fx files "$M/a/m" m 20 100K 100K "$s/medium" pattern
+    sync
+    btrfs subvolume snapshot "${inh1[@]}" "$M/a" "$M/a-snap1" >/dev/null
+    for f in "$M"/a/t/t-*7; do echo appended >>"$f"; done
+    rm -f "$M"/a/t/t-*3
+    btrfs subvolume create "${inh2[@]}" "$M/b" >/dev/null
+    fx files "$M/b" v 100 1 30K "$s/b" mix
+    cp --reflink=always "$M/a/m/m-00001" "$M/b/from-a.reflink"
+    sync
+    btrfs subvolume snapshot "${inh2[@]}" "$M/b" "$M/b-snap" >/dev/null
+    btrfs subvolume snapshot -r "$M/a-snap1" "$M/a-snap2" >/dev/null
+    fx files "$M/b-snap/new" n 30 1 8K "$s/bnew" pattern
+    cp --reflink=always "$M/a/m/m-00002" "$M/a-snap1/m-00002.reflink"
+    populate "$M" "$s"
+    sync
+}
+
+build_kernel_qgroups() {
+    local name=kernel-qgroups img="$WORK/kernel-qgroups.img" M="$WORK/mnt-kq" dev q
+    log "$name"
+    new_image "$img" 256M
+    $B619/mkfs.btrfs -q -f -U "$U_KQ" --nodesize 4096 "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    btrfs quota enable "$M"
+    btrfs qgroup create 1/1 "$M"; btrfs qgroup create 1/2 "$M"; btrfs qgroup create 2/1 "$M"
+    btrfs qgroup assign 1/1 2/1 "$M" >&2; btrfs qgroup assign 1/2 2/1 "$M" >&2
+    qgroup_content "$M" kq
+    q=$(dump_tree -t 8 "$dev")
+    if grep -A1 QGROUP_STATUS <<<"$q" | grep -q INCONSISTENT; then
+        echo "$name: status INCONSISTENT after the writes; rescanning" >&2
+        btrfs quota rescan -w "$M" >&2; sync
+    fi
+    btrfs qgroup show -pcre "$M" >&2 || true
+    trim "$M"; do_umount "$M"; detach "$dev"
+    q=$(dump_tree -t 8 "$img")
+    grep -A1 QGROUP_STATUS <<<"$q" | grep -q INCONSISTENT && die "$name: qgroups INCONSISTENT"
+    [[ $(count 'QGROUP_RELATION' <<<"$q") -ge 8 ]] || die "$name: fewer than 8 qgroup relation items"
+    [[ $(dump_tree -t 256 "$img" | count '^node ') -gt 0 ]] || die "$name: subvolume a has no interior node"
+    check_both "$img" "$name"
+    store "$img" "$name.img"
+    summ "$name" "kernel-enabled qgroups, levels 0-2, snapshots sharing nodes, reflinks; consistent; checks pass"
+}
+
+build_kernel_squota() {
+    local name=kernel-squota img="$WORK/kernel-squota.img" M="$WORK/mnt-ksq" dev q
+    log "$name"
+    new_image "$img" 256M
+    $B619/mkfs.btrfs -q -f -U "$U_KSQ" --nodesize 4096 "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M"
+    fx files "$M/before" p 50 1 20K ksq-before mix   # written before squota: enable_gen leaves them out
+    sync
+    $B619/btrfs quota enable --simple "$M"
+    SIMPLE=1 qgroup_content "$M" ksq
+    btrfs qgroup show -pcre "$M" >&2 || true
+    trim "$M"; do_umount "$M"; detach "$dev"
+    sb_bit "$img" incompat_flags 16 || die "$name: no SIMPLE_QUOTA incompat flag"
+    q=$(dump_tree -t 8 "$img")
+    grep -A1 QGROUP_STATUS <<<"$q" >&2
+    grep -A1 QGROUP_STATUS <<<"$q" | grep -q 'enable_gen [1-9]' || echo "note: no enable_gen printed" >&2
+    check_both "$img" "$name" opt62
+    store "$img" "$name.img"
+    summ "$name" "squota enabled by the kernel after data was written (enable_gen > 1); checks pass"
+}
+
+# =======================================================================================
+# kernel-csum-xxhash / -sha256 / -blake2: mkfs 6.19 --csum TYPE, data written by the kernel
+# with compression on (zstd, lzo, zlib), for --check-data-csum on every checksum type.
+# =======================================================================================
+csum_type_image() {   # csum_type_image NAME UUID CSUM COMPRESS
+    local name=$1 img="$WORK/$1.img" M="$WORK/mnt-$1" dev
+    log "$name"
+    new_image "$img" 128M
+    $B619/mkfs.btrfs -q -f -U "$2" --csum "$3" "$img"
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M" -o "compress-force=$4"
+    populate "$M" "$name"
+    trim "$M"; do_umount "$M"; detach "$dev"
+    dump_super "$img" | grep -q "csum_type.*$3" || die "$name: csum_type is not $3"
+    [[ $(dump_tree -t 5 "$img" | grep -c 'compression [1-9]') -gt 0 ]] || die "$name: no compressed extent"
+    check_both "$img" "$name"
+    $B619/btrfs check --readonly --check-data-csum "$img" >"$WORK/$name.datacsum" 2>&1 || { tail "$WORK/$name.datacsum" >&2; die "$name: 6.19 --check-data-csum fails"; }
+    store "$img" "$name.img"
+    summ "$name" "csum $3, $4-compressed data by the kernel; checks (6.19 also --check-data-csum) pass"
+}
+build_kernel_csum_xxhash() { csum_type_image kernel-csum-xxhash "$U_KCX" xxhash zstd; }
+build_kernel_csum_sha256() { csum_type_image kernel-csum-sha256 "$U_KCS" sha256 lzo; }
+build_kernel_csum_blake2() { csum_type_image kernel-csum-blake2 "$U_KCB" blake2 zlib; }
 
 # =======================================================================================
 if [[ -n $SURVEY ]]; then survey; exit 0; fi

@@ -32,6 +32,9 @@ public sealed class CheckOptions : CommonOptions
     [Option("no-live", HelpText = "Refuse a mounted filesystem (exit 3), as btrfs check does. By default a mounted one is checked at its last committed state with O_DIRECT reads.")]
     public bool NoLive { get; set; }
 
+    [Option("check-data-csum", HelpText = "Also read every data sector the csum tree covers, every copy, and verify its checksum (on every core).")]
+    public bool CheckDataCsum { get; set; }
+
     [Option("report", MetaValue = "FILE.html", HelpText = "Also write the result as one self-contained HTML page: verdict, summary, findings by code, and a map of the block groups.")]
     public string? Report { get; set; }
 

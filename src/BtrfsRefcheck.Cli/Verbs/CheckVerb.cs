@@ -18,6 +18,7 @@ public static class CheckVerb
         if (mounts.Count > 0)
         {
             if (o.NoLive) throw new VolumeException($"{MountedLine(mounts)}; refusing to check a mounted filesystem (--no-live)");
+            if (o.CheckDataCsum) throw new UsageException($"{MountedLine(mounts)}; --check-data-csum reads data that changes while mounted: unmount it first");
             return RunLive(o, paths, mounts, stdout, stderr, progress, html);
         }
         var findings = new FindingBag();
@@ -30,7 +31,7 @@ public static class CheckVerb
             foreach (var n in vol.Notes) stdout.WriteLine($"note: {n}");
         }
         CheckReport report;
-        try { report = Checker.Run(vol, findings, new CheckObserver(stdout, stderr, phaseLines: text && !o.Quiet, progress)); }
+        try { report = Checker.Run(vol, findings, new CheckObserver(stdout, stderr, phaseLines: text && !o.Quiet, progress), verifyDataChecksums: o.CheckDataCsum); }
         finally { progress?.Clear(); }
         if (o.Json) CheckJson.Write(stdout, vol, report, o);
         else CheckText.Write(stdout, report, o.Quiet);
@@ -82,6 +83,8 @@ internal static class CheckText
             o.WriteLine($"  extent items {s.ExtentItems} (metadata {s.MetadataExtentItems}, data {s.DataExtentItems}), block groups {s.BlockGroups}");
             o.WriteLine($"  back-refs: inline {s.InlineRefs}, keyed {s.KeyedRefs}; TREE_BLOCK_REF {s.TreeBlockRefs}, SHARED_BLOCK_REF {s.SharedBlockRefs}, EXTENT_DATA_REF {s.ExtentDataRefs}, SHARED_DATA_REF {s.SharedDataRefs}, EXTENT_OWNER_REF {s.ExtentOwnerRefs}");
             o.WriteLine($"  file extents referencing data {s.FileExtents}");
+            if (s.DataBytesVerified > 0 || s.DataSectorsBad > 0)
+                o.WriteLine($"  data verified {s.DataBytesVerified} bytes (every copy), bad sectors {s.DataSectorsBad}");
             o.WriteLine($"  findings: {r.Errors} errors, {r.Warnings} warnings, {r.Notes} notes");
             foreach (var p in r.Phases) o.WriteLine($"  phase '{p.Name}': {p.Elapsed.TotalMilliseconds:F0} ms");
             if (live != null)
@@ -140,6 +143,11 @@ internal static class CheckJson
         w.WriteNumber("shared_data_refs", s.SharedDataRefs);
         w.WriteNumber("extent_owner_refs", s.ExtentOwnerRefs);
         w.WriteNumber("file_extents", s.FileExtents);
+        if (s.DataBytesVerified > 0 || s.DataSectorsBad > 0)
+        {
+            w.WriteNumber("data_bytes_verified", s.DataBytesVerified);
+            w.WriteNumber("data_sectors_bad", s.DataSectorsBad);
+        }
         w.WriteNumber("errors", r.Errors);
         w.WriteNumber("warnings", r.Warnings);
         w.WriteEndObject();

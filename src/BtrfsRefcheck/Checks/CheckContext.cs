@@ -15,6 +15,9 @@ public sealed class CheckContext(BtrfsVolume volume, FindingBag findings, ICheck
     public ICheckObserver Observer { get; } = observer ?? NullCheckObserver.Instance;
     public CheckStats Stats { get; } = new();
 
+    /// <summary>Read every data sector the csum tree covers and verify it (the data checksums pass); off by default.</summary>
+    public bool VerifyDataChecksums { get; init; }
+
     /// <summary>Worker threads for the scan (null: one per core).</summary>
     public int? DegreeOfParallelism { get; init; }
 

@@ -24,6 +24,11 @@ public sealed class CheckStats
     public long BlockGroups;
     public long UnreadableBlocks;
 
+    /// <summary>Data bytes read and verified against the csum tree (every copy; only with VerifyDataChecksums), and the
+    /// sectors found bad.</summary>
+    public long DataBytesVerified;
+    public long DataSectorsBad;
+
     /// <summary>Adds the per-worker counters of the extent tree and file extent passes.</summary>
     public void Add(CheckStats o)
     {

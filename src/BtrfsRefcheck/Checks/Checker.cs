@@ -13,29 +13,41 @@ public static class Checker
     [
         new RootsPass(),
         new TreeScanPass(),
+        new QgroupsPass(), // before the extent join, which consumes the references it reads
         new ExtentRefsPass(),
         new DeviceAccountingPass(),
         new FreeSpacePass(),
         new CsumTreePass(),
+        new DataChecksumsPass(),
     ];
 
     /// <summary>Phase names, in order, as progress reports them: the passes' names.</summary>
     public static readonly string[] PhaseNames = Passes.Select(p => p.Name).ToArray();
 
-    public static CheckReport Run(BtrfsVolume volume, FindingBag findings, ICheckObserver? observer = null, int? degreeOfParallelism = null)
+    /// <summary>The names of the passes a check runs, in order (the data checksums pass only when asked for).</summary>
+    public static IReadOnlyList<string> PhasesRun(bool verifyDataChecksums = false)
     {
-        var ctx = new CheckContext(volume, findings, observer) { DegreeOfParallelism = degreeOfParallelism };
+        var probe = new CheckContext(null!, new FindingBag(), null) { VerifyDataChecksums = verifyDataChecksums };
+        return Passes.Where(p => p.RunsOn(probe)).Select(p => p.Name).ToList();
+    }
+
+    /// <param name="verifyDataChecksums">Also read and verify every data sector against the csum tree.</param>
+    public static CheckReport Run(BtrfsVolume volume, FindingBag findings, ICheckObserver? observer = null, int? degreeOfParallelism = null,
+        bool verifyDataChecksums = false)
+    {
+        var ctx = new CheckContext(volume, findings, observer) { DegreeOfParallelism = degreeOfParallelism, VerifyDataChecksums = verifyDataChecksums };
         var timings = new List<PhaseTiming>();
-        for (int i = 0; i < Passes.Count; i++)
+        var run = Passes.Where(p => p.RunsOn(ctx)).ToList();
+        for (int i = 0; i < run.Count; i++)
         {
-            var pass = Passes[i];
-            ctx.Observer.PassStarted(i, Passes.Count, pass.Name);
+            var pass = run[i];
+            ctx.Observer.PassStarted(i, run.Count, pass.Name);
             var before = findings.Counts;
             var sw = Stopwatch.StartNew();
             pass.Run(ctx);
             var elapsed = sw.Elapsed;
             timings.Add(new PhaseTiming(pass.Name, elapsed, Emitted(before, findings.Counts)));
-            ctx.Observer.PassFinished(i, Passes.Count, pass.Name, elapsed);
+            ctx.Observer.PassFinished(i, run.Count, pass.Name, elapsed);
         }
         return new CheckReport(findings, ctx.Stats, timings) { BlockGroups = BlockGroupSummary.From(ctx.Scan), Super = volume.Super };
     }

@@ -24,5 +24,9 @@ public interface ICheckPass
     /// <summary>What the pass adds to the context.</summary>
     string Adds { get; }
 
+    /// <summary>Whether the pass runs on this check (a pass asked for by an option, such as reading every data
+    /// sector, says no when it was not asked for): a pass that does not run is neither printed nor timed.</summary>
+    bool RunsOn(CheckContext ctx) => true;
+
     void Run(CheckContext ctx);
 }

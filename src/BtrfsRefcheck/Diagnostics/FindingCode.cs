@@ -129,4 +129,15 @@ public enum FindingCode
     FreeSpaceWrongItemType = 1105,
     FreeSpaceExtentsUnmerged = 1106,
     FreeSpaceTreeNotValid = 1107,
+
+    // 1200-1299: quota groups
+    QgroupCountsMismatch = 1200,
+    QgroupStatusNotCurrent = 1201,
+    QgroupRelationUnpaired = 1202,
+    QgroupRelationOrphan = 1203,
+
+    // 1300-1399: data checksums (read and verified only when asked)
+    DataChecksumMismatch = 1300,
+    DataChecksumBadCopy = 1301,
+    DataChecksumsNotVerified = 1302,
 }

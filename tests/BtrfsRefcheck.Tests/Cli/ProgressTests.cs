@@ -163,8 +163,9 @@ public class ProgressTests(ITestOutputHelper output)
 
         // on a terminal: lines with the pass and counts, rewritten in place and erased
         string raw = InTerminal($"check '{image}'");
-        Assert.Matches("\r\\[2/4\\] trees: \\d+/\\d+ blocks \\(\\d+%\\)", raw);
-        Assert.Matches("\r\\[3/4\\] extent references: \\d+/\\d+ extent leaves", raw);
+        var phases = Checker.PhasesRun(verifyDataChecksums: false);
+        Assert.Matches($"\r\\[2/{phases.Count}\\] trees: \\d+/\\d+ blocks \\(\\d+%\\)", raw);
+        Assert.Matches($"\r\\[{phases.ToList().IndexOf("extent references") + 1}/{phases.Count}\\] extent references: \\d+/\\d+ extent leaves", raw);
         Assert.Contains("\x1b[K", raw);
         // the screen at the end is exactly the output without a terminal
         Assert.Equal(Normalise(plain), Normalise(Screen(raw)));

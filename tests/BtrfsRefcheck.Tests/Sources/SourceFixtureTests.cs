@@ -44,6 +44,15 @@ public class SourceFixtureTests(ITestOutputHelper output)
         "Space key logical 13631488 length 8388608 has no corresponding block group",
     ];
 
+    /// <summary>mkfs 6.19 --csum TYPE with data written by the kernel, compressed (for --check-data-csum on every type).</summary>
+    private static Expectation CsumType(ChecksumType type, string compression) => new(
+        $"mkfs 6.19 --csum {type}, data written by the kernel with compress-force={compression}",
+        (v, _, report) =>
+        {
+            Assert.Equal(type, v.CsumType);
+            Assert.True(report.Stats.DataExtentItems > 0, "data extents");
+        }, 0, []);
+
     private static readonly Dictionary<string, Expectation> Expected = new(StringComparer.Ordinal)
     {
         ["kernel-snapshots.restored-62"] = Restored("kernel-snapshots", []),
@@ -74,6 +83,21 @@ public class SourceFixtureTests(ITestOutputHelper output)
             }, 0, []),
         ["mkfs619-quota"] = new("mkfs 6.19 -O quota with kernel writes and a level-1 qgroup",
             (_, roots, _) => Assert.Contains(roots, r => r.Id == ObjectIds.QuotaTree), 0, []),
+        ["kernel-qgroups"] = new("quotas enabled by the kernel: level-1 and level-2 qgroups, snapshots sharing nodes, reflinks",
+            (_, roots, _) =>
+            {
+                Assert.Contains(roots, r => r.Id == ObjectIds.QuotaTree);
+                Assert.True(roots.Count(r => r.Id >= ObjectIds.FirstFree && r.Id <= ObjectIds.LastFree) >= 7, "seven subvolumes and snapshots");
+            }, 0, []),
+        ["kernel-squota"] = new("simple quotas enabled by the kernel after data was written (enable_gen above 1)",
+            (v, _, report) =>
+            {
+                Assert.True((v.Super.IncompatFlags & Features.IncompatSimpleQuota) != 0, "incompat SIMPLE_QUOTA");
+                Assert.True(report.Stats.ExtentOwnerRefs > 0, "EXTENT_OWNER_REF inline refs");
+            }, 0, []),
+        ["kernel-csum-xxhash"] = CsumType(ChecksumType.XxHash64, "zstd"),
+        ["kernel-csum-sha256"] = CsumType(ChecksumType.Sha256, "lzo"),
+        ["kernel-csum-blake2"] = CsumType(ChecksumType.Blake2b, "zlib"),
         ["mkfs619-rst"] = new("mkfs 6.19 -O raid-stripe-tree, RAID1 on two devices",
             (v, roots, _) =>
             {

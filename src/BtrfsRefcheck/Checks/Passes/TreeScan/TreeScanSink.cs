@@ -8,7 +8,7 @@ namespace BtrfsRefcheck.Checks;
 
 /// <summary>What the tree scan pass records, as compact structs, for the passes after it: every block, every parent
 /// pointer and file extent as the back-ref it needs, and from the extent, dev and chunk trees every block group, dev
-/// extent, chunk and device. Read by the extent references and device accounting passes.</summary>
+/// extent, chunk and device. Read by the quota groups, extent references and device accounting passes.</summary>
 internal sealed class TreeScanFacts
 {
     internal BlockRec[] Blocks = [];
@@ -42,6 +42,10 @@ internal sealed class TreeScanFacts
     internal List<(DataCsumNeed[] Array, int Count)> CsumNeeds = [];
 
     internal void AddExpectedSegments(IEnumerable<(RefRec[] Array, int Count)> segments) => _expectedSegments.AddRange(segments);
+
+    /// <summary>The expected refs, unsorted, to read (not change) before the extent join takes them: the quota groups
+    /// pass reads the parent pointers and file extents from them.</summary>
+    internal IReadOnlyList<(RefRec[] Array, int Count)> ExpectedSegments => _expectedSegments;
 
     /// <summary>Hands the expected refs over (the join sorts and consumes them in place) and forgets them here.</summary>
     internal List<(RefRec[] Array, int Count)> TakeExpectedSegments()
