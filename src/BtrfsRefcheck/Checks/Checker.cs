@@ -15,6 +15,7 @@ public static class Checker
         new TreeScanPass(),
         new ExtentRefsPass(),
         new DeviceAccountingPass(),
+        new SubvolumesPass(),
     ];
 
     /// <summary>Phase names, in order, as progress reports them: the passes' names.</summary>
