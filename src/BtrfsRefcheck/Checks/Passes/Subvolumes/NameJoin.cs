@@ -136,7 +136,7 @@ internal static class NameJoin
             if (items > 0 && indexes > 0 && d.Type != x.Type)
                 findings.Add(new Finding(FindingCode.NameMismatch, Severity.Error, $"{where}: {nm}: DIR_ITEM type {d.Type}, DIR_INDEX type {x.Type}",
                     Bytenr: x.Leaf, Tree: p.Tree, Key: new BtrfsKey(x.Parent, (byte)ItemType.DirIndex, x.Index), Expected: d.Type.ToString(), Found: x.Type.ToString()));
-            else if (hasItem && items + indexes > 0 && (items > 0 ? d : x) is var e && e.Type != inode.Type)
+            else if (hasItem && inode.Type != 0 && items + indexes > 0 && (items > 0 ? d : x) is var e && e.Type != inode.Type) // type 0: mode invalid (410)
                 findings.Add(new Finding(FindingCode.NameMismatch, Severity.Error, $"{where}: {nm}: the entry's type is {e.Type}, the inode's mode says {inode.Type}",
                     Bytenr: e.Leaf, Tree: p.Tree, Expected: inode.Type.ToString(), Found: e.Type.ToString()));
         }
