@@ -47,10 +47,12 @@ public class SubvolumeDamageTests(ITestOutputHelper output)
     }
 
     /// <summary>btrfs check 6.19 fails the fs roots and says each of <paramref name="words"/>.</summary>
-    private void Progs619Fails(ForgedImage img, params string[] words)
+    private void Progs619Fails(ForgedImage img, params string[] words) => Progs619FailsIn(img, "fs roots", words);
+
+    private void Progs619FailsIn(ForgedImage img, string phase, params string[] words)
     {
         var lines = Progs619(img);
-        Assert.Contains("ERROR: errors found in fs roots", lines);
+        Assert.Contains("ERROR: errors found in " + phase, lines);
         foreach (var w in words) Assert.Contains(lines, l => l.Contains(w, StringComparison.Ordinal));
     }
 
@@ -184,4 +186,75 @@ public class SubvolumeDamageTests(ITestOutputHelper output)
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.ItemNotInSubvolumeTree, leaf));
         Progs619Fails(img, "unknown key");
     }
+
+    [Progs619Fact, Covers(FindingCode.DirItemMissing)]
+    public void MissingDirItem()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.DeleteItem(Slot(le, 256, ItemType.DirItem, 533687887)));
+        // no DIR_ITEM names the file now (nlink 1, 0 found), and the directory's names are short of its isize
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.DirItemMissing, leaf), Want.Error(FindingCode.InodeLinkCountWrong, leaf),
+            Want.Error(FindingCode.DirSizeWrong, leaf));
+        Progs619Fails(img, "no dir item", "link count wrong", "dir isize wrong");
+    }
+
+    [Progs619Fact, Covers(FindingCode.NameMismatch)]
+    public void DirIndexWithAnotherType()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.Data(Slot(le, 256, ItemType.DirIndex, 7))[29] = 7); // FILE -> SYMLINK
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.NameMismatch, leaf));
+        Progs619Fails(img, "filetype mismatch");
+    }
+
+    [Progs619Fact, Covers(FindingCode.OrphanItemMissing)]
+    public void UnlinkedInodeWithoutOrphanItem()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[NlinkAt..], 0));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.OrphanItemMissing, leaf), Want.Error(FindingCode.InodeLinkCountWrong, leaf));
+        Progs619Fails(img, "no orphan item", "link count wrong");
+    }
+
+    [Progs619Fact, Covers(FindingCode.InodeContentMismatch)]
+    public void FileTurnedDirectory()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[ModeAt..], 0x41ED));
+        // a directory with a file extent, named as a FILE (its isize, 1, is its inline byte: btrfs check counts extents
+        // and names in one sum, and so do we)
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeContentMismatch, leaf), Want.Error(FindingCode.NameMismatch, leaf));
+        Progs619Fails(img, "odd file extent", "filetype mismatch");
+    }
+
+    /// <summary>Subvolume 258's ROOT_ITEM says refs 0 while the fs tree's ROOT_REF and DIR_ITEM still reference it.</summary>
+    [Progs619Fact, Covers(FindingCode.SubvolumeRefMismatch)]
+    public void SubvolumeRefsMismatch()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = RootItemLeaf(img);
+        Edit(img.Paths, (ed, _) => { var le = ed.Leaf(leaf); BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, Subvol, ItemType.RootItem, 0))[RefsAt..], 0); });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.SubvolumeRefMismatch, leaf));
+        Progs619FailsIn(img, "root refs", "fs tree 258 refs mismatch found 1 expect 0");
+    }
+
+    /// <summary>Subvolume 258 unreferenced (refs 0, its ROOT_REF gone) but with no ORPHAN_ITEM to have it dropped.</summary>
+    [Progs619Fact, Covers(FindingCode.SubvolumeOrphanMissing)]
+    public void UnreferencedSubvolumeWithoutOrphanItem()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = RootItemLeaf(img);
+        Edit(img.Paths, (ed, _) =>
+        {
+            var le = ed.Leaf(leaf);
+            BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, Subvol, ItemType.RootItem, 0))[RefsAt..], 0);
+            le.DeleteItem(Slot(le, ObjectIds.FsTree, ItemType.RootRef, Subvol));
+        });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.SubvolumeOrphanMissing, leaf));
+        Progs619FailsIn(img, "root refs", "fs tree 258 missing orphan item");
+    }
+
+    private const int RefsAt = 160 + 8 + 8 + 8 + 8 + 8 + 8 + 8; // inode, generation, root_dirid, bytenr, byte_limit, bytes_used, last_snapshot, flags
+
+    private static ulong RootItemLeaf(ForgedImage img) => Root(img.Paths, ObjectIds.RootTree).Bytenr;
 }

@@ -149,7 +149,8 @@ internal sealed class InodeAcc(ulong ino)
             findings.Add(new Finding(FindingCode.DuplicateName, Severity.Error, $"{where}: two INODE_ITEMs", Bytenr: ItemLeaf, Tree: tree, Key: key));
         if (IsDir)
         {
-            ulong names = Nlink == 0 ? 0 : DirNames; // a deleted directory's entries are not counted (btrfs check)
+            // a deleted directory's entries are not counted; btrfs check's found_size also holds file extent bytes (one field)
+            ulong names = (Nlink == 0 ? 0 : DirNames) + ExtentBytes;
             if (names != Size)
                 findings.Add(new Finding(FindingCode.DirSizeWrong, Severity.Error,
                     $"{where}: directory isize {Size}, its DIR_ITEM and DIR_INDEX names add up to {names} bytes",

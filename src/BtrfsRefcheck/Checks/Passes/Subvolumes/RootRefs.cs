@@ -98,7 +98,7 @@ internal static class RootRefCheck
         {
             // btrfs check's is_child_root: an entry counts when the tree holds the subvolume's ROOT_REF, or when the
             // subvolume has no parent at all; a snapshot's copy of its source's entry names a subvolume of another parent.
-            if (!hasForward.Contains((tree, e.Child)) && backParents[e.Child].Any()) continue;
+            if (!hasForward.Contains((tree, e.Child)) && backParents[e.Child].Any() && !backParents[e.Child].Contains(tree)) continue;
             var rec = Get(e.Child);
             var b = Find(rec, tree, e.Parent, e.Crc, e.Hash2, e.NameLen, e.Leaf);
             if (e.Kind == NameKind.SubvolItem)
