@@ -115,7 +115,6 @@ public enum FindingCode
     NameMismatch = 807,
     DirSizeWrong = 808,
     InodeNbytesWrong = 809,
-    FileExtentOverlapAcrossLeaves = 810,
     FileExtentHole = 811,
     FileExtentWrongForInode = 812,
     InodeContentMismatch = 813,

@@ -254,6 +254,106 @@ public class SubvolumeDamageTests(ITestOutputHelper output)
         Progs619FailsIn(img, "root refs", "fs tree 258 missing orphan item");
     }
 
+    /// <summary>File 264 made an empty directory (no extent, isize 0, entries typed DIR), then given a second name
+    /// "t-0007b" in the root directory (INODE_REF entry, DIR_ITEM and DIR_INDEX 15, the root's isize grown to match):
+    /// a directory with two names, nlink 1.</summary>
+    [Progs619Fact, Covers(FindingCode.DirectoryHardLink)]
+    public void HardLinkToADirectory()
+    {
+        using var img = Copy(Snapshots);
+        var name = "t-0007b"u8.ToArray();
+        ulong leaf = EditSubvolLeaf(img, le =>
+        {
+            var ii = le.Data(Slot(le, 264, ItemType.InodeItem, 0));
+            BinaryPrimitives.WriteUInt32LittleEndian(ii[ModeAt..], 0x41ED);
+            BinaryPrimitives.WriteUInt64LittleEndian(ii[16..], 0); // isize
+            BinaryPrimitives.WriteUInt64LittleEndian(ii[NbytesAt..], 0);
+            le.DeleteItem(Slot(le, 264, ItemType.ExtentData, 0));
+            le.Data(Slot(le, 256, ItemType.DirItem, (ulong)Trees.ItemValidation.DirItemValidator.NameHash("t-0007"u8)))[29] = 2; // now a DIR
+            le.Data(Slot(le, 256, ItemType.DirIndex, 9))[29] = 2;
+            var root = le.Data(Slot(le, 256, ItemType.InodeItem, 0));
+            BinaryPrimitives.WriteUInt64LittleEndian(root[16..], BinaryPrimitives.ReadUInt64LittleEndian(root[16..]) + 2UL * (ulong)name.Length);
+            var refEntry = new byte[10 + name.Length];
+            BinaryPrimitives.WriteUInt64LittleEndian(refEntry, 15);
+            BinaryPrimitives.WriteUInt16LittleEndian(refEntry.AsSpan(8), (ushort)name.Length);
+            name.CopyTo(refEntry, 10);
+            int r = Slot(le, 264, ItemType.InodeRef, 256);
+            le.InsertBytes(r, le.DataSize(r), refEntry);
+            var entry = DirEntry(264, 2, name);
+            le.InsertSorted(new BtrfsKey(256, (byte)ItemType.DirItem, (ulong)Trees.ItemValidation.DirItemValidator.NameHash(name)), entry);
+            le.InsertSorted(new BtrfsKey(256, (byte)ItemType.DirIndex, 15), entry);
+        });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.DirectoryHardLink, leaf));
+        Progs619Fails(img, "root 258 inode 264 errors 2000, link count wrong");
+    }
+
+    /// <summary>A dir entry (30-byte header and name) naming inode <paramref name="ino"/> with type <paramref name="type"/>.</summary>
+    private static byte[] DirEntry(ulong ino, byte type, byte[] name)
+    {
+        var e = new byte[30 + name.Length];
+        new BtrfsKey(ino, (byte)ItemType.InodeItem, 0).Write(e);
+        BinaryPrimitives.WriteUInt64LittleEndian(e.AsSpan(17), 22); // transid
+        BinaryPrimitives.WriteUInt16LittleEndian(e.AsSpan(25), 0); // data_len
+        BinaryPrimitives.WriteUInt16LittleEndian(e.AsSpan(27), (ushort)name.Length);
+        e[29] = type;
+        name.CopyTo(e, 30);
+        return e;
+    }
+
+    /// <summary>NO_HOLES cleared in the superblock (a filesystem made without it) and file 263's only extent gone: its
+    /// extents no longer cover [0, isize), and nbytes no longer adds up.</summary>
+    [Progs619Fact, Covers(FindingCode.FileExtentHole)]
+    public void HoleWithoutNoHoles()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = Root(img.Paths, Subvol).Bytenr;
+        Edit(img.Paths, (ed, _) =>
+        {
+            ed.PatchSuper(sb => BinaryPrimitives.WriteUInt64LittleEndian(sb[Superblock.IncompatFlagsAt..],
+                BinaryPrimitives.ReadUInt64LittleEndian(sb[Superblock.IncompatFlagsAt..]) & ~Features.IncompatNoHoles));
+            var le = ed.Leaf(leaf);
+            le.DeleteItem(Slot(le, 263, ItemType.ExtentData, 0));
+        });
+        // the fixture's sparse files (written with NO_HOLES, so with implicit holes) are now holes too, in the fs tree
+        // (inodes 5834, 5694) and in snapshot 259 (5834): btrfs check 6.19 names them as well
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FileExtentHole, leaf), Want.Error(FindingCode.InodeNbytesWrong, leaf),
+            Want.Error(FindingCode.FileExtentHole, 43155456), Want.Error(FindingCode.FileExtentHole, 46350336), Want.Error(FindingCode.FileExtentHole, 47349760));
+        Progs619Fails(img, "root 258 inode 263 errors 500, file extent discount, nbytes wrong", "root 5 inode 5834 errors 100, file extent discount",
+            "root 5 inode 5694 errors 100, file extent discount", "root 259 inode 5834 errors 100, file extent discount");
+    }
+
+    /// <summary>File 267's regular extent marked zlib-compressed while the inode has NODATASUM.</summary>
+    [Progs619Fact, Covers(FindingCode.FileExtentWrongForInode)]
+    public void CompressedExtentInANodatasumInode()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le =>
+        {
+            le.Data(Slot(le, 267, ItemType.InodeItem, 0))[FlagsAt] |= 1; // NODATASUM
+            le.Data(Slot(le, 267, ItemType.ExtentData, 0))[16] = 1; // zlib
+        });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FileExtentWrongForInode, leaf));
+        Progs619Fails(img, "root 258 inode 267 errors", "bad file extent");
+    }
+
+    /// <summary>Subvolume 258's only leaf unreadable (a byte changed in every copy, checksum not fixed): the scan reports
+    /// it; this pass says, as a note, that the tree's inodes and names were not checked.</summary>
+    [Fact, Covers(FindingCode.SubvolumeNotChecked)]
+    public void HiddenLeafIsNotChecked()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = Root(img.Paths, Subvol).Bytenr;
+        int copies;
+        using (var vol = Open(img.Paths)) copies = vol.Chunks.Find(leaf)!.Copies;
+        for (int c = 0; c < copies; c++) img.CorruptBytes(leaf, c, 3000, 1, fixChecksum: false);
+        var findings = Check(img.Paths);
+        foreach (var f in findings) output.WriteLine($"{f.Severity} {f}");
+        var note = Assert.Single(findings, f => f.Code == FindingCode.SubvolumeNotChecked);
+        Assert.Equal((Severity.Info, leaf, Subvol), (note.Severity, note.Bytenr!.Value, note.Tree!.Value));
+        Assert.Contains(findings, f => f.Code == FindingCode.TreeBlockChecksumMismatch && f.Bytenr == leaf);
+        Assert.DoesNotContain(findings, f => (int)f.Code is >= 800 and < 900 && f.Code != FindingCode.SubvolumeNotChecked);
+    }
+
     private const int RefsAt = 160 + 8 + 8 + 8 + 8 + 8 + 8 + 8; // inode, generation, root_dirid, bytenr, byte_limit, bytes_used, last_snapshot, flags
 
     private static ulong RootItemLeaf(ForgedImage img) => Root(img.Paths, ObjectIds.RootTree).Bytenr;

@@ -191,10 +191,8 @@ internal sealed class InodeAcc(ulong ino)
                 findings.Add(new Finding(FindingCode.FileExtentWrongForInode, Severity.Error, $"{where}: compressed file extents in a NODATASUM inode",
                     Bytenr: CompressedLeaf, Tree: tree, Key: key, Expected: "no compression with NODATASUM", Found: $"{Compressed} compressed extent(s)"));
         }
-        if (OverlapAt != ulong.MaxValue)
-            findings.Add(new Finding(FindingCode.FileExtentOverlapAcrossLeaves, Severity.Error,
-                $"{where}: the file extent at {OverlapAt} overlaps the previous one (in the leaf before)",
-                Bytenr: OverlapLeaf, Tree: tree, Key: new BtrfsKey(Ino, (byte)ItemType.ExtentData, OverlapAt)));
+        // (an overlap across leaves, OverlapAt, is not reported yet: no fixture can be forged into one by editing items
+        // in place; inside one leaf it is the item validator's 413)
         if (BadExtent != null)
             findings.Add(new Finding(FindingCode.FileExtentWrongForInode, Severity.Error, $"{where}: file extent {BadExtentKey.Offset}: {BadExtent}",
                 Bytenr: BadExtentLeaf, Tree: tree, Key: BadExtentKey));

@@ -17,7 +17,7 @@ public sealed class SubvolumesPass : ICheckPass
     public IReadOnlyList<FindingCode> Codes { get; } =
     [
         InodeItemMissing, InodeLinkCountWrong, DirectoryHardLink, DirItemMissing, DirIndexMissing, InodeRefMissing, DuplicateName,
-        NameMismatch, DirSizeWrong, InodeNbytesWrong, FileExtentOverlapAcrossLeaves, FileExtentHole, FileExtentWrongForInode,
+        NameMismatch, DirSizeWrong, InodeNbytesWrong, FileExtentHole, FileExtentWrongForInode,
         InodeContentMismatch, RootDirInvalid, OrphanItemMissing, SubvolumeRefMismatch, SubvolumeOrphanMissing, SubvolumeNotChecked,
     ];
 
