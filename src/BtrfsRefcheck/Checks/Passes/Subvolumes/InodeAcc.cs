@@ -143,30 +143,30 @@ internal sealed class InodeAcc(ulong ino)
         };
         if (Partial || !HasItem) return rec; // a hidden neighbour may hold the rest; no item: the name join reports it
         ulong tree = p.Tree;
-        string where = $"{p.TreeName} inode {Ino}";
+        string where() => $"{p.TreeName} inode {Ino}"; // (made only with a finding)
         var key = new BtrfsKey(Ino, (byte)ItemType.InodeItem, 0);
         if (DupItem)
-            findings.Add(new Finding(FindingCode.DuplicateName, Severity.Error, $"{where}: two INODE_ITEMs", Bytenr: ItemLeaf, Tree: tree, Key: key));
+            findings.Add(new Finding(FindingCode.DuplicateName, Severity.Error, $"{where()}: two INODE_ITEMs", Bytenr: ItemLeaf, Tree: tree, Key: key));
         if (IsDir)
         {
             // a deleted directory's entries are not counted; btrfs check's found_size also holds file extent bytes (one field)
             ulong names = (Nlink == 0 ? 0 : DirNames) + ExtentBytes;
             if (names != Size)
                 findings.Add(new Finding(FindingCode.DirSizeWrong, Severity.Error,
-                    $"{where}: directory isize {Size}, its DIR_ITEM and DIR_INDEX names add up to {names} bytes",
+                    $"{where()}: directory isize {Size}, its DIR_ITEM and DIR_INDEX names add up to {names} bytes",
                     Bytenr: ItemLeaf, Tree: tree, Key: key, Expected: names.ToString(), Found: Size.ToString()));
             if (HasFileExtent)
-                findings.Add(new Finding(FindingCode.InodeContentMismatch, Severity.Error, $"{where}: a directory with file extents",
+                findings.Add(new Finding(FindingCode.InodeContentMismatch, Severity.Error, $"{where()}: a directory with file extents",
                     Bytenr: ItemLeaf, Tree: tree, Key: key, Expected: "no EXTENT_DATA", Found: "EXTENT_DATA"));
         }
         else if (IsFileOrLink)
         {
             if (HasDirEntries)
-                findings.Add(new Finding(FindingCode.InodeContentMismatch, Severity.Error, $"{where}: a {(Mode & SIfmt) switch { SIflnk => "symlink", _ => "regular file" }} with dir entries",
+                findings.Add(new Finding(FindingCode.InodeContentMismatch, Severity.Error, $"{where()}: a {(Mode & SIfmt) switch { SIflnk => "symlink", _ => "regular file" }} with dir entries",
                     Bytenr: ItemLeaf, Tree: tree, Key: key, Expected: "no DIR_ITEM / DIR_INDEX", Found: "dir entries"));
             if (Nlink > 0 && ExtentBytes != Nbytes)
                 findings.Add(new Finding(FindingCode.InodeNbytesWrong, Severity.Error,
-                    $"{where}: nbytes {Nbytes}, its file extents hold {ExtentBytes} bytes",
+                    $"{where()}: nbytes {Nbytes}, its file extents hold {ExtentBytes} bytes",
                     Bytenr: ItemLeaf, Tree: tree, Key: key, Expected: ExtentBytes.ToString(), Found: Nbytes.ToString()));
             if (Nlink > 0 && !p.NoHoles && Size != 0)
             {
@@ -178,23 +178,23 @@ internal sealed class InodeAcc(ulong ino)
                     : end < Size ? $"the file extents end at {end}" : null;
                 if (hole != null)
                     findings.Add(new Finding(FindingCode.FileExtentHole, Severity.Error,
-                        $"{where}: {hole}, below isize {Size}, and the filesystem has no NO_HOLES",
+                        $"{where()}: {hole}, below isize {Size}, and the filesystem has no NO_HOLES",
                         Bytenr: ItemLeaf, Tree: tree, Key: key, Expected: $"file extents covering [0, {Size})", Found: hole));
             }
             if ((Mode & SIfmt) == SIflnk && (Flags & (ulong)(InodeFlags.Immutable | InodeFlags.Append)) != 0)
-                findings.Add(new Finding(FindingCode.InodeContentMismatch, Severity.Error, $"{where}: a symlink with the IMMUTABLE or APPEND flag",
+                findings.Add(new Finding(FindingCode.InodeContentMismatch, Severity.Error, $"{where()}: a symlink with the IMMUTABLE or APPEND flag",
                     Bytenr: ItemLeaf, Tree: tree, Key: key, Found: InodeItemFlags(Flags)));
             if ((Mode & SIfmt) == SIflnk && Regular + Prealloc > 0)
-                findings.Add(new Finding(FindingCode.FileExtentWrongForInode, Severity.Error, $"{where}: a symlink with a regular file extent (symlinks are inline)",
+                findings.Add(new Finding(FindingCode.FileExtentWrongForInode, Severity.Error, $"{where()}: a symlink with a regular file extent (symlinks are inline)",
                     Bytenr: RegularLeaf, Tree: tree, Key: key, Expected: "inline", Found: "regular"));
             if (Compressed > 0 && (Flags & (ulong)InodeFlags.NoDataSum) != 0)
-                findings.Add(new Finding(FindingCode.FileExtentWrongForInode, Severity.Error, $"{where}: compressed file extents in a NODATASUM inode",
+                findings.Add(new Finding(FindingCode.FileExtentWrongForInode, Severity.Error, $"{where()}: compressed file extents in a NODATASUM inode",
                     Bytenr: CompressedLeaf, Tree: tree, Key: key, Expected: "no compression with NODATASUM", Found: $"{Compressed} compressed extent(s)"));
         }
         // (an overlap across leaves, OverlapAt, is not reported yet: no fixture can be forged into one by editing items
         // in place; inside one leaf it is the item validator's 413)
         if (BadExtent != null)
-            findings.Add(new Finding(FindingCode.FileExtentWrongForInode, Severity.Error, $"{where}: file extent {BadExtentKey.Offset}: {BadExtent}",
+            findings.Add(new Finding(FindingCode.FileExtentWrongForInode, Severity.Error, $"{where()}: file extent {BadExtentKey.Offset}: {BadExtent}",
                 Bytenr: BadExtentLeaf, Tree: tree, Key: BadExtentKey));
         return rec;
     }

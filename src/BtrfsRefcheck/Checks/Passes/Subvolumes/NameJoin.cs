@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 
@@ -10,73 +9,83 @@ namespace BtrfsRefcheck.Checks;
 /// maybe_free_inode_rec, check_inode_recs and check_root_dir).</summary>
 internal static class NameJoin
 {
-    /// <summary>Drops the groups that are complete and consistent (used for a subtree shared by snapshots: what is
-    /// decided inside it is decided for every tree that reaches it). What is left is carried up.</summary>
-    public static void Reduce(List<NameRec> recs)
+    /// <summary>Every finding about names and links, over the records of every checked tree at once (sorted here).
+    /// <paramref name="trees"/>[i] is the tree of mask bit i. An inode's group is evaluated once per distinct subset of its
+    /// records that some tree sees: trees that share every leaf holding the inode's items and names share the result, which
+    /// is reported once, for the first of them. Records naming subvolumes go to <paramref name="subvolEntries"/> per tree.</summary>
+    public static void Evaluate(NameRec[] recs, IReadOnlyList<SubvolumeParams> trees, ulong liveTrees, FindingBag findings, List<(ulong Tree, NameRec Entry)> subvolEntries)
     {
-        if (recs.Count == 0) return;
-        var span = CollectionsMarshal.AsSpan(recs);
-        span.Sort(NameRec.Compare);
         int w = 0;
-        for (int i = 0; i < span.Length;)
+        for (int i = 0; i < recs.Length; i++)
         {
-            int j = i + 1;
-            while (j < span.Length && span[j].Child == span[i].Child) j++;
-            if (!Complete(span[i..j]))
-                for (int k = i; k < j; k++) span[w++] = span[k];
-            i = j;
+            ref readonly var r = ref recs[i];
+            if (r.Kind is NameKind.SubvolItem or NameKind.SubvolIndex)
+            {
+                for (ulong m = r.Mask & liveTrees; m != 0; m &= m - 1) subvolEntries.Add((trees[System.Numerics.BitOperations.TrailingZeroCount(m)].Tree, r));
+            }
+            else if ((r.Mask & liveTrees) != 0) recs[w++] = r;
         }
-        recs.RemoveRange(w, recs.Count - w);
-    }
-
-    /// <summary>One inode's group is settled: its item, nlink names each with ref, DIR_ITEM and DIR_INDEX agreeing.</summary>
-    private static bool Complete(ReadOnlySpan<NameRec> g)
-    {
-        if (g.Length < 4 || g[0].Kind != NameKind.Inode || (g[0].Flags & NameRec.FlagHasItem) == 0 || (g[0].Flags & NameRec.FlagPartial) != 0) return false;
-        if (g[1].Kind == NameKind.Inode || (g.Length - 1) % 3 != 0 || (uint)((g.Length - 1) / 3) != g[0].Nlink) return false;
-        byte type = g[0].Type;
-        for (int i = 1; i < g.Length; i += 3)
-        {
-            ref readonly var r = ref g[i];
-            ref readonly var d = ref g[i + 1];
-            ref readonly var x = ref g[i + 2];
-            if (r.Kind != NameKind.Ref || d.Kind != NameKind.DirItem || x.Kind != NameKind.DirIndex) return false;
-            if (!r.SameName(d) || !r.SameName(x) || r.Index != x.Index || d.Type != type || x.Type != type) return false;
-            if (r.Child == r.Parent) return false; // the root directory's ".." (checked at the root)
-        }
-        return true;
-    }
-
-    /// <summary>The whole tree's records: every finding about names and links. Records of subvolume entries are moved
-    /// to <paramref name="subvolEntries"/> for the root-reference check.</summary>
-    public static void Evaluate(List<NameRec> recs, SubvolumeParams p, FindingBag findings, List<NameRec> subvolEntries)
-    {
-        var span = CollectionsMarshal.AsSpan(recs);
-        // Subvolume entries live in another namespace (root ids): out first.
-        int w = 0;
-        for (int i = 0; i < span.Length; i++)
-        {
-            if (span[i].Kind is NameKind.SubvolItem or NameKind.SubvolIndex) subvolEntries.Add(span[i]);
-            else span[w++] = span[i];
-        }
-        span = span[..w];
-        span.Sort(NameRec.Compare);
-        // Entries of a deleted directory (nlink 0) do not count (btrfs check's process_dir_item).
+        var span = recs.AsSpan(0, w);
+        span.Sort(new NameRec.Order());
         HashSet<ulong>? deadDirs = null;
         foreach (ref readonly var r in span)
             if (r.Kind == NameKind.Inode && (r.Flags & NameRec.FlagHasItem) != 0 && r.Nlink == 0 && r.Type == 2) (deadDirs ??= []).Add(r.Child);
-        bool rootDirSeen = false;
+        ulong rootDirSeen = 0;
+        var subset = new List<NameRec>();
+        var sigs = new Dictionary<ulong, ulong>(); // subset signature -> trees
         for (int i = 0; i < span.Length;)
         {
             int j = i + 1;
             while (j < span.Length && span[j].Child == span[i].Child) j++;
-            if (span[i].Child == p.RootDirId) { rootDirSeen = true; RootDir(span[i..j], p, findings); }
-            else Group(span[i..j], p, findings, deadDirs);
+            var g = span[i..j];
             i = j;
+            ulong union = 0;
+            bool same = true;
+            foreach (ref readonly var r in g) { union |= r.Mask; same &= r.Mask == g[0].Mask; }
+            union &= liveTrees;
+            if (same) { Decide(g, union, trees, findings, deadDirs, ref rootDirSeen); continue; }
+            // trees seeing different subsets of the records: one evaluation per distinct subset
+            sigs.Clear();
+            for (ulong m = union; m != 0; m &= m - 1)
+            {
+                int t = System.Numerics.BitOperations.TrailingZeroCount(m);
+                ulong sig = 14695981039346656037UL;
+                for (int k = 0; k < g.Length; k++) sig = (sig ^ ((g[k].Mask >> t) & 1) ^ ((ulong)k << 1)) * 1099511628211UL;
+                sigs[sig] = sigs.GetValueOrDefault(sig) | (1UL << t);
+            }
+            foreach (var treesOfSig in sigs.Values)
+            {
+                int t = System.Numerics.BitOperations.TrailingZeroCount(treesOfSig);
+                subset.Clear();
+                foreach (ref readonly var r in g) if (((r.Mask >> t) & 1) != 0) subset.Add(r);
+                Decide(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(subset), treesOfSig, trees, findings, deadDirs, ref rootDirSeen);
+            }
         }
-        if (!rootDirSeen)
+        for (ulong m = liveTrees & ~rootDirSeen; m != 0; m &= m - 1)
+        {
+            var p = trees[System.Numerics.BitOperations.TrailingZeroCount(m)];
             findings.Add(new Finding(FindingCode.RootDirInvalid, Severity.Error, $"{p.TreeName}: root directory inode {p.RootDirId} not found",
                 Tree: p.Tree, Key: new BtrfsKey(p.RootDirId, (byte)ItemType.InodeItem, 0), Expected: "an INODE_ITEM", Found: "none"));
+        }
+    }
+
+    /// <summary>One inode's records as the trees in <paramref name="treeMask"/> all see them.</summary>
+    private static void Decide(ReadOnlySpan<NameRec> g, ulong treeMask, IReadOnlyList<SubvolumeParams> trees, FindingBag findings, HashSet<ulong>? deadDirs, ref ulong rootDirSeen)
+    {
+        if (treeMask == 0) return;
+        var p = trees[System.Numerics.BitOperations.TrailingZeroCount(treeMask)];
+        int others = System.Numerics.BitOperations.PopCount(treeMask) - 1;
+        if (others > 0) p = p with { TreeName = $"{p.TreeName} (and {others} snapshot(s) sharing these items)" };
+        ulong ino = g[0].Child;
+        ulong rootDirTrees = 0;
+        for (ulong m = treeMask; m != 0; m &= m - 1)
+        {
+            int t = System.Numerics.BitOperations.TrailingZeroCount(m);
+            if (trees[t].RootDirId == ino) rootDirTrees |= 1UL << t;
+        }
+        rootDirSeen |= rootDirTrees;
+        if (rootDirTrees != 0) RootDir(g, p, findings);
+        else Group(g, p, findings, deadDirs);
     }
 
     private static void Group(ReadOnlySpan<NameRec> g, SubvolumeParams p, FindingBag findings, HashSet<ulong>? deadDirs)

@@ -20,7 +20,7 @@ internal enum NameKind : byte
     SubvolIndex = 6,
 }
 
-/// <summary>One name-related fact of a subvolume tree, 48 bytes: an inode's summary, or one entry of an INODE_REF,
+/// <summary>One name-related fact of a subvolume tree, 56 bytes: an inode's summary, or one entry of an INODE_REF,
 /// INODE_EXTREF, DIR_ITEM or DIR_INDEX, or an ORPHAN_ITEM. Names are kept as their btrfs name hash (crc32c, the DIR_ITEM
 /// key offset), a second independent 32-bit hash and their length: two entries "have the same name" when all three
 /// agree. Records are joined by <see cref="NameJoin"/>: grouped by inode, then by (directory, name).</summary>
@@ -33,6 +33,8 @@ internal struct NameRec
     public ulong Index;
     /// <summary>The leaf the item was found in (for the finding's bytenr).</summary>
     public ulong Leaf;
+    /// <summary>The checked trees (by their bit, <see cref="ForestJoin"/>) that hold this record.</summary>
+    public ulong Mask;
     public uint Crc;
     public uint Hash2;
     public uint Nlink;
@@ -48,7 +50,15 @@ internal struct NameRec
     public readonly bool SameName(in NameRec o) => Parent == o.Parent && Crc == o.Crc && Hash2 == o.Hash2 && NameLen == o.NameLen;
 
     /// <summary>Group order: by inode, its Inode record first, then by directory and name, refs before dir items before indexes.</summary>
-    public static int Compare(NameRec a, NameRec b)
+    public static int Compare(NameRec a, NameRec b) => CompareIn(in a, in b);
+
+    /// <summary>The sort's comparer, a struct so that the sort inlines it.</summary>
+    public readonly struct Order : IComparer<NameRec>
+    {
+        public int Compare(NameRec a, NameRec b) => CompareIn(in a, in b);
+    }
+
+    private static int CompareIn(in NameRec a, in NameRec b)
     {
         int c = a.Child.CompareTo(b.Child);
         if (c != 0) return c;

@@ -9,7 +9,7 @@ namespace BtrfsRefcheck.Checks;
 /// subvolumes, snapshots, the data reloc tree) and between subvolumes: inodes against their own items (nbytes, isize,
 /// file extents), names (INODE_REF / INODE_EXTREF against DIR_ITEM and DIR_INDEX, nlink), the root directory, orphans,
 /// and ROOT_REF / ROOT_BACKREF against the parent's dir entries. Single items are the item validator's (410-425).
-/// Blocks shared by snapshots are summarised once (<see cref="SubtreeSummaries"/>).</summary>
+/// What snapshots share is checked once (<see cref="ForestJoin"/>).</summary>
 public sealed class SubvolumesPass : ICheckPass
 {
     public string Name => "subvolume semantics";
@@ -36,63 +36,27 @@ public sealed class SubvolumesPass : ICheckPass
         var trees = ctx.Roots.Where(r => r.Source == RootSource.RootItem && r.IsFsTree && !r.IsReloc && !r.IsDropping
                                          && facts.RootItems.TryGetValue(r.Id, out var ri) && ri.Refs > 0).ToList();
         var broken = ctx.Scan.Unreadable.Select(u => u.Bytenr).ToHashSet();
-        var shared = SharedBlocks(ctx, trees, broken);
         uint sector = vol.SectorSize;
         ulong maxInline = Math.Min(sector - 1, vol.NodeSize - (ulong)Header.Size - (ulong)ItemHeader.Size - (ulong)Format.Items.FileExtentItem.InlineHeaderSize);
         bool noHoles = (vol.Super.IncompatFlags & Features.IncompatNoHoles) != 0;
         int degree = Math.Max(1, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
-        var summaries = new SubtreeSummaries(vol, ctx.Findings, broken, shared, degree);
         var subvolEntries = new List<(ulong Tree, NameRec Entry)>();
         bool allComplete = ctx.RootTreeComplete && facts.Complete;
-        foreach (var root in trees)
+        // snapshots share leaves: up to 64 trees are checked together, so each shared leaf is read and checked once
+        foreach (var chunk in trees.Chunk(ForestJoin.MaxTrees))
         {
-            var p = new SubvolumeParams(root.Id, root.Name, facts.RootItems[root.Id].RootDirId, sector, maxInline, noHoles);
-            var s = summaries.OfTree(root, p);
-            if (s.Broken)
+            var batch = chunk.Select(r => (r, new SubvolumeParams(r.Id, r.Name, facts.RootItems[r.Id].RootDirId, sector, maxInline, noHoles))).ToList();
+            ulong brokenTrees = new ForestJoin(vol, ctx.Findings, broken, degree).Run(batch, subvolEntries);
+            for (int t = 0; t < batch.Count; t++)
             {
+                if ((brokenTrees & (1UL << t)) == 0) continue;
                 allComplete = false;
+                var root = batch[t].r;
                 ctx.Findings.Add(new Finding(SubvolumeNotChecked, Severity.Info,
                     $"{root.Name}: an unreadable or invalid block (reported above) hides part of the tree; its inodes and names are not checked",
                     Bytenr: root.Bytenr, Tree: root.Id));
-                continue;
             }
-            var recs = s.Frozen ? new List<NameRec>(s.Recs) : s.Recs;
-            if (s.Head != null) recs.Add(s.Head.Copy().Close(p, ctx.Findings));
-            if (s.Tail != null) recs.Add(s.Tail.Copy().Close(p, ctx.Findings));
-            var entries = new List<NameRec>();
-            NameJoin.Evaluate(recs, p, ctx.Findings, entries);
-            foreach (var e in entries) subvolEntries.Add((root.Id, e));
         }
         if (allComplete) RootRefCheck.Run(facts, subvolEntries, ctx.Findings, rootTree.Bytenr);
-    }
-
-    /// <summary>The blocks reached from more than one parent (a root item counts as a parent) among the subvolume trees:
-    /// only their nodes are read, each once.</summary>
-    private static HashSet<ulong> SharedBlocks(CheckContext ctx, List<TreeRoot> trees, HashSet<ulong> broken)
-    {
-        var parents = new Dictionary<ulong, int>();
-        var visited = new HashSet<ulong>();
-        var stack = new Stack<(ulong Bytenr, int Level)>();
-        foreach (var t in trees)
-        {
-            parents[t.Bytenr] = parents.GetValueOrDefault(t.Bytenr) + 1;
-            if (t.Level > 0) stack.Push((t.Bytenr, t.Level));
-        }
-        while (stack.Count > 0)
-        {
-            var (b, level) = stack.Pop();
-            if (!visited.Add(b) || broken.Contains(b)) continue;
-            var read = ctx.Volume.ReadTreeBlock(b);
-            if (read.Block is not { } block) continue;
-            var view = block.View;
-            if (view.IsLeaf || view.Header.Level != level || view.Header.NrItems > (uint)view.MaxNodePtrs) continue;
-            for (int i = 0; i < view.Count; i++)
-            {
-                ulong c = view.KeyPtr(i).BlockPtr;
-                parents[c] = parents.GetValueOrDefault(c) + 1;
-                if (level > 1) stack.Push((c, level - 1));
-            }
-        }
-        return parents.Where(kv => kv.Value > 1).Select(kv => kv.Key).ToHashSet();
     }
 }
