@@ -13,7 +13,8 @@ namespace BtrfsRefcheck.Checks;
 ///    distinct run of leaves (a run two snapshots share is the same inode);
 /// 4. every record carries the set of trees that hold its leaf (a 64-bit mask); the records of all trees are sorted
 ///    once and each inode's group is decided once per distinct subset some tree sees (<see cref="NameJoin.Evaluate"/>).
-/// Memory: one record per name and inode of the distinct leaves (56 bytes), not per tree.</summary>
+/// Memory: one record per name and inode of the distinct leaves (56 bytes, in the workers' segmented lists, then one
+/// array), not per tree.</summary>
 internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSet<ulong> broken, int degree)
 {
     public const int MaxTrees = 64;
@@ -30,7 +31,7 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         for (int t = 0; t < n; t++)
         {
             var leaves = new List<ulong>();
-            if (!Leaves(trees[t].Root.Bytenr, trees[t].Root.Level, leaves, nodeChildren)) brokenTrees |= 1UL << t;
+            if (!Leaves(trees[t].Root.Bytenr, trees[t].Root.Level, leaves, nodeChildren) || EmptyRootLeaf(trees[t].Root)) brokenTrees |= 1UL << t;
             leafOrder[t] = leaves;
             foreach (ulong l in leaves) treesOfLeaf[l] = treesOfLeaf.GetValueOrDefault(l) | (1UL << t);
         }
@@ -43,20 +44,21 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         var sums = new LeafSummary?[distinct.Length];
         var summarizer = new LeafSummarizer(findings);
         int ns = (int)volume.NodeSize;
-        Parallel.For(0, distinct.Length, new ParallelOptions { MaxDegreeOfParallelism = degree }, () => new byte[ns], (i, _, buf) =>
+        var outputs = new System.Collections.Concurrent.ConcurrentBag<ChunkedList<NameRec>>();
+        Parallel.For(0, distinct.Length, new ParallelOptions { MaxDegreeOfParallelism = degree }, () => (Buf: new byte[ns], Out: new ChunkedList<NameRec>()), (i, _, local) =>
         {
+            var buf = local.Buf;
             // read into the worker's buffer (no block allocated per leaf); another copy only when copy 0 fails
             ulong at = distinct[i];
             var b = volume.VerifiedInPlace(at, volume.TryReadRun(at, 1, buf), buf, 0) ?? volume.ReadTreeBlockUncached(at).Block;
             // findings about the inodes inside a shared leaf name the first tree that holds it
             var p = trees[System.Numerics.BitOperations.TrailingZeroCount(treesOfLeaf[at])].P;
-            if (b != null && b.View.IsLeaf) sums[i] = summarizer.OfLeaf(b, p);
-            return buf;
-        }, _ => { });
+            if (b != null && b.View.IsLeaf) sums[i] = summarizer.OfLeaf(b, p, treesOfLeaf[at], local.Out);
+            return local;
+        }, local => outputs.Add(local.Out));
         var sumOf = new Dictionary<ulong, LeafSummary>(distinct.Length);
-        int total = 0;
         for (int i = 0; i < distinct.Length; i++)
-            if (sums[i] is { } s) { sumOf[distinct[i]] = s; total += s.Recs.Count + 2; }
+            if (sums[i] is { } s) sumOf[distinct[i]] = s;
 
         // 3. inodes across leaves, per tree, once per distinct run of leaves
         var runs = new Dictionary<string, int>();
@@ -100,19 +102,18 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         }
 
         // 4. all records, each with the trees that hold it, joined once
-        var all = new NameRec[total - 2 * sumOf.Count + boundary.Count];
-        int w = 0;
-        foreach (var (leaf, s) in sumOf)
-        {
-            ulong mask = treesOfLeaf[leaf];
-            foreach (var r in s.Recs) { all[w] = r; all[w].Mask = mask; w++; }
-            s.Recs = [];
-        }
+        var all = ChunkedList<NameRec>.Concat(outputs, boundary.Count);
+        int w = all.Length - boundary.Count;
         foreach (var r in boundary) all[w++] = r;
         sumOf.Clear();
         NameJoin.Evaluate(all, trees.Select(x => x.P).ToList(), live, findings, subvolEntries);
         return brokenTrees;
     }
+
+    /// <summary>A root leaf without items: the tree-block validator's 305 (a subvolume tree is never empty); its root
+    /// directory's absence is that, not another finding.</summary>
+    private bool EmptyRootLeaf(TreeRoot root) =>
+        root.Level == 0 && volume.ReadTreeBlock(root.Bytenr).Block is { } b && b.View.Count == 0;
 
     /// <summary>The tree's leaves under <paramref name="bytenr"/>, in key order; false when a block is unreadable, invalid
     /// (the scan reported it) or not at its level.</summary>

@@ -73,7 +73,9 @@ internal sealed class InodeAcc(ulong ino)
             ExtentBytes += numBytes;
             numBytes = (numBytes + mask) & ~mask;
         }
-        else if (head.Type is FileExtentType.Regular or FileExtentType.Prealloc && data.Length >= FileExtentItem.RegularSize)
+        else if (head.Type is FileExtentType.Regular or FileExtentType.Prealloc && data.Length < FileExtentItem.RegularSize)
+            Partial = true; // a short item (400, 413): what it holds is unknown, so is the inode's nbytes
+        else if (head.Type is FileExtentType.Regular or FileExtentType.Prealloc)
         {
             var fe = new FileExtentItem(data);
             numBytes = fe.NumBytes;

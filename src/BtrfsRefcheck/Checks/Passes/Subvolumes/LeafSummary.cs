@@ -8,13 +8,21 @@ namespace BtrfsRefcheck.Checks;
 
 /// <summary>What a leaf says, independent of the tree it is reached from: the inodes wholly inside it are checked and
 /// closed (their findings made once); the first and last inode, whose items may continue in the leaves beside it, stay
-/// open (<see cref="Head"/>, <see cref="Tail"/>); its names are <see cref="NameRec"/>s.</summary>
+/// open (<see cref="Head"/>, <see cref="Tail"/>); its names are <see cref="NameRec"/>s, added to the worker's list.</summary>
 internal sealed class LeafSummary
 {
     public InodeAcc? Head;
     /// <summary>The last inode's accumulator, null when the range holds one inode (then it is <see cref="Head"/>).</summary>
     public InodeAcc? Tail;
-    public List<NameRec> Recs = [];
+    /// <summary>Where the leaf's records go (the worker's list), each marked with the trees holding the leaf.</summary>
+    public ChunkedList<NameRec> Out = null!;
+    public ulong Mask;
+
+    public void Add(NameRec r)
+    {
+        r.Mask = Mask;
+        Out.Add(r);
+    }
 }
 
 /// <summary>Summarises one leaf of a subvolume tree (btrfs check's process_one_leaf): a leaf's summary depends on its
@@ -22,11 +30,11 @@ internal sealed class LeafSummary
 internal sealed class LeafSummarizer(FindingBag findings)
 {
     /// <summary>A leaf's items, in key order (btrfs check's process_one_leaf).</summary>
-    public LeafSummary OfLeaf(TreeBlock block, SubvolumeParams p)
+    public LeafSummary OfLeaf(TreeBlock block, SubvolumeParams p, ulong mask, ChunkedList<NameRec> output)
     {
         var view = block.View;
         ulong leaf = block.Logical;
-        var s = new LeafSummary();
+        var s = new LeafSummary { Out = output, Mask = mask };
         InodeAcc? cur = null;
         int n = view.Count;
         for (int i = 0; i < n; i++)
@@ -35,7 +43,7 @@ internal sealed class LeafSummarizer(FindingBag findings)
             ulong ino = key.ObjectId;
             if (ino == ObjectIds.Orphan && key.ItemType == ItemType.OrphanItem)
             {
-                s.Recs.Add(new NameRec { Child = key.Offset, Kind = NameKind.Orphan, Leaf = leaf });
+                s.Add(new NameRec { Child = key.Offset, Kind = NameKind.Orphan, Leaf = leaf });
                 continue;
             }
             // inode numbers only: the free-space cache and the old inode cache (425) are not inodes
@@ -46,7 +54,7 @@ internal sealed class LeafSummarizer(FindingBag findings)
                 if (cur != null)
                 {
                     if (s.Head == null) s.Head = cur;
-                    else s.Recs.Add(cur.Close(p, findings));
+                    else s.Add(cur.Close(p, findings));
                 }
                 cur = new InodeAcc(ino) { FirstLeaf = leaf };
             }
@@ -57,11 +65,11 @@ internal sealed class LeafSummarizer(FindingBag findings)
                     break;
                 case ItemType.InodeRef:
                     foreach (var e in new InodeRef(data))
-                        s.Recs.Add(NameOf(NameKind.Ref, ino, key.Offset, e.Index, 0, e.Name, leaf));
+                        s.Add(NameOf(NameKind.Ref, ino, key.Offset, e.Index, 0, e.Name, leaf));
                     break;
                 case ItemType.InodeExtref:
                     foreach (var e in new InodeExtref(data))
-                        s.Recs.Add(NameOf(NameKind.Ref, ino, e.ParentObjectId, e.Index, 0, e.Name, leaf));
+                        s.Add(NameOf(NameKind.Ref, ino, e.ParentObjectId, e.Index, 0, e.Name, leaf));
                     break;
                 case ItemType.DirItem or ItemType.DirIndex:
                     DirEntries(cur, s, key, data, leaf);
@@ -88,13 +96,15 @@ internal sealed class LeafSummarizer(FindingBag findings)
         {
             entries++;
             cur.DirNames += e.NameLength;
-            if (!index && Trees.ItemValidation.DirItemValidator.NameHash(e.Name) != key.Offset) continue; // 412
+            // a DIR_ITEM entry filed under another hash (412) cannot be found by its name: btrfs check leaves it out, and so
+            // do we (the inode then lacks that DIR_ITEM)
+            if (!index && Trees.ItemValidation.DirItemValidator.NameHash(e.Name) != key.Offset) continue;
             var loc = e.Location;
             NameKind kind;
             if (loc.ItemType == ItemType.InodeItem) kind = index ? NameKind.DirIndex : NameKind.DirItem;
             else if (loc.ItemType == ItemType.RootItem) kind = index ? NameKind.SubvolIndex : NameKind.SubvolItem;
             else continue; // 412
-            s.Recs.Add(NameOf(kind, loc.ObjectId, key.ObjectId, index ? key.Offset : 0, e.Type, e.Name, leaf));
+            s.Add(NameOf(kind, loc.ObjectId, key.ObjectId, index ? key.Offset : 0, e.Type, e.Name, leaf));
         }
         if (!index && entries > 1) DuplicateNamesInItem(key, data, leaf);
     }
