@@ -13,8 +13,8 @@ namespace BtrfsRefcheck.Checks;
 ///    distinct run of leaves (a run two snapshots share is the same inode);
 /// 4. every record carries the set of trees that hold its leaf (a 64-bit mask); the records of all trees are sorted
 ///    once and each inode's group is decided once per distinct subset some tree sees (<see cref="NameJoin.Evaluate"/>).
-/// Memory: one record per name and inode of the distinct leaves (56 bytes, in the workers' segmented lists, then one
-/// array), not per tree.</summary>
+/// Memory: one record per name and inode of the distinct leaves (56 bytes, in the workers' segmented lists), plus one
+/// range of inode numbers' copy while it is sorted; not per tree.</summary>
 internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSet<ulong> broken, int degree)
 {
     public const int MaxTrees = 64;
@@ -102,11 +102,13 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         }
 
         // 4. all records, each with the trees that hold it, joined once
-        var all = ChunkedList<NameRec>.Concat(outputs, boundary.Count);
-        int w = all.Length - boundary.Count;
-        foreach (var r in boundary) all[w++] = r;
+        var segments = new List<(NameRec[] Array, int Count)>();
+        foreach (var o in outputs) segments.AddRange(o.TakeSegments());
+        segments.Add((boundary.ToArray(), boundary.Count));
+        boundary.Clear();
         sumOf.Clear();
-        NameJoin.Evaluate(all, trees.Select(x => x.P).ToList(), live, findings, subvolEntries);
+        Array.Clear(sums);
+        NameJoin.Evaluate(segments, trees.Select(x => x.P).ToList(), live, findings, subvolEntries);
         return brokenTrees;
     }
 

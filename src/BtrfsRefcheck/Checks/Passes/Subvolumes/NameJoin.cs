@@ -13,26 +13,64 @@ internal static class NameJoin
     /// <paramref name="trees"/>[i] is the tree of mask bit i. An inode's group is evaluated once per distinct subset of its
     /// records that some tree sees: trees that share every leaf holding the inode's items and names share the result, which
     /// is reported once, for the first of them. Records naming subvolumes go to <paramref name="subvolEntries"/> per tree.</summary>
-    public static void Evaluate(NameRec[] recs, IReadOnlyList<SubvolumeParams> trees, ulong liveTrees, FindingBag findings, List<(ulong Tree, NameRec Entry)> subvolEntries)
+    public static void Evaluate(List<(NameRec[] Array, int Count)> segments, IReadOnlyList<SubvolumeParams> trees, ulong liveTrees, FindingBag findings,
+        List<(ulong Tree, NameRec Entry)> subvolEntries)
     {
-        int w = 0;
-        for (int i = 0; i < recs.Length; i++)
-        {
-            ref readonly var r = ref recs[i];
-            if (r.Kind is NameKind.SubvolItem or NameKind.SubvolIndex)
-            {
-                for (ulong m = r.Mask & liveTrees; m != 0; m &= m - 1) subvolEntries.Add((trees[System.Numerics.BitOperations.TrailingZeroCount(m)].Tree, r));
-            }
-            else if ((r.Mask & liveTrees) != 0) recs[w++] = r;
-        }
-        var span = recs.AsSpan(0, w);
-        span.Sort(new NameRec.Order());
+        // One pass: subvolume entries out, deleted directories (their entries do not count), the inode numbers' spread.
         HashSet<ulong>? deadDirs = null;
-        foreach (ref readonly var r in span)
-            if (r.Kind == NameKind.Inode && (r.Flags & NameRec.FlagHasItem) != 0 && r.Nlink == 0 && r.Type == 2) (deadDirs ??= []).Add(r.Child);
+        long count = 0;
+        ulong maxChild = 0;
+        foreach (var (arr, n) in segments)
+            for (int i = 0; i < n; i++)
+            {
+                ref readonly var r = ref arr[i];
+                if (r.Kind is NameKind.SubvolItem or NameKind.SubvolIndex)
+                {
+                    for (ulong m = r.Mask & liveTrees; m != 0; m &= m - 1) subvolEntries.Add((trees[System.Numerics.BitOperations.TrailingZeroCount(m)].Tree, r));
+                    continue;
+                }
+                if ((r.Mask & liveTrees) == 0) continue;
+                count++;
+                if (r.Child > maxChild && r.Child <= ObjectIds.LastFree) maxChild = r.Child;
+                if (r.Kind == NameKind.Inode && (r.Flags & NameRec.FlagHasItem) != 0 && r.Nlink == 0 && r.Type == 2) (deadDirs ??= []).Add(r.Child);
+            }
+        // The groups (by inode) are decided in ranges of inode numbers, each range sorted on its own: memory holds the
+        // records once plus one range's copy, not twice the records.
+        int parts = (int)Math.Clamp(count / 500_000 + 1, 1, 16);
+        ulong step = maxChild / (ulong)parts + 1;
         ulong rootDirSeen = 0;
         var subset = new List<NameRec>();
         var sigs = new Dictionary<ulong, ulong>(); // subset signature -> trees
+        for (int part = 0; part < parts; part++)
+        {
+            ulong lo = (ulong)part * step, hi = part == parts - 1 ? ulong.MaxValue : lo + step;
+            int size = 0;
+            foreach (var (arr, n) in segments)
+                for (int i = 0; i < n; i++)
+                    if (InPart(in arr[i], lo, hi, liveTrees)) size++;
+            var recs = new NameRec[size];
+            int w = 0;
+            foreach (var (arr, n) in segments)
+                for (int i = 0; i < n; i++)
+                    if (InPart(in arr[i], lo, hi, liveTrees)) recs[w++] = arr[i];
+            recs.AsSpan().Sort(new NameRec.Order());
+            DecideAll(recs, trees, liveTrees, findings, deadDirs, ref rootDirSeen, subset, sigs);
+        }
+        for (ulong m = liveTrees & ~rootDirSeen; m != 0; m &= m - 1)
+        {
+            var p = trees[System.Numerics.BitOperations.TrailingZeroCount(m)];
+            findings.Add(new Finding(FindingCode.RootDirInvalid, Severity.Error, $"{p.TreeName}: root directory inode {p.RootDirId} not found",
+                Tree: p.Tree, Key: new BtrfsKey(p.RootDirId, (byte)ItemType.InodeItem, 0), Expected: "an INODE_ITEM", Found: "none"));
+        }
+    }
+
+    private static bool InPart(in NameRec r, ulong lo, ulong hi, ulong liveTrees) =>
+        r.Kind is not (NameKind.SubvolItem or NameKind.SubvolIndex) && (r.Mask & liveTrees) != 0 && r.Child >= lo && r.Child < hi;
+
+    private static void DecideAll(NameRec[] recs, IReadOnlyList<SubvolumeParams> trees, ulong liveTrees, FindingBag findings, HashSet<ulong>? deadDirs,
+        ref ulong rootDirSeen, List<NameRec> subset, Dictionary<ulong, ulong> sigs)
+    {
+        var span = recs.AsSpan();
         for (int i = 0; i < span.Length;)
         {
             int j = i + 1;
@@ -60,12 +98,6 @@ internal static class NameJoin
                 foreach (ref readonly var r in g) if (((r.Mask >> t) & 1) != 0) subset.Add(r);
                 Decide(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(subset), treesOfSig, trees, findings, deadDirs, ref rootDirSeen);
             }
-        }
-        for (ulong m = liveTrees & ~rootDirSeen; m != 0; m &= m - 1)
-        {
-            var p = trees[System.Numerics.BitOperations.TrailingZeroCount(m)];
-            findings.Add(new Finding(FindingCode.RootDirInvalid, Severity.Error, $"{p.TreeName}: root directory inode {p.RootDirId} not found",
-                Tree: p.Tree, Key: new BtrfsKey(p.RootDirId, (byte)ItemType.InodeItem, 0), Expected: "an INODE_ITEM", Found: "none"));
         }
     }
 
