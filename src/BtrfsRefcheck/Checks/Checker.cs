@@ -18,6 +18,7 @@ public static class Checker
         new DeviceAccountingPass(),
         new FreeSpacePass(),
         new CsumTreePass(),
+        new SubvolumesPass(), // after the csum tree pass, which releases the file extents' csum claims
         new DataChecksumsPass(),
     ];
 

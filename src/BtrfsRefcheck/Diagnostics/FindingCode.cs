@@ -107,6 +107,26 @@ public enum FindingCode
     SuperNumDevicesMismatch = 716,
     ChunkBeyondDevice = 717,
 
+    // 800-899: subvolume semantics (inodes, names, links, file extents, subvolume references)
+    InodeItemMissing = 800,
+    InodeLinkCountWrong = 801,
+    DirectoryHardLink = 802,
+    DirItemMissing = 803,
+    DirIndexMissing = 804,
+    InodeRefMissing = 805,
+    DuplicateName = 806,
+    NameMismatch = 807,
+    DirSizeWrong = 808,
+    InodeNbytesWrong = 809,
+    FileExtentHole = 811,
+    FileExtentWrongForInode = 812,
+    InodeContentMismatch = 813,
+    RootDirInvalid = 814,
+    OrphanItemMissing = 815,
+    SubvolumeRefMismatch = 816,
+    SubvolumeOrphanMissing = 817,
+    SubvolumeNotChecked = 819,
+
     // 900-999: what could not be checked
     SubtreeNotChecked = 900,
     RootTreeFallback = 901,

@@ -222,7 +222,10 @@ public class HtmlReportTests(ITestOutputHelper output)
             Assert.Equal("", e1.ToString());
             string page = File.ReadAllText(html);
             Assert.Contains("<h1 id=\"verdict\">verdict: clean (no errors found)</h1>", page);
-            Assert.Contains("<section id=\"findings\"><h2>Findings</h2>\n<p>None.</p>", page.ReplaceLineEndings("\n"));
+            // kernel-snapshots was made by mkfs 6.2: its two stale free-space keys are warnings (1102), nothing else
+            Assert.Contains("<section id=\"findings\"><h2>Findings</h2>", page);
+            Assert.DoesNotContain("class=\"error\"", page);
+            Assert.Equal(["1102"], Regex.Matches(page, "<section class=\"code\" id=\"code-(\\d+)\"").Select(m => m.Groups[1].Value).ToArray());
             Assert.DoesNotContain("class=\"cell hit\"", page);
             AssertSelfContained(page);
         }

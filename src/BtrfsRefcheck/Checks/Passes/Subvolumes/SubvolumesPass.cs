@@ -1,0 +1,62 @@
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Trees;
+using static BtrfsRefcheck.Diagnostics.FindingCode;
+
+namespace BtrfsRefcheck.Checks;
+
+/// <summary>Pass "subvolume semantics": what btrfs check's original mode checks inside each subvolume tree (fs tree,
+/// subvolumes, snapshots, the data reloc tree) and between subvolumes: inodes against their own items (nbytes, isize,
+/// file extents), names (INODE_REF / INODE_EXTREF against DIR_ITEM and DIR_INDEX, nlink), the root directory, orphans,
+/// and ROOT_REF / ROOT_BACKREF against the parent's dir entries. Single items are the item validator's (410-425).
+/// What snapshots share is checked once (<see cref="ForestJoin"/>).</summary>
+public sealed class SubvolumesPass : ICheckPass
+{
+    public string Name => "subvolume semantics";
+
+    public IReadOnlyList<FindingCode> Codes { get; } =
+    [
+        InodeItemMissing, InodeLinkCountWrong, DirectoryHardLink, DirItemMissing, DirIndexMissing, InodeRefMissing, DuplicateName,
+        NameMismatch, DirSizeWrong, InodeNbytesWrong, FileExtentHole, FileExtentWrongForInode,
+        InodeContentMismatch, RootDirInvalid, OrphanItemMissing, SubvolumeRefMismatch, SubvolumeOrphanMissing, SubvolumeNotChecked,
+    ];
+
+    public IReadOnlyList<FindingProducer> Uses { get; } = [];
+    public string Reads => "Roots, RootTreeComplete, Scan (unreadable and invalid blocks), the subvolume trees' and root tree's blocks (again, through the block cache)";
+    public string Adds => "nothing";
+
+    public void Run(CheckContext ctx)
+    {
+        var vol = ctx.Volume;
+        var rootTree = ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.RootTree && r.Source == RootSource.Superblock);
+        if (rootTree == null) return;
+        var facts = RootTreeFacts.Read(vol, rootTree);
+        // btrfs check skips a deleted subvolume's inodes (root refs 0, being dropped) and checks relocation trees only for
+        // what the scan already covers; log trees are not subvolumes until replayed.
+        var trees = ctx.Roots.Where(r => r.Source == RootSource.RootItem && r.IsFsTree && !r.IsReloc && !r.IsDropping
+                                         && facts.RootItems.TryGetValue(r.Id, out var ri) && ri.Refs > 0).ToList();
+        var broken = ctx.Scan.Unreadable.Select(u => u.Bytenr).ToHashSet();
+        uint sector = vol.SectorSize;
+        ulong maxInline = Math.Min(sector - 1, vol.NodeSize - (ulong)Header.Size - (ulong)ItemHeader.Size - (ulong)Format.Items.FileExtentItem.InlineHeaderSize);
+        bool noHoles = (vol.Super.IncompatFlags & Features.IncompatNoHoles) != 0;
+        int degree = Math.Max(1, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
+        var subvolEntries = new List<(ulong Tree, NameRec Entry)>();
+        bool allComplete = ctx.RootTreeComplete && facts.Complete;
+        // snapshots share leaves: up to 64 trees are checked together, so each shared leaf is read and checked once
+        foreach (var chunk in trees.Chunk(ForestJoin.MaxTrees))
+        {
+            var batch = chunk.Select(r => (r, new SubvolumeParams(r.Id, r.Name, facts.RootItems[r.Id].RootDirId, sector, maxInline, noHoles))).ToList();
+            ulong brokenTrees = new ForestJoin(vol, ctx.Findings, broken, degree).Run(batch, subvolEntries);
+            for (int t = 0; t < batch.Count; t++)
+            {
+                if ((brokenTrees & (1UL << t)) == 0) continue;
+                allComplete = false;
+                var root = batch[t].r;
+                ctx.Findings.Add(new Finding(SubvolumeNotChecked, Severity.Info,
+                    $"{root.Name}: an unreadable or invalid block (reported above) hides part of the tree; its inodes and names are not checked",
+                    Bytenr: root.Bytenr, Tree: root.Id));
+            }
+        }
+        if (allComplete) RootRefCheck.Run(facts, subvolEntries, ctx.Findings, rootTree.Bytenr);
+    }
+}

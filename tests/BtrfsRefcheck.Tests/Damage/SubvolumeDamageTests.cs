@@ -1,0 +1,360 @@
+using System.Buffers.Binary;
+using BtrfsRefcheck.Diagnostics;
+using BtrfsRefcheck.Forge;
+using BtrfsRefcheck.Format;
+using BtrfsRefcheck.Tests.Oracle;
+using BtrfsRefcheck.Tests.Sources;
+using Xunit.Abstractions;
+using static BtrfsRefcheck.Tests.Damage.DamageSupport;
+
+namespace BtrfsRefcheck.Tests.Damage;
+
+/// <summary>The subvolume semantics pass (800-819) on kernel-snapshots with one thing broken in subvolume 258, a
+/// one-leaf subvolume no snapshot shares: root directory 256 naming 13 files (257-269, each an INODE_ITEM, one
+/// INODE_REF and one inline EXTENT_DATA). Each test asserts our exact findings and btrfs check 6.19's verdict on the
+/// same image (exit code and the words of its report).</summary>
+public class SubvolumeDamageTests(ITestOutputHelper output)
+{
+    private const string Snapshots = "kernel-snapshots";
+    private const ulong Subvol = 258;
+    private const int NbytesAt = 24, NlinkAt = 40, ModeAt = 52, FlagsAt = 64;
+
+    /// <summary>Copies the image, edits subvolume 258's only leaf, and returns the leaf's address.</summary>
+    private static ulong EditSubvolLeaf(ForgedImage img, Action<LeafEditor> edit)
+    {
+        ulong leaf = Root(img.Paths, Subvol).Bytenr;
+        Edit(img.Paths, (ed, _) => edit(ed.Leaf(leaf)));
+        return leaf;
+    }
+
+    private static int Slot(LeafEditor le, ulong objectid, ItemType type, ulong offset)
+    {
+        int s = le.Find(new BtrfsKey(objectid, (byte)type, offset));
+        Assert.True(s >= 0, $"no ({objectid} {type} {offset}) in the leaf");
+        return s;
+    }
+
+    /// <summary>btrfs check --readonly 6.19's problem lines on the image. (On the pristine kernel-snapshots it already
+    /// exits 1 for two free-space-tree lines, "Space key logical ... has no corresponding block group"; a verdict on
+    /// the fs roots is the line "errors found in fs roots".)</summary>
+    private List<string> Progs619(ForgedImage img)
+    {
+        var (code, stdout, stderr) = Progs.V619.CheckReadonly(img.Path);
+        var lines = SourceFixtureTests.ProblemLines(stdout + "\n" + stderr);
+        output.WriteLine($"btrfs check 6.19: exit {code}\n  " + string.Join("\n  ", lines));
+        Assert.Equal(1, code);
+        return lines;
+    }
+
+    /// <summary>btrfs check 6.19 fails the fs roots and says each of <paramref name="words"/>.</summary>
+    private void Progs619Fails(ForgedImage img, params string[] words) => Progs619FailsIn(img, "fs roots", words);
+
+    private void Progs619FailsIn(ForgedImage img, string phase, params string[] words)
+    {
+        var lines = Progs619(img);
+        Assert.Contains("ERROR: errors found in " + phase, lines);
+        foreach (var w in words) Assert.Contains(lines, l => l.Contains(w, StringComparison.Ordinal));
+    }
+
+    [Progs619Fact, Covers(FindingCode.DirIndexMissing, FindingCode.DirSizeWrong)]
+    public void MissingDirIndex()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.DeleteItem(Slot(le, 256, ItemType.DirIndex, 5)));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.DirIndexMissing, leaf), Want.Error(FindingCode.DirSizeWrong, leaf));
+        Progs619Fails(img, "no dir index", "dir isize wrong");
+    }
+
+    [Progs619Fact, Covers(FindingCode.InodeRefMissing)]
+    public void DirIndexWithAWrongName()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.Data(Slot(le, 256, ItemType.DirIndex, 6))[30] ^= 0x20); // first name byte
+        // the index names the inode with a name it does not have; the name it has lacks its index
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeRefMissing, leaf), Want.Error(FindingCode.DirIndexMissing, leaf));
+        Progs619Fails(img, "no inode ref", "no dir index");
+    }
+
+    [Progs619Fact, Covers(FindingCode.RootDirInvalid)]
+    public void NoRootDirectoryInode()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.DeleteItem(Slot(le, 256, ItemType.InodeItem, 0)));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.RootDirInvalid, leaf));
+        Progs619Fails(img, "root 258 inode 256 errors 1, no inode item");
+    }
+
+    [Progs619Fact, Covers(FindingCode.InodeItemMissing)]
+    public void MissingInodeItem()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.DeleteItem(Slot(le, 260, ItemType.InodeItem, 0)));
+        // and the kernel's rule that an INODE_REF follows its INODE_ITEM (the item validator's 411)
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeItemMissing, leaf), Want.Error(FindingCode.InodeRefInvalid, leaf));
+        Progs619Fails(img, "root 258 inode 260 errors 2001, no inode item");
+    }
+
+    [Progs619Fact, Covers(FindingCode.InodeNbytesWrong)]
+    public void WrongNbytes()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le =>
+        {
+            var d = le.Data(Slot(le, 262, ItemType.InodeItem, 0));
+            BinaryPrimitives.WriteUInt64LittleEndian(d[NbytesAt..], BinaryPrimitives.ReadUInt64LittleEndian(d[NbytesAt..]) + 4096);
+        });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeNbytesWrong, leaf));
+        Progs619Fails(img, "root 258 inode 262 errors 400, nbytes wrong");
+    }
+
+    /// <summary>The only (inline) file extent of a file gone: nbytes no longer adds up (NO_HOLES: no extent is needed for the range).</summary>
+    [Progs619Fact]
+    public void AllFileExtentsOfAFileMissing()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.DeleteItem(Slot(le, 263, ItemType.ExtentData, 0)));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeNbytesWrong, leaf));
+        Progs619Fails(img, "root 258 inode 263 errors 400, nbytes wrong");
+    }
+
+    [Progs619Fact, Covers(FindingCode.InodeLinkCountWrong)]
+    public void WrongLinkCount()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[NlinkAt..], 2));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeLinkCountWrong, leaf));
+        Progs619Fails(img, "root 258 inode 264 errors 2000, link count wrong");
+    }
+
+    [Progs619Fact, Covers(FindingCode.InodeRefMissing)]
+    public void MissingInodeRef()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.DeleteItem(Slot(le, 265, ItemType.InodeRef, 256)));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeRefMissing, leaf));
+        Progs619Fails(img, "no inode ref");
+    }
+
+    /// <summary>A DIR_ITEM holding its one entry twice: the same file name twice in a directory.</summary>
+    [Progs619Fact, Covers(FindingCode.DuplicateName)]
+    public void DuplicateFileName()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le =>
+        {
+            int s = Slot(le, 256, ItemType.DirItem, 533687887);
+            var entry = le.Data(s).ToArray();
+            le.InsertBytes(s, entry.Length, entry);
+        });
+        // the name twice in one item, and twice for its inode; two DIR_ITEM names for nlink 1; isize short of the names
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.DuplicateName, leaf), Want.Error(FindingCode.DuplicateName, leaf),
+            Want.Error(FindingCode.InodeLinkCountWrong, leaf), Want.Error(FindingCode.DirSizeWrong, leaf));
+        Progs619Fails(img, "dup filename", "link count wrong");
+    }
+
+    /// <summary>Bad inode flags, bad mode, a generation beyond the superblock's: single-item rules (410, 420), as before.</summary>
+    [Progs619Fact]
+    public void BadInodeFlagsModeAndGenerationAreTheItemValidators()
+    {
+        using (var img = Copy(Snapshots))
+        {
+            ulong leaf = EditSubvolLeaf(img, le => le.Data(Slot(le, 266, ItemType.InodeItem, 0))[FlagsAt + 2] |= 0x10);
+            AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeItemInvalid, leaf));
+            // btrfs check 6.19 does not look at unknown inode flag bits (the kernel's tree-checker refuses them): no fs-root error
+            Assert.DoesNotContain(Progs619(img), l => l.Contains("fs roots", StringComparison.Ordinal) || l.Contains("inode 266", StringComparison.Ordinal));
+        }
+        using (var img = Copy(Snapshots))
+        {
+            ulong leaf = EditSubvolLeaf(img, le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 266, ItemType.InodeItem, 0))[ModeAt..], 0xF1A4));
+            AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeItemInvalid, leaf));
+            Progs619Fails(img, "invalid inode mode");
+        }
+        using (var img = Copy(Snapshots))
+        {
+            ulong leaf = EditSubvolLeaf(img, le => BinaryPrimitives.WriteUInt64LittleEndian(le.Data(Slot(le, 266, ItemType.InodeItem, 0)), 1_000_000));
+            AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.ItemGenerationTooNew, leaf));
+            Progs619Fails(img, "invalid inode generation or transid");
+        }
+    }
+
+    /// <summary>An item of a type no subvolume tree holds, in subvolume 258: 424, as btrfs check 6.19's "unknown key".</summary>
+    [Progs619Fact]
+    public void UnknownKeyTypeInASubvolume()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.InsertSorted(new BtrfsKey(269, 230, 0), new byte[8]));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.ItemNotInSubvolumeTree, leaf));
+        Progs619Fails(img, "unknown key");
+    }
+
+    [Progs619Fact, Covers(FindingCode.DirItemMissing)]
+    public void MissingDirItem()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.DeleteItem(Slot(le, 256, ItemType.DirItem, 533687887)));
+        // no DIR_ITEM names the file now (nlink 1, 0 found), and the directory's names are short of its isize
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.DirItemMissing, leaf), Want.Error(FindingCode.InodeLinkCountWrong, leaf),
+            Want.Error(FindingCode.DirSizeWrong, leaf));
+        Progs619Fails(img, "no dir item", "link count wrong", "dir isize wrong");
+    }
+
+    [Progs619Fact, Covers(FindingCode.NameMismatch)]
+    public void DirIndexWithAnotherType()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => le.Data(Slot(le, 256, ItemType.DirIndex, 7))[29] = 7); // FILE -> SYMLINK
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.NameMismatch, leaf));
+        Progs619Fails(img, "filetype mismatch");
+    }
+
+    [Progs619Fact, Covers(FindingCode.OrphanItemMissing)]
+    public void UnlinkedInodeWithoutOrphanItem()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[NlinkAt..], 0));
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.OrphanItemMissing, leaf), Want.Error(FindingCode.InodeLinkCountWrong, leaf));
+        Progs619Fails(img, "no orphan item", "link count wrong");
+    }
+
+    [Progs619Fact, Covers(FindingCode.InodeContentMismatch)]
+    public void FileTurnedDirectory()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[ModeAt..], 0x41ED));
+        // a directory with a file extent, named as a FILE (its isize, 1, is its inline byte: btrfs check counts extents
+        // and names in one sum, and so do we)
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.InodeContentMismatch, leaf), Want.Error(FindingCode.NameMismatch, leaf));
+        Progs619Fails(img, "odd file extent", "filetype mismatch");
+    }
+
+    /// <summary>Subvolume 258's ROOT_ITEM says refs 0 while the fs tree's ROOT_REF and DIR_ITEM still reference it.</summary>
+    [Progs619Fact, Covers(FindingCode.SubvolumeRefMismatch)]
+    public void SubvolumeRefsMismatch()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = RootItemLeaf(img);
+        Edit(img.Paths, (ed, _) => { var le = ed.Leaf(leaf); BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, Subvol, ItemType.RootItem, 0))[RefsAt..], 0); });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.SubvolumeRefMismatch, leaf));
+        Progs619FailsIn(img, "root refs", "fs tree 258 refs mismatch found 1 expect 0");
+    }
+
+    /// <summary>Subvolume 258 unreferenced (refs 0, its ROOT_REF gone) but with no ORPHAN_ITEM to have it dropped.</summary>
+    [Progs619Fact, Covers(FindingCode.SubvolumeOrphanMissing)]
+    public void UnreferencedSubvolumeWithoutOrphanItem()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = RootItemLeaf(img);
+        Edit(img.Paths, (ed, _) =>
+        {
+            var le = ed.Leaf(leaf);
+            BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, Subvol, ItemType.RootItem, 0))[RefsAt..], 0);
+            le.DeleteItem(Slot(le, ObjectIds.FsTree, ItemType.RootRef, Subvol));
+        });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.SubvolumeOrphanMissing, leaf));
+        Progs619FailsIn(img, "root refs", "fs tree 258 missing orphan item");
+    }
+
+    /// <summary>File 264 made an empty directory (no extent, isize 0, entries typed DIR), then given a second name
+    /// "t-0007b" in the root directory (INODE_REF entry, DIR_ITEM and DIR_INDEX 15, the root's isize grown to match):
+    /// a directory with two names, nlink 1.</summary>
+    [Progs619Fact, Covers(FindingCode.DirectoryHardLink)]
+    public void HardLinkToADirectory()
+    {
+        using var img = Copy(Snapshots);
+        var name = "t-0007b"u8.ToArray();
+        ulong leaf = EditSubvolLeaf(img, le =>
+        {
+            var ii = le.Data(Slot(le, 264, ItemType.InodeItem, 0));
+            BinaryPrimitives.WriteUInt32LittleEndian(ii[ModeAt..], 0x41ED);
+            BinaryPrimitives.WriteUInt64LittleEndian(ii[16..], 0); // isize
+            BinaryPrimitives.WriteUInt64LittleEndian(ii[NbytesAt..], 0);
+            le.DeleteItem(Slot(le, 264, ItemType.ExtentData, 0));
+            le.Data(Slot(le, 256, ItemType.DirItem, (ulong)Trees.ItemValidation.DirItemValidator.NameHash("t-0007"u8)))[29] = 2; // now a DIR
+            le.Data(Slot(le, 256, ItemType.DirIndex, 9))[29] = 2;
+            var root = le.Data(Slot(le, 256, ItemType.InodeItem, 0));
+            BinaryPrimitives.WriteUInt64LittleEndian(root[16..], BinaryPrimitives.ReadUInt64LittleEndian(root[16..]) + 2UL * (ulong)name.Length);
+            var refEntry = new byte[10 + name.Length];
+            BinaryPrimitives.WriteUInt64LittleEndian(refEntry, 15);
+            BinaryPrimitives.WriteUInt16LittleEndian(refEntry.AsSpan(8), (ushort)name.Length);
+            name.CopyTo(refEntry, 10);
+            int r = Slot(le, 264, ItemType.InodeRef, 256);
+            le.InsertBytes(r, le.DataSize(r), refEntry);
+            var entry = DirEntry(264, 2, name);
+            le.InsertSorted(new BtrfsKey(256, (byte)ItemType.DirItem, (ulong)Trees.ItemValidation.DirItemValidator.NameHash(name)), entry);
+            le.InsertSorted(new BtrfsKey(256, (byte)ItemType.DirIndex, 15), entry);
+        });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.DirectoryHardLink, leaf));
+        Progs619Fails(img, "root 258 inode 264 errors 2000, link count wrong");
+    }
+
+    /// <summary>A dir entry (30-byte header and name) naming inode <paramref name="ino"/> with type <paramref name="type"/>.</summary>
+    private static byte[] DirEntry(ulong ino, byte type, byte[] name)
+    {
+        var e = new byte[30 + name.Length];
+        new BtrfsKey(ino, (byte)ItemType.InodeItem, 0).Write(e);
+        BinaryPrimitives.WriteUInt64LittleEndian(e.AsSpan(17), 22); // transid
+        BinaryPrimitives.WriteUInt16LittleEndian(e.AsSpan(25), 0); // data_len
+        BinaryPrimitives.WriteUInt16LittleEndian(e.AsSpan(27), (ushort)name.Length);
+        e[29] = type;
+        name.CopyTo(e, 30);
+        return e;
+    }
+
+    /// <summary>NO_HOLES cleared in the superblock (a filesystem made without it) and file 263's only extent gone: its
+    /// extents no longer cover [0, isize), and nbytes no longer adds up.</summary>
+    [Progs619Fact, Covers(FindingCode.FileExtentHole)]
+    public void HoleWithoutNoHoles()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = Root(img.Paths, Subvol).Bytenr;
+        Edit(img.Paths, (ed, _) =>
+        {
+            ed.PatchSuper(sb => BinaryPrimitives.WriteUInt64LittleEndian(sb[Superblock.IncompatFlagsAt..],
+                BinaryPrimitives.ReadUInt64LittleEndian(sb[Superblock.IncompatFlagsAt..]) & ~Features.IncompatNoHoles));
+            var le = ed.Leaf(leaf);
+            le.DeleteItem(Slot(le, 263, ItemType.ExtentData, 0));
+        });
+        // the fixture's sparse files (written with NO_HOLES, so with implicit holes) are now holes too, in the fs tree
+        // (inodes 5834, 5694) and in snapshot 259 (5834): btrfs check 6.19 names them as well
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FileExtentHole, leaf), Want.Error(FindingCode.InodeNbytesWrong, leaf),
+            Want.Error(FindingCode.FileExtentHole, 43155456), Want.Error(FindingCode.FileExtentHole, 46350336), Want.Error(FindingCode.FileExtentHole, 47349760));
+        Progs619Fails(img, "root 258 inode 263 errors 500, file extent discount, nbytes wrong", "root 5 inode 5834 errors 100, file extent discount",
+            "root 5 inode 5694 errors 100, file extent discount", "root 259 inode 5834 errors 100, file extent discount");
+    }
+
+    /// <summary>File 267's regular extent marked zlib-compressed while the inode has NODATASUM.</summary>
+    [Progs619Fact, Covers(FindingCode.FileExtentWrongForInode)]
+    public void CompressedExtentInANodatasumInode()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, le =>
+        {
+            le.Data(Slot(le, 267, ItemType.InodeItem, 0))[FlagsAt] |= 1; // NODATASUM
+            le.Data(Slot(le, 267, ItemType.ExtentData, 0))[16] = 1; // zlib
+        });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FileExtentWrongForInode, leaf));
+        Progs619Fails(img, "root 258 inode 267 errors", "bad file extent");
+    }
+
+    /// <summary>Subvolume 258's only leaf unreadable (a byte changed in every copy, checksum not fixed): the scan reports
+    /// it; this pass says, as a note, that the tree's inodes and names were not checked.</summary>
+    [Fact, Covers(FindingCode.SubvolumeNotChecked)]
+    public void HiddenLeafIsNotChecked()
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = Root(img.Paths, Subvol).Bytenr;
+        int copies;
+        using (var vol = Open(img.Paths)) copies = vol.Chunks.Find(leaf)!.Copies;
+        for (int c = 0; c < copies; c++) img.CorruptBytes(leaf, c, 3000, 1, fixChecksum: false);
+        var findings = Check(img.Paths);
+        foreach (var f in findings) output.WriteLine($"{f.Severity} {f}");
+        var note = Assert.Single(findings, f => f.Code == FindingCode.SubvolumeNotChecked);
+        Assert.Equal((Severity.Info, leaf, Subvol), (note.Severity, note.Bytenr!.Value, note.Tree!.Value));
+        Assert.Contains(findings, f => f.Code == FindingCode.TreeBlockChecksumMismatch && f.Bytenr == leaf);
+        Assert.DoesNotContain(findings, f => (int)f.Code is >= 800 and < 900 && f.Code != FindingCode.SubvolumeNotChecked);
+    }
+
+    private const int RefsAt = 160 + 8 + 8 + 8 + 8 + 8 + 8 + 8; // inode, generation, root_dirid, bytenr, byte_limit, bytes_used, last_snapshot, flags
+
+    private static ulong RootItemLeaf(ForgedImage img) => Root(img.Paths, ObjectIds.RootTree).Bytenr;
+}
