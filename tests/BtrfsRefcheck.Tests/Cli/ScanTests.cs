@@ -85,6 +85,11 @@ public class ScanTests(ScanTree tree) : IClassFixture<ScanTree>
         Assert.Equal(ExitCodes.Findings, r.Code); // the damaged copy has errors
         Assert.Equal("", r.Stderr);
         var items = Json(r.Stdout);
+        Assert.All(items, i =>
+        {
+            Assert.Equal("btrfs-refcheck.scan", i.GetProperty("format").GetString());
+            Assert.Equal(1, i.GetProperty("version").GetInt32());
+        });
         var fs = items.Where(i => i.GetProperty("type").GetString() == "filesystem").ToList();
         var byDevices = fs.ToDictionary(f => string.Join(" ", Strings(f, "devices")));
 

@@ -24,6 +24,8 @@ internal static class ScanReports
         foreach (var r in results)
         {
             w.WriteStartObject();
+            w.WriteString("format", "btrfs-refcheck.scan");
+            w.WriteNumber("version", 1);
             w.WriteString("type", "filesystem");
             if (r.Fsid is { } fsid) w.WriteString("fsid", fsid.ToString());
             else w.WriteNull("fsid");
@@ -57,6 +59,8 @@ internal static class ScanReports
         foreach (var s in skipped)
         {
             w.WriteStartObject();
+            w.WriteString("format", "btrfs-refcheck.scan");
+            w.WriteNumber("version", 1);
             w.WriteString("type", "skipped");
             w.WriteString("path", s.Path);
             w.WriteString("reason", s.Reason);
