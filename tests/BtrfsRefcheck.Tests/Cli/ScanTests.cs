@@ -258,6 +258,29 @@ public class ScanTests(ScanTree tree) : IClassFixture<ScanTree>
         Assert.Equal([real], Strings(only, "devices"));
     }
 
+    /// <summary>The scheduler keeps to its limits: one job, or a budget below every estimate, runs the checks one at a
+    /// time (a check larger than the budget still runs, alone); a budget that holds them all lets them overlap up to
+    /// the job count, never beyond it, and never holds more estimated memory than the budget while two run.</summary>
+    [Theory]
+    [InlineData(1, 100_000L)]
+    [InlineData(8, 1L)]
+    [InlineData(2, 100_000L)]
+    [InlineData(8, 30L)]
+    public void Scheduler_KeepsToJobsAndMemoryBudget(int jobs, long budgetMiB)
+    {
+        var entries = ScanInventory.Find([Path.Combine(tree.Root, "single"), Path.Combine(tree.Root, "sets"), Path.Combine(tree.Root, "damaged")]);
+        var groups = ScanGroups.Group(entries);
+        var finished = new List<FsResult>();
+        var runner = new ScanRunner(new ScanSettings { Jobs = jobs, MemoryBudgetMiB = budgetMiB }, entries, finished.Add, TextWriter.Null);
+        var results = runner.Run(groups);
+        Assert.Equal(5, results.Count);
+        Assert.Equal(results, finished);
+        Assert.All(results, r => Assert.True(r.EstimatedMiB >= ScanRunner.FixedMiB && r.Verdict is ScanVerdict.Clean or ScanVerdict.Errors, r.Reason));
+        Assert.InRange(runner.PeakRunning, 1, jobs);
+        if (budgetMiB < results.Min(r => r.EstimatedMiB)) Assert.Equal(1, runner.PeakRunning);
+        if (runner.PeakRunning > 1) Assert.True(runner.PeakMiB <= budgetMiB, $"{runner.PeakMiB} MiB held with a budget of {budgetMiB}");
+    }
+
     [Theory]
     [InlineData("--jobs", "0")]
     [InlineData("--memory-budget", "12X")]

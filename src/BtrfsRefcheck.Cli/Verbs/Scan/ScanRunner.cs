@@ -56,6 +56,10 @@ internal sealed class ScanRunner(ScanSettings settings, IReadOnlyList<ScanEntry>
     private int _running;
     private long _usedMiB;
 
+    /// <summary>The most checks that ran at once, and the most estimated memory they held (for the tests).</summary>
+    public int PeakRunning { get; private set; }
+    public long PeakMiB { get; private set; }
+
     public List<FsResult> Run(IReadOnlyList<FsGroup> groups)
     {
         var results = new List<FsResult>();
@@ -78,6 +82,8 @@ internal sealed class ScanRunner(ScanSettings settings, IReadOnlyList<ScanEntry>
                     Monitor.Wait(_gate);
                 _running++;
                 _usedMiB += prepared.EstimatedMiB;
+                PeakRunning = Math.Max(PeakRunning, _running);
+                PeakMiB = Math.Max(PeakMiB, _usedMiB);
             }
             tasks.Add(Task.Factory.StartNew(() =>
             {
