@@ -146,7 +146,7 @@ internal sealed class ScanRunner(ScanSettings settings, IReadOnlyList<ScanEntry>
                 p.Done = NotChecked(g, $"{CheckVerb.MountedLine(p.Mounts)}; not checked (--no-live)", sw);
                 return p;
             }
-            var vol = BtrfsVolume.Open(g.Devices, new VolumeOptions { DirectIo = p.Mounts.Count > 0 }, p.Findings);
+            var vol = Open(g.Devices, p.Mounts.Count > 0, p.Findings);
             var seeds = ScanGroups.SeedsOf(vol.MissingDevices, entries);
             if (seeds.Count > 0)
             {
@@ -154,7 +154,7 @@ internal sealed class ScanRunner(ScanSettings settings, IReadOnlyList<ScanEntry>
                 g = p.Group = g with { SeedDevices = seeds };
                 p.Mounts = MountDetector.Find([.. g.Devices, .. seeds]);
                 p.Findings = new FindingBag();
-                vol = BtrfsVolume.Open([.. g.Devices, .. seeds], new VolumeOptions { DirectIo = p.Mounts.Count > 0 }, p.Findings);
+                vol = Open([.. g.Devices, .. seeds], p.Mounts.Count > 0, p.Findings);
             }
             p.EstimatedMiB = Estimate(vol);
             if (p.Mounts.Count > 0) vol.Dispose(); // LiveCheck opens it again, at each committed state
@@ -170,6 +170,11 @@ internal sealed class ScanRunner(ScanSettings settings, IReadOnlyList<ScanEntry>
         }
         return p;
     }
+
+    /// <summary>The one place the scan opens a volume (devices, or a btrfs-image dump once this build reads dumps): the
+    /// same options `check` uses with no flag given; O_DIRECT when mounted.</summary>
+    private static BtrfsVolume Open(IReadOnlyList<string> paths, bool direct, FindingBag findings) =>
+        BtrfsVolume.Open(paths, new VolumeOptions { DirectIo = direct }, findings);
 
     /// <summary>Estimated peak memory of checking <paramref name="vol"/>: its metadata and system chunks' size (what its
     /// tree blocks can occupy at most) at the measured cost per GiB, plus the fixed part.</summary>
