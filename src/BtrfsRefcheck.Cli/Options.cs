@@ -32,6 +32,9 @@ public sealed class CheckOptions : CommonOptions
     [Option("no-live", HelpText = "Refuse a mounted filesystem (exit 3), as btrfs check does. By default a mounted one is checked at its last committed state with O_DIRECT reads.")]
     public bool NoLive { get; set; }
 
+    [Option("report", MetaValue = "FILE.html", HelpText = "Also write the result as one self-contained HTML page: verdict, summary, findings by code, and a map of the block groups.")]
+    public string? Report { get; set; }
+
     [Option("reverify", Default = 3, HelpText = "Mounted filesystem: how many times to rerun the check when a commit lands while it reads (0-100).")]
     public int Reverify { get; set; } = 3;
 }

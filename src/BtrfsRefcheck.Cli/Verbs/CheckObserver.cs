@@ -4,21 +4,24 @@ namespace BtrfsRefcheck.Cli.Verbs;
 
 /// <summary>The CLI's side of the check's <see cref="ICheckObserver"/>: "[1/4] roots" lines on stdout for the text
 /// report, and with BTRFS_REFCHECK_MEMTRACE=1 a memory trace on stderr at every pass end and checkpoint (used when
-/// tuning memory; see scripts/bench.sh). A live progress display would plug in here.
+/// tuning memory; see scripts/bench.sh), and when stderr is a terminal the live progress line
+/// (<see cref="Rendering.ProgressLine"/>: erased before each phase line and at each pass's end).
 /// <para>Where the check says it has just dropped many records (a scan level's pointer lists, the workers' block lists)
 /// it collects, so the records allocated next reuse that memory instead of adding to the peak (4 MiB less peak RSS on
 /// the 1/4 benchmark image; docs/benchmarks.md). The library never collects: this is the CLI's choice.</para></summary>
-internal sealed class CheckObserver(TextWriter stdout, TextWriter stderr, bool phaseLines) : ICheckObserver
+internal sealed class CheckObserver(TextWriter stdout, TextWriter stderr, bool phaseLines, Rendering.ProgressLine? progress = null) : ICheckObserver
 {
     private readonly bool _memTrace = Environment.GetEnvironmentVariable("BTRFS_REFCHECK_MEMTRACE") == "1";
 
     public void PassStarted(int index, int count, string name)
     {
+        progress?.PassStarted(index, count);
         if (phaseLines) stdout.WriteLine($"[{index + 1}/{count}] {name}");
     }
 
     public void PassFinished(int index, int count, string name, TimeSpan elapsed)
     {
+        progress?.Clear();
         if (_memTrace) MemTrace($"after pass '{name}' ({elapsed.TotalMilliseconds:F0} ms)");
     }
 
@@ -28,8 +31,10 @@ internal sealed class CheckObserver(TextWriter stdout, TextWriter stderr, bool p
     public void Checkpoint(string pass, string where, long released)
     {
         if (released >= CollectAbove) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
-        if (_memTrace) MemTrace($"{pass}: {where}");
+        if (_memTrace) { progress?.Clear(); MemTrace($"{pass}: {where}"); }
     }
+
+    public void Progress(string pass, long done, long total, string unit) => progress?.Update(pass, done, total, unit);
 
     private void MemTrace(string where)
     {

@@ -1,4 +1,5 @@
 using BtrfsRefcheck.Checks;
+using BtrfsRefcheck.Cli.Rendering;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Volume;
 
@@ -11,11 +12,13 @@ public static class CheckVerb
     {
         var paths = VolumeFactory.Paths(o);
         if (o.Reverify is < 0 or > 100) throw new UsageException($"--reverify {o.Reverify}: between 0 and 100");
+        using var html = HtmlReport.Open(o.Report);
+        var progress = o.Json || o.Quiet ? null : ProgressLine.ForStderr(stderr);
         var mounts = MountDetector.Find(paths);
         if (mounts.Count > 0)
         {
             if (o.NoLive) throw new VolumeException($"{MountedLine(mounts)}; refusing to check a mounted filesystem (--no-live)");
-            return RunLive(o, paths, mounts, stdout, stderr);
+            return RunLive(o, paths, mounts, stdout, stderr, progress, html);
         }
         var findings = new FindingBag();
         using var vol = BtrfsVolume.Open(paths, VolumeFactory.Options(o), findings);
@@ -26,9 +29,12 @@ public static class CheckVerb
             stdout.WriteLine($"UUID: {vol.Super.Fsid}");
             foreach (var n in vol.Notes) stdout.WriteLine($"note: {n}");
         }
-        var report = Checker.Run(vol, findings, new CheckObserver(stdout, stderr, phaseLines: text && !o.Quiet));
+        CheckReport report;
+        try { report = Checker.Run(vol, findings, new CheckObserver(stdout, stderr, phaseLines: text && !o.Quiet, progress)); }
+        finally { progress?.Clear(); }
         if (o.Json) CheckJson.Write(stdout, vol, report, o);
         else CheckText.Write(stdout, report, o.Quiet);
+        html?.Write(vol, report, o);
         return report.Clean ? ExitCodes.Ok : ExitCodes.Findings;
     }
 
@@ -40,7 +46,8 @@ public static class CheckVerb
     }));
 
     /// <summary>A mounted filesystem: O_DIRECT reads, the last committed state, re-verified when a commit lands meanwhile.</summary>
-    private static int RunLive(CheckOptions o, List<string> paths, IReadOnlyList<MountedPath> mounts, TextWriter stdout, TextWriter stderr)
+    private static int RunLive(CheckOptions o, List<string> paths, IReadOnlyList<MountedPath> mounts, TextWriter stdout, TextWriter stderr,
+        ProgressLine? progress, HtmlReport? html)
     {
         bool verbose = !o.Json && !o.Quiet;
         using var result = LiveCheck.Run(paths, VolumeFactory.Options(o), mounts, new LiveOptions { MaxReverifications = o.Reverify },
@@ -55,7 +62,7 @@ public static class CheckVerb
                 foreach (var d in vol.Devices) if (d.DirectIoRefused != null) stdout.WriteLine($"note: {d.DirectIoRefused}");
                 foreach (var n in vol.Notes) stdout.WriteLine($"note: {n}");
             },
-            observer: new CheckObserver(stdout, stderr, phaseLines: verbose),
+            observer: new CheckObserver(stdout, stderr, phaseLines: verbose, progress),
             onRerun: r =>
             {
                 if (verbose && r.OpenFailed != null)
@@ -63,8 +70,10 @@ public static class CheckVerb
                 else if (verbose)
                     stdout.WriteLine($"note: the filesystem committed while it was read (generation {r.From} -> {r.To}): re-verifying at the newest committed state ({r.Reverification} of at most {r.Max})");
             });
+        progress?.Clear();
         if (o.Json) CheckJson.Write(stdout, result.Volume, result.Report, o, result.Live);
         else CheckText.Write(stdout, result.Report, o.Quiet, result.Live);
+        html?.Write(result.Volume, result.Report, o, result.Live);
         return result.Report.Clean ? ExitCodes.Ok : ExitCodes.Findings;
     }
 }
@@ -96,12 +105,15 @@ internal static class CheckText
                 o.WriteLine($"  mounted: generations seen {string.Join(", ", live.Generations)}; re-verifications {live.Reverifications} (at most {live.MaxReverifications}); " +
                             $"transient findings dropped {live.TransientDropped}; O_DIRECT {(live.DirectIo ? "yes" : "no")}");
         }
-        if (live is { Settled: false })
-            o.WriteLine((r.Clean ? "verdict: clean (no error was seen in every state)" : $"verdict: ERRORS FOUND ({r.Errors}, seen in every state)") +
-                        $"; the filesystem changed too fast to be certain: a commit landed during each of the {live.Runs} runs");
-        else
-            o.WriteLine(r.Clean ? "verdict: clean (no errors found)" : $"verdict: ERRORS FOUND ({r.Errors})");
+        o.WriteLine(Verdict(r, live));
     }
+
+    /// <summary>The verdict line (also the HTML report's heading).</summary>
+    public static string Verdict(CheckReport r, LiveReport? live = null) =>
+        live is { Settled: false }
+            ? (r.Clean ? "verdict: clean (no error was seen in every state)" : $"verdict: ERRORS FOUND ({r.Errors}, seen in every state)") +
+              $"; the filesystem changed too fast to be certain: a commit landed during each of the {live.Runs} runs"
+            : r.Clean ? "verdict: clean (no errors found)" : $"verdict: ERRORS FOUND ({r.Errors})";
 }
 
 internal static class CheckJson

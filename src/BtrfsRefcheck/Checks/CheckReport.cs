@@ -38,11 +38,35 @@ public sealed class CheckStats
 /// pass reports only what it declares).</summary>
 public sealed record PhaseTiming(string Name, TimeSpan Elapsed, IReadOnlyList<FindingCode> Emitted);
 
+/// <summary>One block group as the check saw it, for a picture of the volume: its logical range, type and profile
+/// bits, and used bytes (null for a chunk with no BLOCK_GROUP_ITEM, or when the extent tree could not be read).</summary>
+public readonly record struct BlockGroupSummary(ulong Start, ulong Length, Format.BlockGroupFlags Flags, ulong? Used)
+{
+    public ulong End => Start + Length;
+    public bool Contains(ulong logical) => logical >= Start && logical - Start < Length;
+
+    /// <summary>The scan's block group items, in address order, and every chunk that has none (used unknown).</summary>
+    internal static BlockGroupSummary[] From(TreeScanFacts scan)
+    {
+        var list = new List<BlockGroupSummary>(scan.BlockGroups.Length);
+        var starts = new HashSet<ulong>();
+        foreach (var bg in scan.BlockGroups)
+            if (starts.Add(bg.Start)) list.Add(new(bg.Start, bg.Length, (Format.BlockGroupFlags)bg.Flags, bg.Used));
+        foreach (var c in scan.Chunks.Chunks)
+            if (!starts.Contains(c.Logical)) list.Add(new(c.Logical, c.Length, c.Type, null));
+        list.Sort((a, b) => a.Start.CompareTo(b.Start));
+        return list.ToArray();
+    }
+}
+
 public sealed class CheckReport(FindingBag findings, CheckStats stats, IReadOnlyList<PhaseTiming> phases)
 {
     public FindingBag Findings { get; } = findings;
     public CheckStats Stats { get; } = stats;
     public IReadOnlyList<PhaseTiming> Phases { get; } = phases;
+
+    /// <summary>Every block group (and chunk without one) of the generation checked, by address.</summary>
+    public IReadOnlyList<BlockGroupSummary> BlockGroups { get; init; } = [];
 
     // Counted in the bag: Items copies and sorts every stored finding, which a count does not need.
     public long Errors => Findings.Count(Severity.Error);

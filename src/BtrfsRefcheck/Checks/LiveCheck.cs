@@ -172,6 +172,6 @@ public static class LiveCheck
         foreach (var f in last.Findings.Items)
             if (f.Severity < Severity.Warning || everywhere.Contains(Identity.Of(f))) bag.Add(f);
         long dropped = sets.SelectMany(s => s).Distinct().Count(id => !everywhere.Contains(id));
-        return (new CheckReport(bag, last.Stats, last.Phases), dropped);
+        return (new CheckReport(bag, last.Stats, last.Phases) { BlockGroups = last.BlockGroups }, dropped);
     }
 }

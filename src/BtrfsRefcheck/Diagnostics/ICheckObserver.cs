@@ -3,7 +3,8 @@ namespace BtrfsRefcheck.Diagnostics;
 /// <summary>What a check tells its caller while it runs: which pass starts and ends (with its real time), and named
 /// points inside a pass (for a progress display or a memory trace). The library never writes to a console; the caller
 /// decides what a terminal, a pipe or JSON gets. Every method has an empty default, so an observer implements only
-/// what it uses. Called from the thread that runs the check (never from a scan worker).</summary>
+/// what it uses. Called from the thread that runs the check (never from a scan worker), except
+/// <see cref="Progress"/>, which workers may call concurrently.</summary>
 public interface ICheckObserver
 {
     /// <summary>Pass <paramref name="index"/> (0-based) of <paramref name="count"/> starts.</summary>
@@ -17,6 +18,13 @@ public interface ICheckObserver
     /// many records the pass has just dropped (0: none worth a collection): the previous level's pointer lists, the
     /// workers' block lists.</summary>
     void Checkpoint(string pass, string where, long released) { }
+
+    /// <summary>Work counted inside a pass: <paramref name="done"/> of <paramref name="total"/> <paramref name="unit"/>
+    /// ("blocks", "extent leaves"). The total may be an estimate that grows (never below done); 0 when unknown. Raised
+    /// where work is counted, at most every few dozen units and at the end of each stage, possibly concurrently from
+    /// several workers and out of order (a smaller done after a larger one): an implementation keeps the largest and
+    /// throttles its own output. Must be cheap and must not throw.</summary>
+    void Progress(string pass, long done, long total, string unit) { }
 }
 
 /// <summary>An observer that ignores everything.</summary>

@@ -21,8 +21,25 @@ public interface IScanSink<TState> where TState : class
 /// levels strictly decrease, so the scan ends after at most 8 rounds whatever the pointers say.</summary>
 /// <param name="checkpoint">Called on the scanning thread at points where a level's work has been released (a memory
 /// trace measures there); never from a worker.</param>
-public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null, Action<string, long>? checkpoint = null)
+/// <param name="progress">(blocks done, blocks in total) every <see cref="ProgressEveryBatches"/> batches, from the
+/// workers, and at each level's end from the scanning thread. The total is the larger of <see cref="EstimatedBlocks"/>
+/// and the blocks known so far (those done and the current level's), exact once the leaves' level starts.</param>
+public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null, Action<string, long>? checkpoint = null,
+    Action<long, long>? progress = null)
 {
+    /// <summary>Progress is raised once per this many batches (128 blocks): a counter, not a call per block.</summary>
+    public const int ProgressEveryBatches = 8;
+
+    /// <summary>How many blocks the scan is expected to visit (e.g. the metadata block groups' used bytes over the
+    /// node size); 0 when unknown. Only shapes the progress total.</summary>
+    public long EstimatedBlocks { get; init; }
+
+    private long _done;   // blocks handed to the sink or found unreadable, all levels
+    private long _known;  // blocks of the levels done plus the current level's
+    private bool _exact;  // the leaves' level has started: _known is the total
+
+    private long ProgressTotal(long done) => Math.Max(done, _exact ? _known : Math.Max(EstimatedBlocks, _known));
+
     /// <summary>Blocks per batch handed to a worker; runs of adjacent blocks inside a batch are read with one request.
     /// 16 (256 KiB per worker at 16 KiB nodes) costs no more time than 64 and keeps 1.5 MiB less resident.</summary>
     public const int BatchBlocks = 16;
@@ -70,6 +87,8 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
             if (todo.Count == 0) continue;
             // The pointer lists just dropped are garbage: the caller may measure or collect before this level's records are allocated.
             checkpoint?.Invoke($"level {level} start ({todo.Count} blocks)", todo.Count);
+            _known = _done + todo.Count;
+            _exact = level == 0;
             InPhysicalOrder(todo);
             int batches = (todo.Count + BatchBlocks - 1) / BatchBlocks;
             var children = new List<BlockContext>[batches];
@@ -83,7 +102,10 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                     // read-ahead: while this batch is read and decoded, the kernel fetches the one ReadAheadBatches on
                     ReadAhead(todo, b + ReadAheadBatches);
                     int start = b * BatchBlocks;
-                    children[b] = ProcessBatch(todo, start, Math.Min(BatchBlocks, todo.Count - start), w, sink);
+                    int count = Math.Min(BatchBlocks, todo.Count - start);
+                    children[b] = ProcessBatch(todo, start, count, w, sink);
+                    long done = Interlocked.Add(ref _done, count);
+                    if (progress != null && b % ProgressEveryBatches == ProgressEveryBatches - 1) progress(done, ProgressTotal(done));
                 }
             }
             if (degree == 1 || batches == 1) Work(workers[0]);
@@ -94,6 +116,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 nextLevel.Capacity = nextLevel.Count + children.Sum(c => c.Count);
                 for (int b = 0; b < children.Length; b++) { nextLevel.AddRange(children[b]); children[b] = null!; }
             }
+            progress?.Invoke(_done, ProgressTotal(_done));
             checkpoint?.Invoke($"level {level} done ({todo.Count} blocks)", 0);
         }
         foreach (var w in workers)

@@ -31,4 +31,33 @@ public static class TreeSearch
         }
         return false;
     }
+
+    /// <summary>The leaf of <paramref name="root"/> that holds exactly <paramref name="key"/>, and its slot; null when
+    /// the tree has no such item or a block on the way is unreadable or malformed.</summary>
+    public static TreeBlock? FindItem(BtrfsVolume volume, TreeRoot root, BtrfsKey key, out int slot)
+    {
+        slot = -1;
+        ulong at = root.Bytenr;
+        int expect = root.Level;
+        for (int depth = 0; depth <= Header.MaxLevel; depth++)
+        {
+            var read = volume.ReadTreeBlock(at);
+            if (read.Block is not { } block) return null;
+            try
+            {
+                var view = block.View;
+                if (view.Header.Level != expect || view.Count == 0) return null;
+                if (view.IsLeaf)
+                {
+                    for (int i = 0; i < view.Count; i++)
+                        if (view.TryItemKey(i, out var k) && k == key) { slot = i; return block; }
+                    return null;
+                }
+                at = view.KeyPtr(view.SlotHolding(key)).BlockPtr;
+            }
+            catch (BtrfsFormatException) { return null; }
+            expect--;
+        }
+        return null;
+    }
 }

@@ -21,6 +21,7 @@ internal sealed class DeviceAccounting(CheckContext ctx)
         // The dev tree's absence of an extent means something only when the dev tree was read in full.
         bool devTreeComplete = ctx.Roots.Any(r => r.Id == ObjectIds.DevTree && r.Source == Trees.RootSource.RootItem)
                                && !scan.Unreadable.Any(u => u.Tree == ObjectIds.DevTree);
+        var progress = new ProgressCounter(ctx.Observer, "device accounting", "items", extents.Length + chunks.Chunks.Count + devItems.Count, every: 1024);
         Array.Sort(extents, (a, b) => a.DevId != b.DevId ? a.DevId.CompareTo(b.DevId) : a.Physical.CompareTo(b.Physical));
         var byStripe = new HashSet<(ulong DevId, ulong Physical)>();
         foreach (var e in extents) byStripe.Add((e.DevId, e.Physical));
@@ -28,6 +29,7 @@ internal sealed class DeviceAccounting(CheckContext ctx)
         // DEV_EXTENT -> chunk
         foreach (var e in extents)
         {
+            progress.Add();
             var key = new BtrfsKey(e.DevId, (byte)ItemType.DevExtent, e.Physical);
             var chunk = chunks.Find(e.ChunkOffset);
             bool matches = chunk != null && chunk.Logical == e.ChunkOffset &&
@@ -45,6 +47,7 @@ internal sealed class DeviceAccounting(CheckContext ctx)
         // chunk stripe -> DEV_EXTENT, and stripe inside the device image
         foreach (var c in chunks.Chunks)
         {
+            progress.Add();
             foreach (var s in c.Stripes)
             {
                 if (devTreeComplete && !byStripe.Contains((s.DevId, s.Offset)))
@@ -63,6 +66,7 @@ internal sealed class DeviceAccounting(CheckContext ctx)
         // per device: overlap, bounds, bytes_used
         foreach (var item in devItems)
         {
+            progress.Add();
             ulong sum = 0;
             DevExtentRec? prev = null;
             foreach (var e in extents.Where(x => x.DevId == item.DevId))
@@ -89,5 +93,6 @@ internal sealed class DeviceAccounting(CheckContext ctx)
             Findings.Add(new Finding(FindingCode.SuperNumDevicesMismatch, Severity.Error,
                 "superblock num_devices differs from the number of DEV_ITEMs in the chunk tree",
                 Bytenr: (ulong)vol.ChosenCopy.Offset, Expected: devItems.Count.ToString(), Found: vol.Super.NumDevices.ToString()));
+        progress.Finish();
     }
 }

@@ -27,8 +27,9 @@ internal sealed class ExtentJoin(CheckContext ctx)
 
         var cuts = SplitPoints(segments, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
         var ranges = new RangeJoin[cuts.Count - 1];
+        var progress = new ProgressCounter(ctx.Observer, "extent references", "extent leaves", scan.ExtentLeaves.Length);
         for (int i = 0; i < ranges.Length; i++)
-            ranges[i] = new RangeJoin(ctx, cuts[i], cuts[i + 1], segments, blocks, bgs, extentRoot);
+            ranges[i] = new RangeJoin(ctx, cuts[i], cuts[i + 1], segments, blocks, bgs, extentRoot) { Progress = progress };
         if (ranges.Length == 1) ranges[0].Run();
         else Parallel.ForEach(ranges, new ParallelOptions { MaxDegreeOfParallelism = ranges.Length }, r => r.Run());
         for (int i = 0; i < ranges.Length; i++)
@@ -44,6 +45,7 @@ internal sealed class ExtentJoin(CheckContext ctx)
                     }
         }
         RangeJoin.CheckBlockGroupTotals(ctx, bgs);
+        progress.Finish();
     }
 
     /// <summary>Sorts the blocks by address through a key array: a sort of primitives, no comparer delegate.</summary>
@@ -106,6 +108,8 @@ internal sealed class RangeJoin
     public CheckStats Stats { get; } = new();
     public ExtentRec? FirstExtent { get; private set; }
     public ExtentRec? LastExtent => _anyExtentSeen ? _prevExtent : null;
+    /// <summary>Counts the extent leaves joined, for the observer's progress.</summary>
+    public ProgressCounter? Progress { get; init; }
 
     public RangeJoin(CheckContext ctx, ulong lo, ulong hi, List<(RefRec[] Array, int Count)> sortedSegments,
         BlockRec[] blocks, BlockGroupRec[] bgs, TreeRoot? extentRoot)
@@ -180,6 +184,7 @@ internal sealed class RangeJoin
                 var leaf = volume.VerifiedInPlace(bytenr, volume.TryReadRun(bytenr, 1, buffer), buffer, 0)
                     ?? volume.ReadTreeBlockUncached(bytenr).Block; // a bad copy 0: the scan found a good one
                 if (leaf != null) streamer.Leaf(leaf);
+                Progress?.Add();
             }
         }
         FlushGroup();

@@ -71,7 +71,9 @@ public sealed class TreeScanPass : ICheckPass
             ctx.Stats.Trees++;
             if (!root.IsLog) facts.RootRefs.Add((root.Bytenr, root.Id, root.IsReloc));
         }
-        var scanner = new ParallelScanner(ctx.Volume, ctx.Findings, ctx.DegreeOfParallelism, (where, released) => ctx.Observer.Checkpoint(Name, where, released));
+        var scanner = new ParallelScanner(ctx.Volume, ctx.Findings, ctx.DegreeOfParallelism, (where, released) => ctx.Observer.Checkpoint(Name, where, released),
+            (done, total) => ctx.Observer.Progress(Name, done, total, "blocks"))
+        { EstimatedBlocks = EstimateBlocks(ctx) };
         var states = scanner.Scan(ctx.Roots, sink);
         ctx.Observer.Checkpoint(Name, "after scan", 0);
         Merge(ctx, facts, states);
@@ -84,6 +86,27 @@ public sealed class TreeScanPass : ICheckPass
         ctx.Stats.UnreadableBlocks = scanner.Stats.Unreadable;
         ctx.Scan = facts;
         ctx.Observer.Checkpoint(Name, "after merge", 0);
+    }
+
+    /// <summary>The blocks the scan will visit, for the progress total: the used bytes of the metadata and system block
+    /// groups (one item look-up per such chunk, in the block group tree or the extent tree) over the node size. Tree
+    /// blocks shared by snapshots are counted once there as in the scan. 0 when it cannot be told (no such tree, an
+    /// unreadable block on the way).</summary>
+    private static long EstimateBlocks(CheckContext ctx)
+    {
+        var vol = ctx.Volume;
+        ulong treeId = (vol.Super.CompatRoFlags & Features.CompatRoBlockGroupTree) != 0 ? ObjectIds.BlockGroupTree : ObjectIds.ExtentTree;
+        var tree = ctx.Roots.FirstOrDefault(r => r.Id == treeId && r.Source == RootSource.RootItem);
+        if (tree == null || vol.NodeSize == 0) return 0;
+        ulong used = 0;
+        foreach (var c in vol.Chunks.Chunks)
+        {
+            if ((c.Type & (BlockGroupFlags.Metadata | BlockGroupFlags.System)) == 0) continue;
+            var leaf = TreeSearch.FindItem(vol, tree, new BtrfsKey(c.Logical, (byte)ItemType.BlockGroupItem, c.Length), out int slot);
+            if (leaf == null || !leaf.View.TryGetItem(slot, out _, out var data) || data.Length < BlockGroupItem.Size) continue;
+            used += Math.Min(new BlockGroupItem(data).Used, c.Length);
+        }
+        return (long)(used / vol.NodeSize);
     }
 
     /// <summary>Concatenates the workers' small lists into flat arrays, releasing each list as it goes.</summary>
