@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark btrfs-refcheck against `btrfs check --readonly` on the same image.
+# Benchmark btrfs-refcheck against `btrfs check --readonly` (Debian's btrfs-progs and 6.19) on the same image.
 #
 #   scripts/bench.sh build [--files N] [--size SIZE] [--out IMG]   build a kernel-written image (needs root, loop mounts)
 #   scripts/bench.sh compare IMG [--runs N] [--out FILE]           time both tools side by side, alternating
@@ -57,6 +57,21 @@ ours_cmd() {
   fi
 }
 
+# Sets `progs619` to btrfs-progs 6.19's btrfs (the second peer), or empty with `progs619_why` saying why: from
+# BTRFS_PROGS_619_BIN, else build.sh's cache folder, else ../shared/btrfs-progs/build.sh (it prints its bin folder;
+# about 4 minutes the first time). BTRFS_PROGS_619_MISSING=REASON makes it unavailable.
+find_progs619() {
+  progs619=""; progs619_why=""
+  local cache=${BTRFS_PROGS_CACHE:-/var/cache/btrfs-progs-6.19} bin=""
+  if [ -n "${BTRFS_PROGS_619_MISSING:-}" ]; then progs619_why=$BTRFS_PROGS_619_MISSING; return; fi
+  if [ -n "${BTRFS_PROGS_619_BIN:-}" ]; then bin=$BTRFS_PROGS_619_BIN
+  elif [ -x "$cache/bin/btrfs" ]; then bin=$cache/bin
+  elif [ -f "$repo/../shared/btrfs-progs/build.sh" ]; then bin=$(bash "$repo/../shared/btrfs-progs/build.sh" 2>/dev/null || true)
+  fi
+  if [ -n "$bin" ] && [ -x "$bin/btrfs" ]; then progs619=$bin/btrfs
+  else progs619_why="not found (BTRFS_PROGS_619_BIN, $cache/bin, ../shared/btrfs-progs/build.sh)"; fi
+}
+
 # Prints the median of the numbers on stdin.
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2}'; }
 
@@ -75,15 +90,19 @@ compare() {
   [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
   local ours; ours_cmd; ours+=("$img")
   local theirs=(btrfs check --readonly "$img")
+  local progs619 progs619_why; find_progs619
+  local theirs619=("$progs619" check --readonly "$img")
   local tmp; tmp=$(mktemp -d)
   local cache=(python3 "$repo/scripts/bench-cache.py")
   # btrfs check drops the image's page cache when it opens and closes it (posix_fadvise DONTNEED), so it always
   # reads from disk. Ours is timed twice per round: warm (after reading every metadata chunk, the state the I/O floor
   # is measured in) and cold (after the same eviction btrfs check does).
   "${theirs[@]}" >/dev/null 2>&1 || true
+  [ -n "$progs619" ] && { "${theirs619[@]}" >/dev/null 2>&1 || true; }
   "${ours[@]}" >/dev/null 2>&1 || true
   for i in $(seq 1 "$runs"); do
     /usr/bin/time -f "%e %U %S %M" -o "$tmp/theirs.$i" "${theirs[@]}" >/dev/null 2>&1 || true
+    [ -n "$progs619" ] && { /usr/bin/time -f "%e %U %S %M" -o "$tmp/theirs619.$i" "${theirs619[@]}" >/dev/null 2>&1 || true; }
     "${cache[@]}" warm "$img"
     /usr/bin/time -f "%e %U %S %M" -o "$tmp/ours.$i" "${ours[@]}" >"$tmp/ours.out.$i" 2>&1 || true
     "${cache[@]}" evict "$img"
@@ -99,18 +118,31 @@ compare() {
   om=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/ours.$i"; done | median)
   cw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/cold.$i"; done | median)
   cc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/cold.$i"; done | median)
+  local line619 ratio619
+  if [ -n "$progs619" ]; then
+    local nw nc nm
+    nw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/theirs619.$i"; done | median)
+    nc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/theirs619.$i"; done | median)
+    nm=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/theirs619.$i"; done | median)
+    line619="wall ${nw} s, cpu ${nc} s, peak RSS $((nm / 1024)) MiB ($("$progs619" --version 2>&1 | head -1 | awk '{print $2}'), $progs619)"
+    ratio619="wall $(awk -v a="$ow" -v b="$nw" 'BEGIN{printf "%.3f", a/b}') warm, $(awk -v a="$cw" -v b="$nw" 'BEGIN{printf "%.3f", a/b}') cold; cpu $(awk -v a="$oc" -v b="$nc" 'BEGIN{printf "%.3f", a/b}'); RSS $(awk -v a="$om" -v b="$nm" 'BEGIN{printf "%.3f", a/b}')"
+  else
+    line619="not measured: btrfs-progs 6.19 $progs619_why"; ratio619="-"
+  fi
   read -r floor metabytes < "$tmp/floor"
   tb=$(grep -Eo "tree blocks [0-9]+" "$tmp/ours.out.1" | head -1 | awk "{print \$3}" || true)
   local nodesize; nodesize=$(btrfs inspect-internal dump-super "$img" | awk '$1=="nodesize"{print $2}')
   local report
   report=$(cat <<REP
 image: $img ($(du -h --apparent-size "$img" | cut -f1) apparent, metadata chunks $((metabytes / 1048576)) MiB, tree blocks ${tb:-?} x $nodesize B = $(( ${tb:-0} * nodesize / 1048576 )) MiB)
-machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; runs: $runs rounds after one warm-up (btrfs check, ours warm, ours cold); medians
-btrfs-refcheck build   : $ours_build; btrfs-progs $(btrfs --version | awk '{print $2}')
-btrfs check --readonly : wall ${tw} s, cpu ${tc} s, peak RSS $((tm / 1024)) MiB (it evicts the image's page cache at open and close: always cold)
+machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; runs: $runs rounds after one warm-up (btrfs check 6.2, 6.19, ours warm, ours cold); medians
+btrfs-refcheck build   : $ours_build; btrfs-progs $(btrfs --version | awk '{print $2}') (Debian); 6.19 below
+btrfs check --readonly : wall ${tw} s, cpu ${tc} s, peak RSS $((tm / 1024)) MiB ($(btrfs --version | awk '{print $2}'), $(command -v btrfs); it evicts the image's page cache at open and close: always cold)
+btrfs check 6.19       : $line619
 btrfs-refcheck, warm   : wall ${ow} s, cpu ${oc} s, peak RSS $((om / 1024)) MiB
 btrfs-refcheck, cold   : wall ${cw} s, cpu ${cc} s (after the same eviction)
 ratio ours/theirs      : wall $(awk -v a="$ow" -v b="$tw" 'BEGIN{printf "%.3f", a/b}') warm, $(awk -v a="$cw" -v b="$tw" 'BEGIN{printf "%.3f", a/b}') cold; cpu $(awk -v a="$oc" -v b="$tc" 'BEGIN{printf "%.3f", a/b}'); RSS $(awk -v a="$om" -v b="$tm" 'BEGIN{printf "%.3f", a/b}')
+ratio ours/6.19        : $ratio619
 I/O floor (read metadata chunks once, page cache): ${floor} s; ours (warm) / floor: $(awk -v a="$ow" -v b="$floor" 'BEGIN{printf "%.2f", a/b}')x
 throughput: $(awk -v t="${tb:-0}" -v n="$nodesize" -v w="$ow" 'BEGIN{printf "%.0f", t*n/w/1048576}') MiB of tree blocks per second
 REP

@@ -22,12 +22,14 @@ public static class Program
                 s.AutoHelp = true;
                 s.AutoVersion = true;
             });
-            var result = parser.ParseArguments<CheckOptions, DumpSuperOptions, DumpTreeOptions, ReplayOptions, ScanOptions>(args);
+            var result = parser.ParseArguments<CheckOptions, DumpSuperOptions, DumpTreeOptions, ReplayOptions, WhoRefsOptions, MapOptions, ScanOptions>(args);
             return result.MapResult(
                 (CheckOptions o) => CheckVerb.Run(o, stdout, stderr),
                 (DumpSuperOptions o) => DumpSuperVerb.Run(o, stdout, stderr),
                 (DumpTreeOptions o) => DumpTreeVerb.Run(o, stdout, stderr),
                 (ReplayOptions o) => ReplayVerb.Run(o, stdout, stderr),
+                (WhoRefsOptions o) => WhoRefsVerb.Run(o, stdout, stderr),
+                (MapOptions o) => MapVerb.Run(o, stdout, stderr),
                 (ScanOptions o) => ScanVerb.Run(o, stdout, stderr),
                 errors => ReportParseErrors(result, errors.ToList(), stdout, stderr));
         }

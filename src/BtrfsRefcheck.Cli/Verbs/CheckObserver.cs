@@ -3,9 +3,9 @@ using BtrfsRefcheck.Diagnostics;
 namespace BtrfsRefcheck.Cli.Verbs;
 
 /// <summary>The CLI's side of the check's <see cref="ICheckObserver"/>: "[1/4] roots" lines on stdout for the text
-/// report, and with BTRFS_REFCHECK_MEMTRACE=1 a memory trace on stderr at every pass end and checkpoint (used when
-/// tuning memory; see scripts/bench.sh), and when stderr is a terminal the live progress line
-/// (<see cref="Rendering.ProgressLine"/>: erased before each phase line and at each pass's end).
+/// report (and a live check's header and re-verification notes), and with BTRFS_REFCHECK_MEMTRACE=1 a memory trace on stderr
+/// at every pass end and checkpoint (used when tuning memory; see scripts/bench.sh), and when stderr is a terminal the
+/// live progress line (<see cref="Rendering.ProgressLine"/>: erased before each phase line and at each pass's end).
 /// <para>Where the check says it has just dropped many records (a scan level's pointer lists, the workers' block lists)
 /// it collects, so the records allocated next reuse that memory instead of adding to the peak (4 MiB less peak RSS on
 /// the 1/4 benchmark image; docs/benchmarks.md). The library never collects: this is the CLI's choice.</para></summary>
@@ -35,6 +35,32 @@ internal sealed class CheckObserver(TextWriter stdout, TextWriter stderr, bool p
     }
 
     public void Progress(string pass, long done, long total, string unit) => progress?.Update(pass, done, total, unit);
+
+    /// <summary>Checking a mounted filesystem: the devices named on the command line, and where it is mounted.</summary>
+    public string? LiveDevices { get; init; }
+    public string? LiveMounted { get; init; }
+
+    /// <summary>The first run of a live check: which filesystem, that its last committed state is checked, and how it is read.</summary>
+    public void LiveRunStarted(LiveRunStart s)
+    {
+        if (!phaseLines || s.Run > 0) return;
+        progress?.Clear();
+        stdout.WriteLine($"Checking filesystem on {LiveDevices}");
+        stdout.WriteLine($"UUID: {s.Fsid}");
+        stdout.WriteLine($"note: {LiveMounted}: checking its last committed state (generation {s.Generation}), " +
+                         (s.DirectIo ? "reading with O_DIRECT" : "reading partly through the page cache (O_DIRECT refused)"));
+        foreach (var d in s.DirectIoRefused) stdout.WriteLine($"note: {d}");
+        foreach (var n in s.Notes) stdout.WriteLine($"note: {n}");
+    }
+
+    public void LiveRerunning(LiveRerun r)
+    {
+        progress?.Clear();
+        if (phaseLines && r.OpenFailed != null)
+            stdout.WriteLine($"note: could not open the filesystem while it committed ({r.OpenFailed}): retrying ({r.Reverification} of at most {r.Max})");
+        else if (phaseLines)
+            stdout.WriteLine($"note: the filesystem committed while it was read (generation {r.From} -> {r.To}): re-verifying at the newest committed state ({r.Reverification} of at most {r.Max})");
+    }
 
     private void MemTrace(string where)
     {

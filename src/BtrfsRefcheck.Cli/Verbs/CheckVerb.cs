@@ -51,25 +51,7 @@ public static class CheckVerb
     {
         bool verbose = !o.Json && !o.Quiet;
         using var result = LiveCheck.Run(paths, VolumeFactory.Options(o), mounts, new LiveOptions { MaxReverifications = o.Reverify },
-            onOpened: (vol, run) =>
-            {
-                if (!verbose || run > 0) return;
-                stdout.WriteLine($"Checking filesystem on {string.Join(' ', o.Devices)}");
-                stdout.WriteLine($"UUID: {vol.Super.Fsid}");
-                bool direct = vol.Devices.All(d => d.DirectIo);
-                stdout.WriteLine($"note: {MountedLine(mounts)}: checking its last committed state (generation {vol.Super.Generation}), " +
-                                 (direct ? "reading with O_DIRECT" : "reading partly through the page cache (O_DIRECT refused)"));
-                foreach (var d in vol.Devices) if (d.DirectIoRefused != null) stdout.WriteLine($"note: {d.DirectIoRefused}");
-                foreach (var n in vol.Notes) stdout.WriteLine($"note: {n}");
-            },
-            observer: new CheckObserver(stdout, stderr, phaseLines: verbose, progress),
-            onRerun: r =>
-            {
-                if (verbose && r.OpenFailed != null)
-                    stdout.WriteLine($"note: could not open the filesystem while it committed ({r.OpenFailed}): retrying ({r.Reverification} of at most {r.Max})");
-                else if (verbose)
-                    stdout.WriteLine($"note: the filesystem committed while it was read (generation {r.From} -> {r.To}): re-verifying at the newest committed state ({r.Reverification} of at most {r.Max})");
-            });
+            new CheckObserver(stdout, stderr, phaseLines: verbose, progress) { LiveDevices = string.Join(' ', o.Devices), LiveMounted = MountedLine(mounts) });
         progress?.Clear();
         if (o.Json) CheckJson.Write(stdout, result.Volume, result.Report, o, result.Live);
         else CheckText.Write(stdout, result.Report, o.Quiet, result.Live);
@@ -91,6 +73,7 @@ internal static class CheckText
             foreach (var f in group) o.WriteLine($"  {f}");
             if (total > group.Count()) o.WriteLine($"  ... and {total - group.Count()} more not stored");
         }
+        LikelyCauseText.Write(o, r.LikelyCauses);
         if (!quiet)
         {
             var s = r.Stats;
@@ -172,6 +155,7 @@ internal static class CheckJson
         foreach (var (code, n) in r.Findings.Counts.OrderBy(kv => (int)kv.Key)) w.WriteNumber(((int)code).ToString(), n);
         w.WriteEndObject();
         FindingJson.WriteArray(w, "findings", r.Findings.Items);
+        LikelyCauseText.WriteJson(w, r.LikelyCauses);
         w.WriteEndObject();
     }
 

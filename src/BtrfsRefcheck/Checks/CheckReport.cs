@@ -74,4 +74,12 @@ public sealed class CheckReport(FindingBag findings, CheckStats stats, IReadOnly
     /// <summary>Notes (severity Info), exact past the per-code cap of stored findings.</summary>
     public long Notes => Findings.Count(Severity.Info) - Findings.Count(Severity.Warning);
     public bool Clean => Errors == 0;
+
+    /// <summary>The superblock of the filesystem checked (its features bound the kernels that wrote it).</summary>
+    public Format.Superblock? Super { get; init; }
+
+    private LikelyCauseReport? _likely;
+    /// <summary>Known kernel bugs whose on-disk signature the findings match (<see cref="KnownBugs"/>), judged against the
+    /// superblock's features. Computed on first use, from the findings as they then stand.</summary>
+    public LikelyCauseReport LikelyCauses => _likely ??= Super == null ? new LikelyCauseReport([], []) : KnownBugs.Match(Super, Findings.Items);
 }

@@ -35,7 +35,7 @@ public static class Checker
             timings.Add(new PhaseTiming(pass.Name, elapsed, Emitted(before, findings.Counts)));
             ctx.Observer.PassFinished(i, Passes.Count, pass.Name, elapsed);
         }
-        return new CheckReport(findings, ctx.Stats, timings) { BlockGroups = BlockGroupSummary.From(ctx.Scan) };
+        return new CheckReport(findings, ctx.Stats, timings) { BlockGroups = BlockGroupSummary.From(ctx.Scan), Super = volume.Super };
     }
 
     /// <summary>Codes whose count grew while a pass ran.</summary>

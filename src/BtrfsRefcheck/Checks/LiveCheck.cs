@@ -10,12 +10,6 @@ public sealed class LiveOptions
     public int MaxReverifications { get; init; } = 3;
 }
 
-/// <summary>A commit landed while run <see cref="Run"/> read: the superblock moved from <see cref="From"/> to
-/// <see cref="To"/>, so the check is rerun (re-verification <see cref="Reverification"/> of at most <see cref="Max"/>).
-/// <see cref="OpenFailed"/>: the run could not even open the volume (a commit moved the chunk tree between reading the
-/// superblock and reading it); the reason, and the run is retried the same way.</summary>
-public sealed record LiveRerun(int Run, int Reverification, int Max, ulong From, ulong To, string? OpenFailed = null);
-
 /// <summary>What checking a mounted filesystem involved (JSON <c>live</c>, docs/json.md).</summary>
 public sealed class LiveReport
 {
@@ -62,10 +56,10 @@ public sealed class LiveCheckResult(BtrfsVolume volume, CheckReport report, Live
 public static class LiveCheck
 {
     public static LiveCheckResult Run(IReadOnlyList<string> paths, VolumeOptions options, IReadOnlyList<MountedPath> mounts,
-        LiveOptions? live = null, Action<BtrfsVolume, int>? onOpened = null, ICheckObserver? observer = null,
-        Action<LiveRerun>? onRerun = null)
+        LiveOptions? live = null, ICheckObserver? observer = null)
     {
         live ??= new LiveOptions();
+        observer ??= NullCheckObserver.Instance;
         int max = Math.Max(0, live.MaxReverifications);
         var direct = new VolumeOptions
         {
@@ -82,14 +76,15 @@ public static class LiveCheck
             try { vol = BtrfsVolume.Open(paths, direct, findings); }
             catch (VolumeException e) when (run < max)
             {
-                onRerun?.Invoke(new LiveRerun(run, run + 1, max, 0, 0, e.Message));
+                observer.LiveRerunning(new LiveRerun(run, run + 1, max, 0, 0, e.Message));
                 continue;
             }
             try
             {
                 var start = States(vol.AllCopies);
                 gens.Add(vol.Super.Generation);
-                onOpened?.Invoke(vol, run);
+                observer.LiveRunStarted(new LiveRunStart(run, vol.Super.Fsid, vol.Super.Generation, vol.Devices.All(d => d.DirectIo),
+                    vol.Devices.Where(d => d.DirectIoRefused != null).Select(d => d.DirectIoRefused!).ToList(), vol.Notes));
                 var report = Checker.Run(vol, findings, observer);
                 var end = States(vol.AllCopies.Select(c => SuperblockCopy.Read(c.Device, c.Mirror)).ToList());
                 times.Add(sw.Elapsed);
@@ -114,7 +109,7 @@ public static class LiveCheck
                     };
                     return new LiveCheckResult(vol, final, lr);
                 }
-                onRerun?.Invoke(new LiveRerun(run, run + 1, max, vol.Super.Generation, endGen));
+                observer.LiveRerunning(new LiveRerun(run, run + 1, max, vol.Super.Generation, endGen));
             }
             catch
             {
@@ -172,6 +167,6 @@ public static class LiveCheck
         foreach (var f in last.Findings.Items)
             if (f.Severity < Severity.Warning || everywhere.Contains(Identity.Of(f))) bag.Add(f);
         long dropped = sets.SelectMany(s => s).Distinct().Count(id => !everywhere.Contains(id));
-        return (new CheckReport(bag, last.Stats, last.Phases) { BlockGroups = last.BlockGroups }, dropped);
+        return (new CheckReport(bag, last.Stats, last.Phases) { BlockGroups = last.BlockGroups, Super = last.Super }, dropped);
     }
 }

@@ -19,18 +19,18 @@ public static class FindingProducers
     public static readonly FindingProducer DeviceSet = new("device set", "Volume", ["Volume/DeviceSet.cs"],
         [DeviceMissing, DeviceDuplicate, DeviceSizeMismatch]);
 
-    public static readonly FindingProducer ChunkMapLoading = new("chunk map loading", "Volume", ["Volume/ChunkMapLoader.cs"],
-        [SysChunkArrayInvalid, ChunkOverlap, ChunkMismatchSysArray]);
+    public static readonly FindingProducer ChunkMapLoading = new("chunk map loading", "Volume", ["Volume/ChunkMapLoader.cs", "Volume/ChunkRules.cs"],
+        [SysChunkArrayInvalid, ChunkItemInvalid, ChunkOverlap, ChunkMismatchSysArray]);
 
     public static readonly FindingProducer RootSelection = new("root selection", "Volume", ["Volume/RootSelection.cs"],
         [RootTreeFallback, ChunkTreeFallback]);
 
     public static readonly FindingProducer BlockReader = new("tree-block reader", "Volume", ["Volume/TreeBlockReader.cs", "Trees/BlockSteps.cs"],
         [TreeBlockChecksumMismatch, TreeBlockBytenrMismatch, TreeBlockFsidMismatch, TreeBlockUnreadable, TreeBlockBadCopy,
-         LogicalAddressUnmapped, StripeBeyondDevice]);
+         LogicalAddressUnmapped, StripeBeyondDevice, SubtreeNotChecked]);
 
     public static readonly FindingProducer TreeWalk = new("tree walk", "Trees", ["Trees/TreeWalker.cs", "Trees/ParallelScanner.cs", "Trees/BlockSteps.cs"],
-        [TreeBlockCycle, TreeBlockReferencedTwice, SubtreeNotChecked]);
+        [TreeBlockCycle, TreeBlockReferencedTwice]);
 
     public static readonly FindingProducer TreeBlockValidator = new("tree-block validator", "Trees", ["Trees/TreeBlockValidator.cs"],
         [TreeBlockLevelMismatch, TreeBlockNrItemsInvalid, TreeBlockKeyOrder, TreeBlockItemOutOfBounds, TreeBlockOwnerMismatch,
@@ -38,25 +38,11 @@ public static class FindingProducers
          TreeBlockHeaderFlagsInvalid]);
 
     public static readonly FindingProducer ItemValidator = new("item validator", "Trees", ["Trees/ItemValidator.cs", "Trees/ItemValidation/"],
-        [ItemUndecodable, ItemUnknownType, ChunkItemInvalid, RootItemInvalid, InodeItemInvalid, InodeRefInvalid, DirItemInvalid, FileExtentInvalid, CsumItemInvalid,
+        [ItemUndecodable, ItemUnknownType, RootItemInvalid, InodeItemInvalid, InodeRefInvalid, DirItemInvalid, FileExtentInvalid, CsumItemInvalid,
          BlockGroupItemInvalid, DevItemInvalid, DevExtentInvalid, KeyedBackrefInvalid, RootRefInvalid, ItemGenerationTooNew,
          FreeSpaceItemInvalid, ItemNotInSubvolumeTree, DeprecatedInodeCache, ExtentItemMalformed]);
 
     /// <summary>The components, in the order the check meets them.</summary>
     public static readonly IReadOnlyList<FindingProducer> Components =
         [SuperblockSelection, DeviceSet, ChunkMapLoading, RootSelection, BlockReader, TreeWalk, TreeBlockValidator, ItemValidator];
-
-    /// <summary>Codes still made in more than their owner's files today, with the other files that make them. Each is
-    /// a restructuring still to do (docs/architecture.md, "Known debts"); the test fails when a new one appears or an
-    /// old one is gone but still listed.</summary>
-    public static readonly IReadOnlyDictionary<FindingCode, string[]> AlsoMadeIn = new Dictionary<FindingCode, string[]>
-    {
-        [TreeBlockLevelMismatch] = ["Trees/ParallelScanner.cs", "Trees/TreeWalker.cs"],
-        [TreeBlockOwnerMismatch] = ["Trees/ParallelScanner.cs", "Checks/Passes/ExtentRefs/ExtentJoin.cs"],
-        [ExtentItemMalformed] = ["Checks/Passes/ExtentRefs/ExtentTreeDecoder.cs"],
-        [ChunkItemInvalid] = ["Volume/ChunkMapLoader.cs"],
-        [ItemUndecodable] = ["Checks/Passes/TreeScan/TreeScanSink.cs"],
-        [RootItemInvalid] = ["Trees/TreeRoots.cs"],
-        [SubtreeNotChecked] = ["Volume/ChunkMapLoader.cs"],
-    };
 }

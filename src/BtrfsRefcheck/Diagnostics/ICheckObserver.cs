@@ -25,7 +25,26 @@ public interface ICheckObserver
     /// several workers and out of order (a smaller done after a larger one): an implementation keeps the largest and
     /// throttles its own output. Must be cheap and must not throw.</summary>
     void Progress(string pass, long done, long total, string unit) { }
+
+    /// <summary>Checking a mounted filesystem (Checks.LiveCheck): a run opened the volume at the newest committed
+    /// state and its passes start.</summary>
+    void LiveRunStarted(LiveRunStart start) { }
+
+    /// <summary>Checking a mounted filesystem: a commit landed while a run read (or the volume could not be opened
+    /// meanwhile), so the check is run again.</summary>
+    void LiveRerunning(LiveRerun rerun) { }
 }
+
+/// <summary>Run <see cref="Run"/> (0: the first) of a live check opened the volume at generation <see cref="Generation"/>:
+/// every device with O_DIRECT (<see cref="DirectIo"/>) or not (one reason each in <see cref="DirectIoRefused"/>), and
+/// the notes on choices made while opening.</summary>
+public sealed record LiveRunStart(int Run, Guid Fsid, ulong Generation, bool DirectIo, IReadOnlyList<string> DirectIoRefused, IReadOnlyList<string> Notes);
+
+/// <summary>A commit landed while run <see cref="Run"/> read: the superblock moved from <see cref="From"/> to
+/// <see cref="To"/>, so the check is rerun (re-verification <see cref="Reverification"/> of at most <see cref="Max"/>).
+/// <see cref="OpenFailed"/>: the run could not even open the volume (a commit moved the chunk tree between reading the
+/// superblock and reading it); the reason, and the run is retried the same way.</summary>
+public sealed record LiveRerun(int Run, int Reverification, int Max, ulong From, ulong To, string? OpenFailed = null);
 
 /// <summary>An observer that ignores everything.</summary>
 public sealed class NullCheckObserver : ICheckObserver

@@ -16,6 +16,9 @@ public enum BlockGroupFlags : ulong
     Raid6 = 1UL << 8,
     Raid1C3 = 1UL << 9,
     Raid1C4 = 1UL << 10,
+    /// <summary>BTRFS_BLOCK_GROUP_REMAPPED (REMAP_TREE, experimental): the chunk's addresses are translated through the
+    /// remap tree; a fully remapped chunk has no stripes of its own.</summary>
+    Remapped = 1UL << 11,
     TypeMask = Data | System | Metadata,
     ProfileMask = Raid0 | Raid1 | Dup | Raid10 | Raid5 | Raid6 | Raid1C3 | Raid1C4,
 }

@@ -5,15 +5,15 @@ public readonly ref struct ChunkItem
 {
     public const int HeaderSize = SubStripesAt + 2; // 48
     public const int StripeSize = 32;
-    private const int LengthAt = 0;
-    private const int OwnerAt = LengthAt + 8;
-    private const int StripeLenAt = OwnerAt + 8;
-    private const int TypeAt = StripeLenAt + 8;
-    private const int IoAlignAt = TypeAt + 8;
-    private const int IoWidthAt = IoAlignAt + 4;
-    private const int SectorSizeAt = IoWidthAt + 4;
-    private const int NumStripesAt = SectorSizeAt + 4;
-    private const int SubStripesAt = NumStripesAt + 2;
+    public const int LengthAt = 0;
+    public const int OwnerAt = LengthAt + 8;
+    public const int StripeLenAt = OwnerAt + 8;
+    public const int TypeAt = StripeLenAt + 8;
+    public const int IoAlignAt = TypeAt + 8;
+    public const int IoWidthAt = IoAlignAt + 4;
+    public const int SectorSizeAt = IoWidthAt + 4;
+    public const int NumStripesAt = SectorSizeAt + 4;
+    public const int SubStripesAt = NumStripesAt + 2;
 
     private readonly ReadOnlySpan<byte> _d;
 

@@ -31,11 +31,11 @@ public static class BlockSteps
 
     /// <summary>Block-level then item-level validation; false when the block's items or pointers cannot be trusted
     /// (an invalid node is not descended, and what it hides is reported).</summary>
-    public static bool Validate(in BlockContext ctx, TreeBlock block, BtrfsVolume volume, FindingBag findings)
+    public static bool Validate(in BlockContext ctx, TreeBlock block, BtrfsVolume volume, FindingBag findings, bool items = true)
     {
         bool valid = TreeBlockValidator.Validate(ctx, block, volume, findings);
         bool leaf = block.Level == 0;
-        if (valid && leaf) ItemValidator.ValidateLeaf(ctx, block, volume, findings);
+        if (valid && leaf && items) ItemValidator.ValidateLeaf(ctx, block, volume, findings);
         if (!valid) NotChecked(ctx, "invalid", findings); // its items (or children) are not used: say what that hides
         return valid;
     }

@@ -20,11 +20,12 @@ public static class ItemValidator
         var reporter = new ItemReporter(findings);
         int count = view.Count;
         int csumSize = Checksum.IsKnown(super.CsumTypeRaw) ? Checksum.Length(super.CsumType) : 0;
-        bool chunkTree = ctx.Tree.Id == ObjectIds.ChunkTree;
-        HashSet<int>? chunkSlotsReported = null;
+        // CHUNK_ITEMs of the chunk tree that the chunk map loader reported unusable are not reported again
+        var unusableChunks = ctx.Tree.Id == ObjectIds.ChunkTree ? volume.UnusableChunkItems : null;
         // What every item of the leaf shares, built once; each slot sets its own slot, key and neighbours.
         var c = new ItemCheckContext(super.SectorSize, super.NodeSize, csumSize, super.Generation, super.IncompatFlags,
-            ctx.Tree.Id, ctx.Tree.IsLog, view.Header.Owner, block.Logical, 0, default, SuperFlags: super.Flags);
+            ctx.Tree.Id, ctx.Tree.IsLog, view.Header.Owner, block.Logical, 0, default, SuperFlags: super.Flags,
+            NrGlobalRoots: (super.IncompatFlags & Features.IncompatExtentTreeV2) != 0 ? super.NrGlobalRoots : 0);
         bool subvolume = !ctx.Tree.IsLog && IsSubvolumeTree(ctx.Tree.Id);
         BtrfsKey? prevKey = null, freeSpaceInfo = null;
         ReadOnlySpan<byte> prevData = default;
@@ -37,17 +38,11 @@ public static class ItemValidator
                 prevData = default;
                 continue;
             }
-            bool chunkReported = false;
-            if (chunkTree && key.ItemType == ItemType.ChunkItem)
-            {
-                chunkSlotsReported ??= ChunkSlotsReportedByVolume(volume, block.Logical);
-                chunkReported = chunkSlotsReported.Contains(slot);
-            }
             c.Slot = slot;
             c.Key = key;
             c.PrevKey = prevKey;
             c.FreeSpaceInfo = freeSpaceInfo;
-            c.ChunkDecodeReported = chunkReported;
+            c.ChunkDecodeReported = unusableChunks != null && key.ItemType == ItemType.ChunkItem && unusableChunks.Contains((block.Logical, slot));
             // subvolume trees first say which items they may hold (decided once per leaf, table look-up per item)
             if (!subvolume || SubvolumeItem(c, key, data.Length, reporter)) ValidateItemOfType(c, data, prevData, reporter);
             if (key.ItemType == ItemType.FreeSpaceInfo) freeSpaceInfo = key;
@@ -146,14 +141,4 @@ public static class ItemValidator
         r.Add(c, FindingCode.DeprecatedInodeCache,
             $"{ObjectIds.TreeName(c.Tree)} holds the free inode cache of the inode_cache mount option (removed in Linux 5.11): inode FREE_INO and its file extents and data back-refs; harmless to current kernels, which ignore it, but btrfs check fails it as \"deprecated free inode cache\"; `btrfs rescue clear-ino-cache DEVICE` removes it",
             "no FREE_INO inode", "INODE_ITEM of FREE_INO");
-
-    /// <summary>Slots of <paramref name="leaf"/> whose CHUNK_ITEM the volume reported as unusable while loading the chunk map.</summary>
-    private static HashSet<int> ChunkSlotsReportedByVolume(BtrfsVolume volume, ulong leaf)
-    {
-        var set = new HashSet<int>();
-        foreach (var f in volume.Findings.Items)
-            if (f.Code == FindingCode.ChunkItemInvalid && f.Bytenr == leaf && f.Slot is { } s)
-                set.Add(s);
-        return set;
-    }
 }

@@ -24,8 +24,10 @@ public interface IScanSink<TState> where TState : class
 /// <param name="progress">(blocks done, blocks in total) every <see cref="ProgressEveryBatches"/> batches, from the
 /// workers, and at each level's end from the scanning thread. The total is the larger of <see cref="EstimatedBlocks"/>
 /// and the blocks known so far (those done and the current level's), exact once the leaves' level starts.</param>
+/// <param name="lowestLevel">Blocks below this level are not read (a search for pointers to a node needs no leaves).</param>
+/// <param name="validateItems">False: blocks are validated (what decides the descent) but their items are not.</param>
 public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int? degreeOfParallelism = null, Action<string, long>? checkpoint = null,
-    Action<long, long>? progress = null)
+    Action<long, long>? progress = null, int lowestLevel = 0, bool validateItems = true)
 {
     /// <summary>Progress is raised once per this many batches (128 blocks): a counter, not a call per block.</summary>
     public const int ProgressEveryBatches = 8;
@@ -68,12 +70,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         for (int l = 0; l < frontier.Length; l++) frontier[l] = [];
         foreach (var root in roots)
         {
-            if (root.Level >= Header.MaxLevel)
-            {
-                findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
-                    $"{root.Name}: root level {root.Level} is not below {Header.MaxLevel}; tree not walked", Bytenr: root.Bytenr, Tree: root.Id));
-                continue;
-            }
+            if (!TreeBlockValidator.RootLevelValid(root, findings)) continue;
             frontier[root.Level].Add(new BlockContext(root, root.Bytenr, root.Level, null, -1, null, null, root.Generation));
         }
 
@@ -150,13 +147,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                     if (!list[order[k].Index].Tree.IsDropping) { (order[i], order[k]) = (order[k], order[i]); first = list[order[i].Index]; break; }
             if (visitedLevel.TryGetValue(first.Bytenr, out int seenAt))
             {
-                for (int k = i; k < j; k++)
-                {
-                    var c = list[order[k].Index];
-                    findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
-                        $"{c.Tree.Name}: block {c.ParentBytenr} slot {c.ParentSlot} points to block {c.Bytenr} as level {level}, but it was reached as level {seenAt}; not followed",
-                        Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot, Expected: level.ToString(), Found: seenAt.ToString()));
-                }
+                for (int k = i; k < j; k++) TreeBlockValidator.ReachedAtTwoLevels(list[order[k].Index], level, seenAt, findings);
                 i = j;
                 continue;
             }
@@ -171,11 +162,7 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                     findings.Add(new Finding(FindingCode.TreeBlockReferencedTwice, Severity.Error,
                         $"{c.Tree.Name}: block {c.Bytenr} is reached a second time, from block {c.ParentBytenr} slot {c.ParentSlot}; not descended again",
                         Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot));
-                else if (!MayShare(first.Tree) || !MayShare(c.Tree))
-                    // only subvolume trees (snapshots) and their relocation trees share blocks
-                    findings.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, Severity.Error,
-                        $"{c.Tree.Name}: {(c.ParentBytenr is { } p ? $"block {p} slot {c.ParentSlot}" : "the root")} points to block {c.Bytenr}, which belongs to {first.Tree.Name}; trees other than subvolumes never share blocks",
-                        Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot, Expected: "a block of its own tree", Found: $"a block of {first.Tree.Name}"));
+                else TreeBlockValidator.CheckShared(c, first.Tree, findings);
             }
             i = j;
         }
@@ -218,8 +205,6 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
         return run;
     }
 
-    private static bool MayShare(TreeRoot t) => !t.IsLog && (t.IsFsTree || t.IsReloc);
-
     private List<BlockContext> ProcessBatch<TState>(List<BlockContext> todo, int start, int count, Worker<TState> w, IScanSink<TState> sink)
         where TState : class
     {
@@ -249,11 +234,11 @@ public sealed class ParallelScanner(BtrfsVolume volume, FindingBag findings, int
                 }
                 var view = block.View;
                 if (view.IsLeaf) { w.Stats.Leaves++; w.Stats.Items += view.Count; } else w.Stats.Nodes++;
-                bool valid = BlockSteps.Validate(ctx, block, volume, findings);
+                bool valid = BlockSteps.Validate(ctx, block, volume, findings, validateItems);
                 if (_otherParentsByBlock != null && _otherParentsByBlock.Contains(ctx.Bytenr))
                     foreach (var other in _otherParentsByBlock[ctx.Bytenr]) TreeBlockValidator.ValidateOtherParent(other, block, findings);
                 sink.OnBlock(ctx, block, valid, w.State);
-                if (valid && !view.IsLeaf)
+                if (valid && !view.IsLeaf && view.Header.Level > lowestLevel)
                 {
                     int from = ctx.Tree.IsDropping ? DropFilter.FirstLiveSlot(ctx, view) : 0; // freed by the cleaner
                     next.EnsureCapacity(next.Count + view.Count - from);

@@ -93,6 +93,43 @@ public static class TreeBlockValidator
         return ok;
     }
 
+    /// <summary>A tree whose root level is 8 or more is not walked: false, and the root reported (304).</summary>
+    public static bool RootLevelValid(TreeRoot root, FindingBag findings)
+    {
+        if (root.Level < Header.MaxLevel) return true;
+        findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
+            $"{root.Name}: root level {root.Level} is not below {Header.MaxLevel}; tree not walked", Bytenr: root.Bytenr, Tree: root.Id));
+        return false;
+    }
+
+    /// <summary>A pointer (<paramref name="c"/>) to a block as level <paramref name="level"/> when the scan already
+    /// reached that block as level <paramref name="seenAt"/>: 304, not followed.</summary>
+    public static void ReachedAtTwoLevels(in BlockContext c, int level, int seenAt, FindingBag findings) =>
+        findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
+            $"{c.Tree.Name}: block {c.ParentBytenr} slot {c.ParentSlot} points to block {c.Bytenr} as level {level}, but it was reached as level {seenAt}; not followed",
+            Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot, Expected: level.ToString(), Found: seenAt.ToString()));
+
+    /// <summary>A block reached from two trees (<paramref name="c"/>'s and <paramref name="first"/>, the tree it was
+    /// validated for): only subvolume trees (snapshots) and their relocation trees share blocks; any other pair is 308.</summary>
+    public static void CheckShared(in BlockContext c, TreeRoot first, FindingBag findings)
+    {
+        if (MayShare(first) && MayShare(c.Tree)) return;
+        findings.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, Severity.Error,
+            $"{c.Tree.Name}: {(c.ParentBytenr is { } p ? $"block {p} slot {c.ParentSlot}" : "the root")} points to block {c.Bytenr}, which belongs to {first.Name}; trees other than subvolumes never share blocks",
+            Bytenr: c.Bytenr, Tree: c.Tree.Id, Slot: c.ParentSlot, Expected: "a block of its own tree", Found: $"a block of {first.Name}"));
+    }
+
+    private static bool MayShare(TreeRoot t) => !t.IsLog && (t.IsFsTree || t.IsReloc);
+
+    /// <summary>btrfs check's check_owner_ref: a block whose extent is not FULL_BACKREF is still referenced by its header
+    /// owner, so its extent item lists TREE_BLOCK_REF root=owner. The extent references pass finds that back-ref
+    /// missing (<paramref name="severity"/> and <paramref name="note"/> say whether unreadable blocks may hide it); the
+    /// header owner is this validator's (308).</summary>
+    public static void OwnerHasNoRef(FindingBag findings, ulong bytenr, ulong tree, ulong owner, BtrfsKey extentKey, Severity severity, string note) =>
+        findings.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, severity,
+            $"tree block {bytenr} of {ObjectIds.TreeName(tree)}: header owner {ObjectIds.TreeName(owner)} has no TREE_BLOCK_REF and the extent is not FULL_BACKREF (btrfs check: owner ref check failed){note}",
+            Bytenr: bytenr, Tree: tree, Key: extentKey, Expected: $"TREE_BLOCK_REF root={ObjectIds.TreeName(owner)}", Found: "none"));
+
     /// <summary>What another pointer to a block already validated through <paramref name="ctx"/>'s sibling claims: its
     /// generation and first key (the kernel checks both on every read through a parent: read_block_for_search's
     /// btrfs_verify_level_key, "eb can have multiple parents (shared tree blocks)"). A snapshot's shared block is

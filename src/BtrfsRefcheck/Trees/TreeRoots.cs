@@ -1,6 +1,7 @@
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
+using BtrfsRefcheck.Trees.ItemValidation;
 using BtrfsRefcheck.Volume;
 
 namespace BtrfsRefcheck.Trees;
@@ -72,13 +73,7 @@ public static class TreeRoots
                     data = view.ItemData(i);
                 }
                 catch (BtrfsFormatException) { continue; }
-                if (data.Length < RootItem.LegacySize)
-                {
-                    findings.Add(new Finding(FindingCode.RootItemInvalid, Severity.Error,
-                        $"{rootTree.Name}: ROOT_ITEM of {data.Length} bytes, need at least {RootItem.LegacySize}; tree {ObjectIds.TreeName(key.ObjectId)} not walked",
-                        Bytenr: block.Logical, Tree: rootTree.Id, Slot: i, Key: key));
-                    continue;
-                }
+                if (!RootItemValidator.Walkable(findings, rootTree, block.Logical, i, key, data.Length)) continue;
                 var ri = new RootItem(data);
                 ulong id = source == RootSource.LogRootItem ? ObjectIds.TreeLog : key.ObjectId;
                 if (ri.Bytenr == 0) continue;

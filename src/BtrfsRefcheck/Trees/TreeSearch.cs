@@ -32,6 +32,50 @@ public static class TreeSearch
         return false;
     }
 
+    /// <summary>One item found by a range search: where it is and a copy of its payload.</summary>
+    public readonly record struct FoundItem(ulong Leaf, int Slot, BtrfsKey Key, byte[] Data);
+
+    /// <summary>The items of <paramref name="root"/>'s tree with <paramref name="from"/> &lt;= key &lt;= <paramref name="to"/>,
+    /// in key order, at most <paramref name="limit"/>: descends only into the subtrees that can hold such keys (as the
+    /// kernel's search does), so it reads a handful of blocks. An unreadable or malformed block is skipped.</summary>
+    public static List<FoundItem> Range(BtrfsVolume volume, TreeRoot root, BtrfsKey from, BtrfsKey to, int limit = int.MaxValue)
+    {
+        var found = new List<FoundItem>();
+        if (from <= to) Descend(volume, root.Bytenr, root.Level, from, to, limit, found, 0);
+        return found;
+    }
+
+    private static void Descend(BtrfsVolume volume, ulong bytenr, int level, BtrfsKey from, BtrfsKey to, int limit, List<FoundItem> found, int depth)
+    {
+        if (depth > Header.MaxLevel || found.Count >= limit) return;
+        if (volume.ReadTreeBlock(bytenr).Block is not { } block || block.Level != level) return;
+        var children = new List<ulong>();
+        try
+        {
+            var view = block.View;
+            if (view.IsLeaf)
+            {
+                for (int i = 0; i < view.Count && found.Count < limit; i++)
+                {
+                    if (!view.TryGetItem(i, out var key, out var data)) continue;
+                    if (key > to) break;
+                    if (key >= from) found.Add(new FoundItem(block.Logical, i, key, data.ToArray()));
+                }
+                return;
+            }
+            if (level == 0 || view.Count == 0) return;
+            int start = view.SlotHolding(from);
+            for (int i = start; i < view.Count; i++)
+            {
+                var kp = view.KeyPtr(i);
+                if (i > start && kp.Key > to) break;
+                children.Add(kp.BlockPtr);
+            }
+        }
+        catch (BtrfsFormatException) { return; }
+        foreach (ulong child in children) Descend(volume, child, level - 1, from, to, limit, found, depth + 1);
+    }
+
     /// <summary>The leaf of <paramref name="root"/> that holds exactly <paramref name="key"/>, and its slot; null when
     /// the tree has no such item or a block on the way is unreadable or malformed.</summary>
     public static TreeBlock? FindItem(BtrfsVolume volume, TreeRoot root, BtrfsKey key, out int slot)

@@ -50,12 +50,7 @@ public sealed class TreeWalker(BtrfsVolume volume, FindingBag findings)
         var ancestors = new List<ulong>(Header.MaxLevel);
         _seenThisWalk.Clear();
         var ctx = new BlockContext(root, root.Bytenr, root.Level, null, -1, null, null, root.Generation);
-        if (root.Level >= Header.MaxLevel)
-        {
-            findings.Add(new Finding(FindingCode.TreeBlockLevelMismatch, Severity.Error,
-                $"{root.Name}: root level {root.Level} is not below {Header.MaxLevel}; tree not walked", Bytenr: root.Bytenr, Tree: root.Id));
-            return;
-        }
+        if (!TreeBlockValidator.RootLevelValid(root, findings)) return;
         Visit(ctx, visitor, options, ancestors);
     }
 

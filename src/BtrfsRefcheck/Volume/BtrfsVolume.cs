@@ -43,6 +43,11 @@ public sealed class BtrfsVolume : IDisposable
     /// <summary>The chunk tree uuid every tree block header carries, taken from the chunk root block (null if unreadable).</summary>
     public Guid? ChunkTreeUuid { get; internal set; }
 
+    /// <summary>The CHUNK_ITEMs (leaf, slot) the chunk map loader reported unusable (201) while loading the chunk tree;
+    /// the item validator does not report them again (<see cref="ChunkRules.CheckItem"/>).</summary>
+    public IReadOnlySet<(ulong Leaf, int Slot)> UnusableChunkItems => _unusableChunkItems;
+    internal readonly HashSet<(ulong Leaf, int Slot)> _unusableChunkItems = [];
+
     /// <summary>The superblock says btrfs-image -r restored this image from a metadata dump (METADUMP or
     /// METADUMP_V2): data blocks read as zeros and a multi-device filesystem was rewritten onto one device.</summary>
     public bool IsRestoredMetadump => (Super.Flags & (Superblock.FlagMetadump | Superblock.FlagMetadumpV2)) != 0;
@@ -138,6 +143,7 @@ public sealed class BtrfsVolume : IDisposable
             ChunkMapLoader.LoadSysChunkArray(vol);
             RootSelection.ChooseChunkTreeAndLoad(vol, options.BackupRoot);
             RootSelection.ChooseRootTree(vol, options.BackupRoot);
+            SuperblockSelection.CheckTotalBytes(vol);
             DeviceSet.CheckDevices(vol);
             return vol;
         }

@@ -159,13 +159,15 @@ public sealed class ChunkMap
         return lo;
     }
 
-    /// <summary>Decodes a chunk item; null with a reason when it is unusable.</summary>
+    /// <summary>Decodes a chunk item; null with a reason when it is unusable, null without one for a fully REMAPPED chunk
+    /// (no stripes of its own: nothing to map).</summary>
     public static Chunk? Decode(BtrfsKey key, ReadOnlySpan<byte> data, out string? problem)
     {
         problem = null;
         if (data.Length < ChunkItem.HeaderSize) { problem = $"chunk item of {data.Length} bytes, need at least {ChunkItem.HeaderSize}"; return null; }
         var ci = new ChunkItem(data);
-        if (ci.NumStripes == 0) { problem = "chunk has num_stripes 0"; return null; }
+        // A fully REMAPPED chunk has no stripes (its addresses are the remap tree's): not in the map, and no problem.
+        if (ci.NumStripes == 0) { problem = (ci.Type & BlockGroupFlags.Remapped) != 0 ? null : "chunk has num_stripes 0"; return null; }
         if (!ci.StripesFit) { problem = $"chunk claims {ci.NumStripes} stripes ({ci.ImpliedSize} bytes) but the item has {data.Length}"; return null; }
         if (ci.Length == 0) { problem = "chunk length 0"; return null; }
         if (key.Offset + ci.Length < key.Offset) { problem = "chunk end overflows 64 bits"; return null; }

@@ -35,7 +35,7 @@ internal static class ChunkMapLoader
             }
             var chunk = ChunkMap.Decode(key, arr.Slice(pos, (int)size), out string? problem);
             pos += (int)size;
-            if (chunk == null) { SysArrayProblem(vol, $"chunk at logical {key.Offset}: {problem}"); continue; }
+            if (chunk == null) { if (problem != null) SysArrayProblem(vol, $"chunk at logical {key.Offset}: {problem}"); continue; }
             var rules = new SysArrayRuleSink(vol.Findings, vol.ChosenCopy.Device.Path, key.Offset);
             ChunkRules.Check(key.Offset, new ChunkItem(arr.Slice(pos - (int)size, (int)size)), vol.Super.SectorSize, vol.Super.IncompatFlags, ref rules);
             if ((chunk.Type & BlockGroupFlags.System) == 0)
@@ -74,9 +74,7 @@ internal static class ChunkMapLoader
             if (read.Block == null)
             {
                 // The tree walk reports the unreadable block itself; here: what it means for address mapping.
-                vol.Findings.Add(new Finding(FindingCode.SubtreeNotChecked, Severity.Warning,
-                    $"chunk tree block {bytenr} is unreadable ({read.Describe()}): the chunks it holds are unknown, so addresses in them cannot be mapped",
-                    Bytenr: bytenr, Tree: ObjectIds.ChunkTree));
+                TreeBlockReader.ChunksHidden(vol.Findings, bytenr, read);
                 continue;
             }
             var view = read.Block.View;
@@ -112,8 +110,10 @@ internal static class ChunkMapLoader
         var chunk = ChunkMap.Decode(key, data, out string? problem);
         if (chunk == null)
         {
+            if (problem == null) return; // fully remapped: no stripes to map
             vol.Findings.Add(new Finding(FindingCode.ChunkItemInvalid, Severity.Error, $"chunk item unusable: {problem}",
                 Bytenr: block, Tree: ObjectIds.ChunkTree, Slot: slot, Key: key));
+            vol._unusableChunkItems.Add((block, slot));
             return;
         }
         var clash = vol.Chunks.TryAdd(chunk);

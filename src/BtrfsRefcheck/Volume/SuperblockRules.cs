@@ -73,4 +73,22 @@ internal static class SuperblockRules
             Bad($"generation {s.Generation} is older than cache_generation {s.CacheGeneration}", s.CacheGeneration.ToString(),
                 $"<= {s.Generation}", Severity.Warning);
     }
+
+    /// <summary>btrfs_read_chunk_tree's check once the DEV_ITEMs are read: total_bytes covers the writable devices
+    /// (fs_devices->total_rw_bytes: this filesystem's DEV_ITEMs, not a seed's, not the dev-replace target, not a device
+    /// that is missing). The kernel fails the mount ("super_total_bytes ... mismatch with fs_devices total_rw_bytes");
+    /// btrfs check 6.19 says "super total bytes ... smaller than real device(s) size" (it counts seed devices too).</summary>
+    public static void CheckTotalBytes(Superblock s, SuperblockCopy copy, IReadOnlyList<DevItemInfo> devItems, Func<ulong, bool> present,
+        FindingBag findings)
+    {
+        if (s.TotalBytes == 0) return; // "total_bytes is 0" (Check)
+        ulong devices = 0;
+        foreach (var d in devItems)
+            if (d.DevId != 0 && d.Fsid == s.MetadataFsid && present(d.DevId))
+                devices = devices + d.TotalBytes < devices ? ulong.MaxValue : devices + d.TotalBytes;
+        if (s.TotalBytes < devices)
+            findings.Add(new Finding(FindingCode.SuperblockFieldInvalid, Severity.Error,
+                $"superblock total_bytes {s.TotalBytes} is smaller than its devices' total_bytes {devices} (the DEV_ITEMs)",
+                Bytenr: (ulong)copy.Offset, Device: copy.Device.Path, Expected: $">= {devices}", Found: s.TotalBytes.ToString()));
+    }
 }

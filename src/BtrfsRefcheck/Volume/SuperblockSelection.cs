@@ -77,4 +77,8 @@ internal static class SuperblockSelection
 
     /// <summary>The chosen superblock's fields: btrfs_validate_super's rules (<see cref="SuperblockRules"/>).</summary>
     internal static void CheckFields(BtrfsVolume vol) => SuperblockRules.Check(vol.Super, vol.ChosenCopy, vol.Findings);
+
+    /// <summary>The chosen superblock's total_bytes against the DEV_ITEMs of the chunk tree just loaded.</summary>
+    internal static void CheckTotalBytes(BtrfsVolume vol) =>
+        SuperblockRules.CheckTotalBytes(vol.Super, vol.ChosenCopy, vol.DevItems, vol.DevicesById.ContainsKey, vol.Findings);
 }

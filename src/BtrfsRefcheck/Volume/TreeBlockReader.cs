@@ -38,6 +38,14 @@ public sealed class TreeBlockReader
 
     public (long Hits, long Misses) CacheStats => (_cache.Hits, _cache.Misses);
 
+    /// <summary>What an unreadable block of the chunk tree hides while the chunk map is loaded (900): the chunks it holds
+    /// are unknown, so addresses in them cannot be mapped. (What an unreadable or invalid block hides from the walks is
+    /// said by BlockSteps.NotChecked; both are this reader's findings about blocks it could not give.)</summary>
+    internal static void ChunksHidden(FindingBag findings, ulong bytenr, TreeBlockRead read) =>
+        findings.Add(new Finding(FindingCode.SubtreeNotChecked, Severity.Warning,
+            $"chunk tree block {bytenr} is unreadable ({read.Describe()}): the chunks it holds are unknown, so addresses in them cannot be mapped",
+            Bytenr: bytenr, Tree: ObjectIds.ChunkTree));
+
     /// <summary>Reads <paramref name="count"/> consecutive tree blocks starting at <paramref name="logical"/> from copy 0
     /// in as few reads as the mapping allows, into <paramref name="dest"/> (count * nodesize bytes). False when the run
     /// leaves its chunk or a read comes up short: the caller then reads block by block. Nothing is verified or cached.</summary>

@@ -162,6 +162,100 @@ public class KernelRuleTests(ITestOutputHelper output)
         Assert.Contains(bag.Items, x => x.Code == FindingCode.SysChunkArrayInvalid && x.Bytenr == null);
     }
 
+    /// <summary>total_bytes below the devices' total (btrfs_read_chunk_tree: "super_total_bytes ... mismatch with
+    /// fs_devices total_rw_bytes", the mount fails): 105 at the copy in use. btrfs check 6.19 fails it too.</summary>
+    [Progs619Fact, Covers(FindingCode.SuperblockFieldInvalid)]
+    public void TotalBytesBelowTheDevices()
+    {
+        using var img = Copy("crc32c");
+        ulong devices;
+        using (var vol = Open(img.Paths)) devices = vol.DevItems.Aggregate(0UL, (sum, d) => sum + d.TotalBytes);
+        img.PatchSuperblockU64(Superblock.TotalBytesAt, devices - 4096);
+        var findings = Check(img.Paths);
+        AssertExactly(output, findings, Want.Error(FindingCode.SuperblockFieldInvalid, Copy0));
+        Assert.Equal(($">= {devices}", (devices - 4096).ToString()), (findings[0].Expected, findings[0].Found));
+        var (exit, stdout, stderr) = Progs.V619.CheckReadonly(img.Paths[0]);
+        output.WriteLine($"btrfs check 6.19: exit {exit}\n{stdout}{stderr}");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("smaller than real device", stdout + stderr);
+        // equal is what every kernel writes: silent
+        img.PatchSuperblockU64(Superblock.TotalBytesAt, devices);
+        AssertExactly(output, Check(img.Paths));
+    }
+
+    /// <summary>REMAPPED (bit 11) on a DATA chunk of the chunk tree, on a filesystem without REMAP_TREE: the bit is known
+    /// (not an unknown type bit), but nothing could translate the chunk's addresses: 201 at the chunk tree leaf (and its
+    /// block group, whose flags lack the bit, no longer matches it: 704). btrfs check 6.19 fails the image too.</summary>
+    [Progs619Fact, Covers(FindingCode.ChunkItemInvalid)]
+    public void RemappedChunkWithoutTheRemapTree()
+    {
+        using var img = Copy("crc32c");
+        ulong leaf;
+        using (var vol = Open(img.Paths)) leaf = vol.Super.ChunkRoot;
+        int slot = -1;
+        Edit(img.Paths, (ed, _) =>
+        {
+            var l = ed.Leaf(leaf);
+            for (int i = 0; i < l.NrItems && slot < 0; i++)
+            {
+                if (l.Key(i).ItemType != ItemType.ChunkItem) continue;
+                var type = l.Data(i)[ChunkItem.TypeAt..];
+                ulong t = BinaryPrimitives.ReadUInt64LittleEndian(type);
+                if ((t & (ulong)BlockGroupFlags.Data) == 0) continue;
+                BinaryPrimitives.WriteUInt64LittleEndian(type, t | (ulong)BlockGroupFlags.Remapped);
+                slot = i;
+            }
+        });
+        Assert.True(slot >= 0, "no DATA chunk in the chunk root leaf");
+        var findings = Check(img.Paths);
+        foreach (var f in findings) output.WriteLine($"  {f.Severity} {f}");
+        var c = Assert.Single(findings, f => f.Code == FindingCode.ChunkItemInvalid);
+        Assert.Equal((leaf, slot, "REMAP_TREE"), (c.Bytenr!.Value, c.Slot!.Value, c.Expected));
+        Assert.DoesNotContain("unknown chunk type bits", c.Message);
+        var (exit, stdout, stderr) = Progs.V619.CheckReadonly(img.Paths[0]);
+        output.WriteLine($"btrfs check 6.19: exit {exit}\n{stdout}{stderr}");
+        Assert.Equal(1, exit);
+    }
+
+    /// <summary>EXTENT_TREE_V2 (mkfs 6.19 -O extent-tree-v2): a block group's chunk_objectid is its global root id, below
+    /// the superblock's nr_global_roots (check_block_group_item). Planted at nr_global_roots: 415 at the block group
+    /// tree leaf. btrfs check 6.19 does not survive the image (SIGSEGV, exit 139 here): asserted only as not clean.</summary>
+    [Progs619Fact, Covers(FindingCode.BlockGroupItemInvalid)]
+    public void ExtentTreeV2BlockGroupGlobalRootBeyondNrGlobalRoots()
+    {
+        string dir = Path.Combine(ForgeFixtures.TempDir, $"etv2-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        string path = Path.Combine(dir, "etv2.img");
+        try
+        {
+            using (var f = File.Create(path)) f.SetLength(512L << 20);
+            Progs.V619.Run("mkfs.btrfs", "-q", "-f", "-O", "extent-tree-v2", path);
+            string[] paths = [path];
+            ulong nr;
+            using (var vol = Open(paths))
+            {
+                Assert.NotEqual(0UL, vol.Super.IncompatFlags & Features.IncompatExtentTreeV2);
+                nr = vol.Super.NrGlobalRoots;
+            }
+            Assert.True(nr > 0);
+            AssertExactly(output, Check(paths)); // mkfs 6.19's image is clean
+            ulong leaf = 0;
+            Edit(paths, (ed, scan) =>
+            {
+                var bg = scan.BlockGroups.First(b => (b.Flags & BlockGroupFlags.Data) != 0);
+                leaf = bg.Leaf;
+                BinaryPrimitives.WriteUInt64LittleEndian(ed.Leaf(bg.Leaf).Data(bg.Slot)[BlockGroupItem.ChunkObjectIdAt..], nr);
+            });
+            var findings = Check(paths);
+            AssertExactly(output, findings, Want.Error(FindingCode.BlockGroupItemInvalid, leaf));
+            Assert.Equal(nr.ToString(), findings[0].Found);
+            var (exit, stdout, stderr) = Progs.V619.CheckReadonly(path);
+            output.WriteLine($"btrfs check 6.19: exit {exit}\n{stdout}{stderr}");
+            Assert.NotEqual(0, exit);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     // ------------------------------------------------------------------ btrfs_check_chunk_valid on the sys_chunk_array
 
     /// <summary>Offset of the first sys_chunk_array chunk's field <paramref name="at"/> (from the chunk item's start).</summary>

@@ -25,8 +25,8 @@ public static class PassCodes
 }
 
 /// <summary>Each finding code has exactly one producer (a pass, or a named component of the volume or trees layer),
-/// docs/findings.md names it in its producer column, and the sources make each code only in its producer's files
-/// (less the sharing <see cref="FindingProducers.AlsoMadeIn"/> still lists).</summary>
+/// docs/findings.md names it in its producer column, and the sources make each code only in its producer's files:
+/// one place per code (a walk or pass that needs another producer's finding calls that producer's function).</summary>
 public class FindingProducerTests
 {
     private static string SrcRoot => Path.Combine(KernelFixtures.RepoRoot, "src", "BtrfsRefcheck");
@@ -90,7 +90,6 @@ public class FindingProducerTests
     public void SourcesMakeEachCodeOnlyInItsProducersFiles()
     {
         var owners = Owners();
-        var seenShared = new HashSet<(FindingCode, string)>();
         var problems = new List<string>();
         foreach (var path in Directory.GetFiles(SrcRoot, "*.cs", SearchOption.AllDirectories))
         {
@@ -101,13 +100,9 @@ public class FindingProducerTests
             {
                 if (!Enum.TryParse<FindingCode>(name, out var code)) continue;
                 if (owners[code].Files.Any(f => f.EndsWith('/') ? rel.StartsWith(f) : rel == f)) continue;
-                if (FindingProducers.AlsoMadeIn.TryGetValue(code, out var also) && also.Contains(rel)) { seenShared.Add((code, rel)); continue; }
                 problems.Add($"{rel} makes {(int)code} {code}, whose producer is {owners[code].Cell}");
             }
         }
-        foreach (var (code, files) in FindingProducers.AlsoMadeIn)
-            foreach (var f in files)
-                if (!seenShared.Contains((code, f))) problems.Add($"FindingProducers.AlsoMadeIn lists {f} for {(int)code} {code}, which it no longer makes: remove it");
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
 }

@@ -66,7 +66,20 @@ public class DeviceValidatorTests
         Validate.One(FindingCode.ChunkItemInvalid, "too large", Chunk(), ItemBytes.Chunk(length: ChunkItemValidator.MaxLength));
 
     [Fact]
-    public void UnknownTypeBits() => Validate.One(FindingCode.ChunkItemInvalid, "unknown chunk type bits 0x800", Chunk(), ItemBytes.Chunk(BG.Data | (BG)0x800));
+    public void UnknownTypeBits() => Validate.One(FindingCode.ChunkItemInvalid, "unknown chunk type bits 0x1000", Chunk(), ItemBytes.Chunk(BG.Data | (BG)0x1000));
+
+    /// <summary>REMAPPED (bit 11) is a known type bit: a REMAP_TREE filesystem's chunk may carry it, and a fully remapped
+    /// chunk has no stripes; without REMAP_TREE nothing translates its addresses.</summary>
+    [Fact]
+    public void RemappedChunks()
+    {
+        var remapTree = Chunk() with { IncompatFlags = Chunk().IncompatFlags | Features.IncompatRemapTree };
+        Validate.Clean(remapTree, ItemBytes.Chunk(BG.Data | BG.Remapped));
+        Validate.Clean(remapTree, ItemBytes.Chunk(BG.Data | BG.Remapped, numStripes: 0, stripesWritten: 1));
+        Validate.One(FindingCode.ChunkItemInvalid, "below one chunk with one stripe", remapTree, ItemBytes.Chunk(BG.Data | BG.Remapped, numStripes: 0));
+        Validate.One(FindingCode.ChunkItemInvalid, "REMAPPED chunk", Chunk(), ItemBytes.Chunk(BG.Data | BG.Remapped));
+        Validate.One(FindingCode.ChunkItemInvalid, "chunk has num_stripes 0", remapTree, ItemBytes.Chunk(BG.Data, numStripes: 0));
+    }
 
     [Fact]
     public void NoTypeBit() => Validate.One(FindingCode.ChunkItemInvalid, "none of DATA, METADATA, SYSTEM", Chunk(), ItemBytes.Chunk(BG.Dup));
@@ -169,9 +182,10 @@ public class DeviceValidatorTests
     public void BlockGroupTooLarge() => Validate.One(FindingCode.BlockGroupItemInvalid, "invalid item size 25", Bg(), BlockGroup(extra: 1));
 
     [Fact]
-    public void ShortBlockGroupIsLeftToTheReferencePass()
+    public void ShortBlockGroupIsUndecodable()
     {
-        Validate.Clean(Bg(), Resize(BlockGroup(), 23));
+        var f = Validate.Unplaced(Bg(), Resize(BlockGroup(), 23));
+        Assert.Equal((FindingCode.ItemUndecodable, "BLOCK_GROUP_ITEM of 23 bytes, expected 24", 30425088UL), (Assert.Single(f).Code, f[0].Message, f[0].Bytenr!.Value));
         Validate.One(FindingCode.BlockGroupItemInvalid, "invalid item size 23", Bg(tree: ObjectIds.CsumTree), Resize(BlockGroup(), 23));
     }
 

@@ -71,7 +71,8 @@ public class FileExtentValidatorTests
     public void RegularExtentTooLarge() => Validate.One(FindingCode.FileExtentInvalid, "invalid item size 60", Ctx(), RegularExtent(extra: 7));
 
     [Fact]
-    public void ShortRegularExtentIsLeftToTheReferencePass() => Validate.Clean(Ctx(), Resize(RegularExtent(), 52));
+    public void ShortRegularExtentHasNoDataReference() =>
+        Validate.One(FindingCode.ItemUndecodable, "file extent item of 52 bytes, a Regular extent needs 53", Ctx(), Resize(RegularExtent(), 52));
 
     [Theory]
     [InlineData("ram_bytes")]

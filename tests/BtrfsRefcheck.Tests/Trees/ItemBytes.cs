@@ -144,11 +144,17 @@ internal static class TestContexts
 /// <summary>Runs one validator through <see cref="ItemValidator.ValidateItem"/> and asserts what it reports.</summary>
 internal static class Validate
 {
-    public static List<Finding> Run(in ItemCheckContext c, byte[] data, byte[]? prevData = null)
+    /// <summary>Every finding, wherever it says it is (the findings about an extent-tree item's extent name the extent).</summary>
+    public static List<Finding> Unplaced(in ItemCheckContext c, byte[] data, byte[]? prevData = null)
     {
         var bag = new FindingBag();
         ItemValidator.ValidateItem(c, data, prevData ?? [], new ItemReporter(bag));
-        var items = bag.Items.ToList();
+        return bag.Items.ToList();
+    }
+
+    public static List<Finding> Run(in ItemCheckContext c, byte[] data, byte[]? prevData = null)
+    {
+        var items = Unplaced(c, data, prevData);
         foreach (var f in items)
         {
             // Every finding says where: the leaf, its tree, the slot and the key.

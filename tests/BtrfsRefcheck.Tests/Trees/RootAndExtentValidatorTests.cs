@@ -210,16 +210,37 @@ public class RootAndExtentValidatorTests
         Validate.One(FindingCode.ExtentItemMalformed, "without SIMPLE_QUOTA", Data(), Extent(1, FlagData, inline: [InlineDataRef(5, 257, 0, 1), InlineOwnerRef(5)]),
             severity: Severity.Warning);
 
-    [Fact]
-    public void WhatTheReferencePassReportsIsNotRepeated()
+    /// <summary>One ExtentItemMalformed at the extent (bytenr = the key objectid, not the leaf) whose message holds <paramref name="text"/>.</summary>
+    private static void AtExtent(string text, ItemType type, ulong offset, byte[] data, ulong bytenr = 13631488, ulong tree = ObjectIds.ExtentTree)
     {
-        Validate.Clean(Data(), new byte[23]);                                        // too short
-        Validate.Clean(Data(), Extent(1, FlagData | FlagTree));                      // both types
-        Validate.Clean(Meta(), Extent(1, FlagData, inline: InlineDataRef(5, 257, 0, 1))); // METADATA_ITEM without TREE_BLOCK
-        Validate.Clean(Data(), Extent(1, FlagData, inline: [InlineDataRef(5, 257, 0, 1), [177, 0, 0]])); // unknown inline type
-        Validate.Clean(Data(), Extent(1, FlagData, inline: InlineDataRef(5, 257, 0, 1)[..20]));            // truncated inline ref
-        Validate.Clean(Meta(), Extent(2, FlagTree, inline: [InlineTreeBlockRef(5), InlineTreeBlockRef(7)])); // out of order
-        Validate.Clean(Meta(), Extent(1, FlagTree, inline: [InlineTreeBlockRef(5), InlineTreeBlockRef(5)]));  // refs below inline refs
+        var c = tree == ObjectIds.ExtentTree ? Ext(type, offset, bytenr) : TestContexts.For(new BtrfsKey(bytenr, (byte)type, offset), tree);
+        var f = Validate.Unplaced(c, data);
+        Assert.True(f.Count == 1, $"expected one finding, got {f.Count}:\n  " + string.Join("\n  ", f));
+        Assert.Equal((FindingCode.ExtentItemMalformed, bytenr, ObjectIds.ExtentTree, c.Slot, c.Key), (f[0].Code, f[0].Bytenr!.Value, f[0].Tree!.Value, f[0].Slot!.Value, f[0].Key!.Value));
+        Assert.Contains(text, f[0].Message);
+    }
+
+    [Fact]
+    public void WhatKeepsAnExtentItemFromBeingDecodedIsReportedAtTheExtent()
+    {
+        AtExtent("EXTENT_ITEM of 23 bytes, need at least 24", ItemType.ExtentItem, 8192, new byte[23]);
+        AtExtent("must have exactly one of DATA and TREE_BLOCK", ItemType.MetadataItem, 0, Extent(1, FlagData | FlagTree));
+        AtExtent("METADATA_ITEM without the TREE_BLOCK flag", ItemType.MetadataItem, 0, Extent(1, FlagData, inline: InlineDataRef(5, 257, 0, 1)));
+        AtExtent("the inline refs after it are not checked", ItemType.ExtentItem, 8192, Extent(1, FlagData, inline: InlineDataRef(5, 257, 0, 1)[..20]));
+        AtExtent("too short for tree_block_info", ItemType.ExtentItem, 16384, Extent(1, FlagTree));
+        Assert.Equal(ExtentItemShape.TooShort, ExtentItemValidator.ShapeOf(new BtrfsKey(1, (byte)ItemType.ExtentItem, 8192), new byte[23]));
+        Assert.Equal(ExtentItemShape.NoTreeBlockInfo, ExtentItemValidator.ShapeOf(new BtrfsKey(1, (byte)ItemType.ExtentItem, 16384), Extent(1, FlagTree)));
+        Assert.Equal(ExtentItemShape.Decodable, ExtentItemValidator.ShapeOf(new BtrfsKey(1, (byte)ItemType.MetadataItem, 0), Extent(1, FlagTree)));
+    }
+
+    [Fact]
+    public void WhatTheExtentReferencesPassDecidesIsNotReported()
+    {
+        Validate.Clean(Data(), Extent(1, FlagData, inline: [InlineDataRef(5, 257, 0, 1), [177, 0, 0]])); // unknown inline type: 508
+        Validate.Clean(Meta(), Extent(2, FlagTree, inline: [InlineTreeBlockRef(5), InlineTreeBlockRef(7)])); // out of order: 507
+        Validate.Clean(Meta(), Extent(1, FlagTree, inline: [InlineTreeBlockRef(5), InlineTreeBlockRef(5)]));  // refs below inline refs: 503
+        // outside the extent tree an extent item is no extent's record: a short one is not decoded by anyone
+        Validate.Clean(TestContexts.For(new BtrfsKey(Bytenr, (byte)ItemType.ExtentItem, 8192), ObjectIds.CsumTree), new byte[23]);
     }
 
     // ---- keyed back-refs
@@ -270,12 +291,14 @@ public class RootAndExtentValidatorTests
         Validate.One(FindingCode.KeyedBackrefInvalid, text, Keyed(ItemType.ExtentDataRef, 1), Concat(DataRef(5, 257, 0, 1), DataRef(root, ino, offset, count)));
 
     [Fact]
-    public void SizesTheReferencePassReportsAreNotRepeated()
+    public void KeyedRefsThatCannotBeDecodedAreMalformedExtentsInTheExtentTree()
     {
-        Validate.Clean(Keyed(ItemType.TreeBlockRef, 5), [1]);
-        Validate.Clean(Keyed(ItemType.SharedDataRef, 30441472), [1, 0]);
-        Validate.Clean(Keyed(ItemType.ExtentDataRef, 1), new byte[27]);
-        // outside the extent tree the reference pass does not look, so the size is reported here
+        AtExtent("keyed TREE_BLOCK_REF has 1 bytes of data, expected 0", ItemType.TreeBlockRef, 5, [1]);
+        AtExtent("keyed SHARED_DATA_REF has 2 bytes, expected 4", ItemType.SharedDataRef, 30441472, [1, 0]);
+        AtExtent("keyed EXTENT_DATA_REF has 27 bytes, expected 28", ItemType.ExtentDataRef, 1, new byte[27]);
+        Assert.False(KeyedRefValidator.Decodable(ItemType.SharedDataRef, 3));
+        Assert.True(KeyedRefValidator.Decodable(ItemType.TreeBlockRef, 1));
+        // outside the extent tree a wrong size is the keyed ref's own rule
         Validate.One(FindingCode.KeyedBackrefInvalid, "invalid item size 1", Keyed(ItemType.TreeBlockRef, 5, tree: ObjectIds.CsumTree), [1]);
     }
 }

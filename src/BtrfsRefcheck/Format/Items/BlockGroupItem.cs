@@ -4,9 +4,9 @@ namespace BtrfsRefcheck.Format.Items;
 public readonly ref struct BlockGroupItem
 {
     public const int Size = FlagsAt + 8; // 24
-    private const int UsedAt = 0;
-    private const int ChunkObjectIdAt = UsedAt + 8;
-    private const int FlagsAt = ChunkObjectIdAt + 8;
+    public const int UsedAt = 0;
+    public const int ChunkObjectIdAt = UsedAt + 8;
+    public const int FlagsAt = ChunkObjectIdAt + 8;
 
     private readonly ReadOnlySpan<byte> _d;
 

@@ -20,12 +20,12 @@ public enum DirEntryType : byte
 public readonly ref struct DirItem
 {
     public const int EntryHeaderSize = NameAt; // 30
-    internal const int LocationAt = 0;
-    internal const int TransidAt = LocationAt + BtrfsKey.Size;
-    internal const int DataLenAt = TransidAt + 8;
-    internal const int NameLenAt = DataLenAt + 2;
-    internal const int TypeAt = NameLenAt + 2;
-    internal const int NameAt = TypeAt + 1;
+    public const int LocationAt = 0;
+    public const int TransidAt = LocationAt + BtrfsKey.Size;
+    public const int DataLenAt = TransidAt + 8;
+    public const int NameLenAt = DataLenAt + 2;
+    public const int TypeAt = NameLenAt + 2;
+    public const int NameAt = TypeAt + 1;
 
     public const byte EncryptedFlag = 0x80;
 

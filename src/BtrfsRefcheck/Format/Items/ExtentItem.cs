@@ -16,6 +16,23 @@ public enum ExtentFlags : ulong
     FullBackref = 1UL << 8,
 }
 
+/// <summary>View of btrfs_extent_item_v0 (kernels before 2.6.31): refs u32 only. Shown by dump-tree, never checked.</summary>
+public readonly ref struct ExtentItemV0
+{
+    public const int Size = RefsAt + 4; // 4
+    public const int RefsAt = 0;
+
+    private readonly ReadOnlySpan<byte> _d;
+
+    public ExtentItemV0(ReadOnlySpan<byte> d)
+    {
+        if (d.Length < Size) Throw.Truncated("extent item v0", Size, d.Length);
+        _d = d;
+    }
+
+    public uint Refs => Le.U32(_d, RefsAt);
+}
+
 /// <summary>View of an EXTENT_ITEM or METADATA_ITEM: refs, generation, flags, the optional tree_block_info
 /// (EXTENT_ITEM of a tree block on a filesystem without skinny metadata), then inline back-refs.</summary>
 public readonly ref struct ExtentItem

@@ -5,35 +5,16 @@ using BtrfsRefcheck.Volume;
 
 namespace BtrfsRefcheck.Trees.ItemValidation;
 
-/// <summary>CHUNK_ITEM: the kernel's check_leaf_chunk_item: the item size, then <see cref="ChunkRules"/> (btrfs_check_chunk_valid).
-/// What <see cref="ChunkMap.Decode"/> rejects (the volume reports it as unusable while building the chunk map) is not
-/// repeated.</summary>
+/// <summary>CHUNK_ITEM: the kernel's check_leaf_chunk_item, <see cref="ChunkRules.CheckItem"/> (the rules and their
+/// code, ChunkItemInvalid, are the chunk map loading's: one set of rules for the chunk tree, the sys_chunk_array and
+/// the chunk map).</summary>
 internal static class ChunkItemValidator
 {
     public const ulong StripeLen = ChunkRules.StripeLen;
     public const ulong MaxLength = ChunkRules.MaxLength;
 
-    public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r)
-    {
-        const FindingCode Code = FindingCode.ChunkItemInvalid;
-        var key = c.Key;
-        if (ChunkMap.Decode(key, data, out string? problem) == null)
-        {
-            if (!c.ChunkDecodeReported) r.Add(c, Code, $"chunk item unusable: {problem}");
-            return;
-        }
-        var ci = new ChunkItem(data);
-        if (ci.ImpliedSize != data.Length)
-            r.Add(c, Code, $"item size {data.Length} does not match num_stripes {ci.NumStripes}",
-                $"{ChunkItem.HeaderSize} + {ci.NumStripes} * {ChunkItem.StripeSize} = {ci.ImpliedSize}", data.Length.ToString());
-        var sink = new Sink(c, r);
-        ChunkRules.Check(key.Offset, ci, c.SectorSize, c.IncompatFlags, ref sink);
-    }
-
-    private readonly struct Sink(ItemCheckContext c, ItemReporter r) : IChunkRuleSink
-    {
-        public void Broken(string what, string? expected, string? found) => r.Add(c, FindingCode.ChunkItemInvalid, what, expected, found);
-    }
+    public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r) =>
+        ChunkRules.CheckItem(r.Findings, c.Block, c.Tree, c.Slot, c.Key, data, c.SectorSize, c.IncompatFlags, c.ChunkDecodeReported);
 }
 
 /// <summary>DEV_ITEM: the kernel's check_dev_item (objectid, size, devid against the key, bytes_used within total_bytes).</summary>
@@ -96,14 +77,21 @@ internal static class BlockGroupItemValidator
             r.Add(c, Code, "block group length (key offset) 0", "> 0", "0");
         if (data.Length != BlockGroupItem.Size)
         {
-            // The reference pass already reports a short item in the extent and block group trees (ItemUndecodable).
+            // In the extent and block group trees the tree scan records block groups: one too short is undecodable.
             if (data.Length > BlockGroupItem.Size || c.Tree is not (ObjectIds.ExtentTree or ObjectIds.BlockGroupTree))
                 r.Add(c, Code, $"invalid item size {data.Length}", BlockGroupItem.Size.ToString(), data.Length.ToString());
+            else
+                r.AddWhole(c, FindingCode.ItemUndecodable, $"BLOCK_GROUP_ITEM of {data.Length} bytes, expected {BlockGroupItem.Size}", null);
             return;
         }
         var bg = new BlockGroupItem(data);
-        // With EXTENT_TREE_V2 the field holds a global root id, checked against nr_global_roots once they are loaded.
-        if (!c.Has(Features.IncompatExtentTreeV2) && bg.ChunkObjectId != ObjectIds.FirstChunkTree)
+        // With EXTENT_TREE_V2 the field holds a global root id: below the superblock's nr_global_roots (when known).
+        if (c.Has(Features.IncompatExtentTreeV2))
+        {
+            if (c.NrGlobalRoots != 0 && bg.ChunkObjectId >= c.NrGlobalRoots)
+                r.Add(c, Code, $"invalid global root id {bg.ChunkObjectId} (chunk_objectid, EXTENT_TREE_V2)", $"< {c.NrGlobalRoots} (nr_global_roots)", bg.ChunkObjectId.ToString());
+        }
+        else if (bg.ChunkObjectId != ObjectIds.FirstChunkTree)
             r.Add(c, Code, $"invalid chunk_objectid {bg.ChunkObjectId}", $"{ObjectIds.FirstChunkTree} (FIRST_CHUNK_TREE)", bg.ChunkObjectId.ToString());
         if (bg.Used > key.Offset)
             r.Add(c, Code, $"used {bg.Used} beyond the block group length {key.Offset}", $"<= {key.Offset}", bg.Used.ToString());

@@ -39,10 +39,10 @@ internal static class DirItemValidator
             }
             entries++;
             var h = data.Slice(pos, DirItem.EntryHeaderSize);
-            var location = BtrfsKey.Read(h);
-            ushort dataLen = Le.U16(h, BtrfsKey.Size + 8);
-            ushort nameLen = Le.U16(h, BtrfsKey.Size + 10);
-            byte rawType = h[BtrfsKey.Size + 12];
+            var location = BtrfsKey.Read(h[DirItem.LocationAt..]);
+            ushort dataLen = Le.U16(h, DirItem.DataLenAt);
+            ushort nameLen = Le.U16(h, DirItem.NameLenAt);
+            byte rawType = Le.U8(h, DirItem.TypeAt);
             byte type = (byte)(rawType & ~DirItem.EncryptedFlag);
             if (!LocationValid(c, location)) Location(c, r, location, pos);
             bool typeOk = true;

@@ -29,6 +29,8 @@ internal static class FileExtentValidator
         byte type = head.TypeByte;
         byte compression = head.Compression, encryption = head.Encryption;
         ulong generation = head.Generation, ramBytes = head.RamBytes;
+        // Outside log trees a file extent is a data reference, which the tree scan records from the fixed 53 bytes.
+        if (data.Length < FileExtentItem.RegularSize && type != (byte)FileExtentType.Inline && !c.IsLog) NoDataReference(c, r, type, data.Length);
         if (type >= NrFileExtentTypes)
         {
             Report(c, r, Problem.Type, data.Length, type);
@@ -49,7 +51,7 @@ internal static class FileExtentValidator
 
         if (data.Length != FileExtentItem.RegularSize)
         {
-            // The reference pass already reports a short regular/prealloc extent outside log trees (ItemUndecodable).
+            // (shorter, outside log trees: ItemUndecodable above)
             if (data.Length > FileExtentItem.RegularSize || c.IsLog) Report(c, r, Problem.RegularSize, data.Length, type);
             return;
         }
@@ -69,6 +71,14 @@ internal static class FileExtentValidator
             PrevEnd(prev, prevData, c.SectorSize) is { } prevEnd && prevEnd > key.Offset)
             Report(c, r, Problem.Overlap, data.Length, a: prevEnd);
     }
+
+    /// <summary>A regular or prealloc extent (or one of an unknown type) too short for its disk reference: the tree
+    /// scan cannot record it (ItemUndecodable).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void NoDataReference(in ItemCheckContext c, ItemReporter r, byte type, int size) =>
+        r.AddWhole(c, FindingCode.ItemUndecodable,
+            $"{ObjectIds.TreeName(c.Tree)}: file extent item of {size} bytes, a {(FileExtentType)type} extent needs {FileExtentItem.RegularSize}; its data reference is not checked",
+            c.Tree);
 
     private enum Problem { ItemSize, Type, Compression, Encryption, InlineOffset, InlineRamBytes, RegularSize, EndOverflow, PastRamBytes, Overlap }
 

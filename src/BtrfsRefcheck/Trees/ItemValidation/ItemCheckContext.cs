@@ -11,8 +11,9 @@ namespace BtrfsRefcheck.Trees.ItemValidation;
 /// <param name="PrevKey">The key of slot - 1 in the same leaf; null for slot 0.</param>
 /// <param name="FreeSpaceInfo">The last FREE_SPACE_INFO key before this item in the same leaf: the block group the
 /// free-space extents and bitmaps after it belong to.</param>
-/// <param name="ChunkDecodeReported">The volume already reported this CHUNK_ITEM as unusable while loading the
-/// chunk map (<see cref="Volume.ChunkMap.Decode"/> rejected it); its problem is not reported again.</param>
+/// <param name="NrGlobalRoots">The superblock's nr_global_roots (EXTENT_TREE_V2; 0: not known, as the kernel at mount).</param>
+/// <param name="ChunkDecodeReported">The chunk map loader already reported this CHUNK_ITEM as unusable while loading
+/// the chunk map (<see cref="Volume.BtrfsVolume.UnusableChunkItems"/>); its problem is not reported again.</param>
 /// <remarks>Not readonly so that a leaf's walk builds one and only sets the per-item fields for each slot (a copy or
 /// a fresh construction of the whole context per item showed in profiles); validators take it as <c>in</c>, and every
 /// member that is not an auto-property is <c>readonly</c>, so they neither change it nor copy it.</remarks>
@@ -31,7 +32,8 @@ public record struct ItemCheckContext(
     BtrfsKey? PrevKey = null,
     BtrfsKey? FreeSpaceInfo = null,
     bool ChunkDecodeReported = false,
-    ulong SuperFlags = 0)
+    ulong SuperFlags = 0,
+    ulong NrGlobalRoots = 0)
 {
     /// <summary>btrfstune --csum is part-way (superblock CHANGING_DATA_CSUM or CHANGING_META_CSUM).</summary>
     public readonly bool ChangingCsum => (SuperFlags & (Superblock.FlagChangingDataCsum | Superblock.FlagChangingMetaCsum)) != 0;
@@ -62,10 +64,22 @@ public record struct ItemCheckContext(
 /// what is wrong, have versus expected, in the kernel tree-checker's words where it has them.</summary>
 public readonly struct ItemReporter(FindingBag findings)
 {
+    /// <summary>The bag the findings go to (for rules whose findings another producer makes: chunk items).</summary>
+    public FindingBag Findings => findings;
+
     public void Add(in ItemCheckContext c, FindingCode code, string what, string? expected = null, string? found = null,
         Severity severity = Severity.Error) =>
         findings.Add(new Finding(code, severity, $"{ItemTypes.Name(c.Key.Type)}: {what}",
             Bytenr: c.Block, Tree: c.Tree, Slot: c.Slot, Key: c.Key, Expected: expected, Found: found));
+
+    /// <summary>A finding about the extent an extent-tree item records: <c>bytenr</c> is the extent (the key objectid),
+    /// not the leaf, and <paramref name="message"/> is the whole message.</summary>
+    public void AddAtExtent(in ItemCheckContext c, FindingCode code, string message) =>
+        findings.Add(new Finding(code, Severity.Error, message, Bytenr: c.Key.ObjectId, Tree: c.Tree, Slot: c.Slot, Key: c.Key));
+
+    /// <summary>A finding whose <paramref name="message"/> is the whole message (no item type prefix), at the leaf.</summary>
+    public void AddWhole(in ItemCheckContext c, FindingCode code, string message, ulong? tree) =>
+        findings.Add(new Finding(code, Severity.Error, message, Bytenr: c.Block, Tree: tree, Slot: c.Slot, Key: c.Key));
 
     // The checks below run for most items and inline into the validators; the messages are built out of line, so a
     // validator's frame does not carry (and zero on every call) the string builders of reports it almost never makes.

@@ -11,6 +11,18 @@ internal static class RootItemValidator
 {
     private const ulong ValidFlags = RootItem.FlagSubvolReadOnly | RootItem.FlagSubvolDead;
 
+    /// <summary>Root enumeration (<see cref="TreeRoots"/>) asks this of every ROOT_ITEM of the root tree and the log root
+    /// tree before it walks the tree the item names: false, and 402 at the leaf, when the item is shorter than the
+    /// legacy 239 bytes (its tree is then not walked). <see cref="Validate"/> leaves those two trees' short items to it.</summary>
+    public static bool Walkable(FindingBag findings, TreeRoot rootTree, ulong leaf, int slot, BtrfsKey key, int size)
+    {
+        if (size >= RootItem.LegacySize) return true;
+        findings.Add(new Finding(FindingCode.RootItemInvalid, Severity.Error,
+            $"{rootTree.Name}: ROOT_ITEM of {size} bytes, need at least {RootItem.LegacySize}; tree {ObjectIds.TreeName(key.ObjectId)} not walked",
+            Bytenr: leaf, Tree: rootTree.Id, Slot: slot, Key: key));
+        return false;
+    }
+
     public static void Validate(in ItemCheckContext c, ReadOnlySpan<byte> data, ItemReporter r)
     {
         const FindingCode Code = FindingCode.RootItemInvalid;

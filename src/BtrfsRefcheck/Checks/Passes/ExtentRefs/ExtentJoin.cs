@@ -460,9 +460,7 @@ internal sealed class RangeJoin
             bool ownerRef = false;
             foreach (var f in found) if (f.Kind == RefKind.TreeBlock && f.RootOrParent == b.Owner) { ownerRef = true; break; }
             if (!ownerRef && !HeldByOwnerTree(b))
-                Findings.Add(new Finding(FindingCode.TreeBlockOwnerMismatch, AbsenceSeverity(b.Bytenr),
-                    $"tree block {b.Bytenr} of {ObjectIds.TreeName(b.Tree)}: header owner {ObjectIds.TreeName(b.Owner)} has no TREE_BLOCK_REF and the extent is not FULL_BACKREF (btrfs check: owner ref check failed){AbsenceNote(b.Bytenr)}",
-                    Bytenr: b.Bytenr, Tree: b.Tree, Key: x.Key, Expected: $"TREE_BLOCK_REF root={ObjectIds.TreeName(b.Owner)}", Found: "none"));
+                TreeBlockValidator.OwnerHasNoRef(Findings, b.Bytenr, b.Tree, b.Owner, x.Key, AbsenceSeverity(b.Bytenr), AbsenceNote(b.Bytenr));
         }
         if (x.Level != b.Level)
             Findings.Add(new Finding(FindingCode.MetadataLevelMismatch, Severity.Error,

@@ -2,24 +2,21 @@ using System.Runtime.CompilerServices;
 using BtrfsRefcheck.Diagnostics;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Format.Items;
+using BtrfsRefcheck.Trees.ItemValidation;
 
 namespace BtrfsRefcheck.Checks;
 
 /// <summary>Decodes the extent tree's EXTENT_ITEM / METADATA_ITEM and keyed back-ref items into compact records,
-/// checking what can be checked on the item alone (size, flags, inline ref bounds, types and order, keyed ref
-/// hashes) and counting every back-ref type.</summary>
+/// checking the inline refs' types and order and the keyed refs' hashes, and counting every back-ref type. What keeps
+/// an item from being decoded is the item validator's to report (ExtentItemMalformed, during the tree scan); the
+/// decoder skips by the same rules (<see cref="ExtentItemValidator.ShapeOf"/>, <see cref="KeyedRefValidator.Decodable"/>).</summary>
 internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, uint nodeSize, List<ExtentRec> extents, List<RefRec> found)
 {
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void DecodeExtentItem(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
-        Finding Malformed(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, msg, Bytenr: key.ObjectId,
-            Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
-        if (data.Length < ExtentItem.FixedSize)
-        {
-            findings.Add(Malformed($"extent tree leaf {leaf}: {ItemTypes.Name(key.Type)} of {data.Length} bytes, need at least {ExtentItem.FixedSize} (v0 extent items are not supported)"));
-            return;
-        }
+        var shape = ExtentItemValidator.ShapeOf(key, data);
+        if (shape == ExtentItemShape.TooShort) return;
         var ei = new ExtentItem(data, key.ItemType);
         bool meta = key.ItemType == ItemType.MetadataItem;
         ref var rec = ref ListSlots.Append(extents); // every field written below
@@ -34,17 +31,9 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
         if (meta) rec.Level = (byte)Math.Min(key.Offset, 0xfe);
         else if (ei.HasTreeBlockInfo)
         {
-            if (data.Length < ExtentItem.FixedSize + ExtentItem.TreeBlockInfoSize)
-            {
-                findings.Add(Malformed($"extent tree leaf {leaf}: EXTENT_ITEM of a tree block has {data.Length} bytes, too short for tree_block_info"));
-                return;
-            }
+            if (shape == ExtentItemShape.NoTreeBlockInfo) return;
             rec.Level = ei.TreeBlockLevel;
         }
-        if (meta && !ei.IsTreeBlock)
-            findings.Add(Malformed($"extent tree leaf {leaf}: METADATA_ITEM without the TREE_BLOCK flag (flags 0x{rec.Flags:x})"));
-        if (ei.IsTreeBlock == ei.IsData)
-            findings.Add(Malformed($"extent tree leaf {leaf}: extent flags 0x{rec.Flags:x} must have exactly one of DATA and TREE_BLOCK"));
         if (ei.IsTreeBlock) stats.MetadataExtentItems++; else stats.DataExtentItems++;
         stats.ExtentItems++;
 
@@ -89,14 +78,12 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
             f.Inline = true;
             f.SizeOrItemOffset = (uint)r.ItemOffset;
         }
-        if (refs.Error != null)
-        {
-            bool unknown = InlineRefEnumerator.SizeOf((ItemType)refs.ErrorType) < 0;
-            findings.Add(new Finding(unknown ? FindingCode.UnknownInlineRefType : FindingCode.ExtentItemMalformed, Severity.Error,
+        // a truncated inline ref is the item validator's (ExtentItemMalformed); an unknown type is decided here
+        if (refs.Error != null && InlineRefEnumerator.SizeOf((ItemType)refs.ErrorType) < 0)
+            findings.Add(new Finding(FindingCode.UnknownInlineRefType, Severity.Error,
                 $"extent {key.ObjectId}: {refs.Error}; the inline refs after it are not checked",
                 Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key,
-                Expected: unknown ? "a known inline ref type (172, 176, 178, 182, 184)" : null, Found: unknown ? $"type {refs.ErrorType}" : null));
-        }
+                Expected: "a known inline ref type (172, 176, 178, 182, 184)", Found: $"type {refs.ErrorType}"));
     }
 
     private void OutOfOrder(BtrfsKey key, int slot, int itemOffset, byte t, ulong seq, byte lastType, ulong lastSeq) =>
@@ -124,22 +111,18 @@ internal sealed class ExtentTreeDecoder(FindingBag findings, CheckStats stats, u
         var kind = (RefKind)key.Type;
         stats.KeyedRefs++;
         CountKind(kind);
+        if (!KeyedRefValidator.Decodable(key.ItemType, data.Length)) return; // the item validator reports it
         var rec = new RefRec { Bytenr = key.ObjectId, Kind = kind, Block = leaf, Slot = (ushort)slot, Count = 1 };
-        Finding Bad(string msg) => new(FindingCode.ExtentItemMalformed, Severity.Error, $"extent {key.ObjectId}: {msg}",
-            Bytenr: key.ObjectId, Tree: ObjectIds.ExtentTree, Slot: slot, Key: key);
         switch (kind)
         {
             case RefKind.TreeBlock or RefKind.SharedBlock:
-                if (data.Length != 0) findings.Add(Bad($"keyed {ItemTypes.Name(key.Type)} has {data.Length} bytes of data, expected 0"));
                 rec.RootOrParent = key.Offset;
                 break;
             case RefKind.SharedData:
-                if (data.Length < 4) { findings.Add(Bad($"keyed SHARED_DATA_REF has {data.Length} bytes, expected 4")); return; }
                 rec.RootOrParent = key.Offset;
-                rec.Count = Le.U32(data, 0);
+                rec.Count = new SharedDataRef(data).Count;
                 break;
             case RefKind.ExtentData:
-                if (data.Length < ExtentDataRefs.Size) { findings.Add(Bad($"keyed EXTENT_DATA_REF has {data.Length} bytes, expected {ExtentDataRefs.Size}")); return; }
                 var (root, objectId, offset, count) = ExtentDataRefs.Read(data);
                 rec.RootOrParent = root; rec.ObjectId = objectId; rec.Offset = offset; rec.Count = count;
                 ulong hash = ExtentDataRefs.Hash(root, objectId, offset);

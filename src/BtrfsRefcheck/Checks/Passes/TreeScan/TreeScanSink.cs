@@ -54,18 +54,18 @@ internal sealed class TreeScanFacts
 public sealed class TreeScanPass : ICheckPass
 {
     public string Name => "trees";
-    /// <summary>None of its own: the short file extent and block group items it cannot record are 400, the item
-    /// validator's code (made here too: FindingProducers.AlsoMadeIn).</summary>
+    /// <summary>None of its own: what it cannot record (a short file extent or block group item) the item validator reports.</summary>
     public IReadOnlyList<FindingCode> Codes { get; } = [];
     public IReadOnlyList<FindingProducer> Uses { get; } =
-        [FindingProducers.BlockReader, FindingProducers.TreeWalk, FindingProducers.TreeBlockValidator, FindingProducers.ItemValidator];
+        [FindingProducers.BlockReader, FindingProducers.TreeWalk, FindingProducers.TreeBlockValidator, FindingProducers.ItemValidator,
+         FindingProducers.ChunkMapLoading]; // the item validator runs the chunk rules on every CHUNK_ITEM
     public string Reads => "Roots";
     public string Adds => "Scan (blocks, expected back-refs, block groups, dev extents, chunks, devices, unreadable blocks, hidden extent ranges, extent leaves); Stats (trees, blocks, items)";
 
     public void Run(CheckContext ctx)
     {
         var facts = new TreeScanFacts();
-        var sink = new TreeScanSink(ctx);
+        var sink = new TreeScanSink();
         foreach (var root in ctx.Roots)
         {
             ctx.Stats.Trees++;
@@ -161,7 +161,7 @@ public sealed class TreeScanPass : ICheckPass
 
 /// <summary>Receives the scan's blocks (concurrently, one <see cref="ScanState"/> per worker) and records what each
 /// block references and what the extent, dev and chunk trees hold.</summary>
-internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
+internal sealed class TreeScanSink : IScanSink<ScanState>
 {
     public ScanState CreateState() => new();
 
@@ -244,11 +244,7 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
         if (data.Length < FileExtentItem.InlineHeaderSize) return;
         var type = new FileExtentItem.Head(data).Type;
         if (type == FileExtentType.Inline) return;
-        if (data.Length < FileExtentItem.RegularSize)
-        {
-            ShortFileExtent(leaf, tree, slot, key, type, data.Length);
-            return;
-        }
+        if (data.Length < FileExtentItem.RegularSize) return; // the item validator reports it (ItemUndecodable)
         var fe = new FileExtentItem(data);
         if (fe.DiskBytenr == 0) return; // a hole
         st.Stats.FileExtents++;
@@ -260,21 +256,9 @@ internal sealed class TreeScanSink(CheckContext ctx) : IScanSink<ScanState>
         });
     }
 
-    /// <summary>Out of line: FileExtent runs for every file extent, and this message almost never.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private void ShortFileExtent(TreeBlock leaf, ulong tree, int slot, BtrfsKey key, FileExtentType type, int size) =>
-        ctx.Findings.Add(new Finding(FindingCode.ItemUndecodable, Severity.Error,
-            $"{ObjectIds.TreeName(tree)}: file extent item of {size} bytes, a {type} extent needs {FileExtentItem.RegularSize}; its data reference is not checked",
-            Bytenr: leaf.Logical, Tree: tree, Slot: slot, Key: key));
-
     private void BlockGroup(ScanState st, ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
-        if (data.Length < BlockGroupItem.Size)
-        {
-            ctx.Findings.Add(new Finding(FindingCode.ItemUndecodable, Severity.Error, $"BLOCK_GROUP_ITEM of {data.Length} bytes, expected {BlockGroupItem.Size}",
-                Bytenr: leaf, Slot: slot, Key: key));
-            return;
-        }
+        if (data.Length < BlockGroupItem.Size) return; // the item validator reports it (ItemUndecodable)
         st.Stats.BlockGroups++;
         var bg = new BlockGroupItem(data);
         st.BlockGroups.Add(new BlockGroupRec
