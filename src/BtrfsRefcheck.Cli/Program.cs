@@ -22,7 +22,7 @@ public static class Program
                 s.AutoHelp = true;
                 s.AutoVersion = true;
             });
-            var result = parser.ParseArguments<CheckOptions, DumpSuperOptions, DumpTreeOptions, ReplayOptions, WhoRefsOptions, MapOptions>(args);
+            var result = parser.ParseArguments<CheckOptions, DumpSuperOptions, DumpTreeOptions, ReplayOptions, WhoRefsOptions, MapOptions, ScanOptions>(args);
             return result.MapResult(
                 (CheckOptions o) => CheckVerb.Run(o, stdout, stderr),
                 (DumpSuperOptions o) => DumpSuperVerb.Run(o, stdout, stderr),
@@ -30,6 +30,7 @@ public static class Program
                 (ReplayOptions o) => ReplayVerb.Run(o, stdout, stderr),
                 (WhoRefsOptions o) => WhoRefsVerb.Run(o, stdout, stderr),
                 (MapOptions o) => MapVerb.Run(o, stdout, stderr),
+                (ScanOptions o) => ScanVerb.Run(o, stdout, stderr),
                 errors => ReportParseErrors(result, errors.ToList(), stdout, stderr));
         }
         catch (UsageException e)

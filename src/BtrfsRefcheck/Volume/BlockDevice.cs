@@ -94,6 +94,18 @@ public sealed class BlockDevice : IDisposable
         }
     }
 
+    /// <summary>What <paramref name="path"/> is (symbolic links followed), without opening it: null when it does not
+    /// exist or cannot be examined (<paramref name="problem"/> says why), or where statx is unavailable (problem null).
+    /// For callers that walk directories and must pass over FIFOs and character devices before any open.</summary>
+    public static FileKind? KindOf(string path, out string? problem)
+    {
+        problem = null;
+        var id = LinuxNative.Stat(path, out int errno);
+        if (id != null) return id.Value.Kind;
+        if (errno != -1) problem = OpenFailed(path, errno).Message;
+        return null;
+    }
+
     /// <summary>Refuses anything but a regular file or a block device, before any open.</summary>
     private static FileIdentity? CheckType(string path)
     {

@@ -37,6 +37,8 @@ internal sealed class DataChecksumVerifier(CheckContext ctx)
     {
         var csumRoot = ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.CsumTree && r.Source == RootSource.RootItem);
         if (csumRoot == null) return;
+        // a dump read in place holds no data: the volume's not-checkable note says so once, no finding (issue 15)
+        if (_vol.Metadump != null) return;
         if (_vol.IsRestoredMetadump)
         {
             ctx.Findings.Add(new Finding(FindingCode.DataChecksumsNotVerified, Severity.Info,
