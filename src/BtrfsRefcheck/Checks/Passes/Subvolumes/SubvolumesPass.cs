@@ -57,6 +57,6 @@ public sealed class SubvolumesPass : ICheckPass
                     Bytenr: root.Bytenr, Tree: root.Id));
             }
         }
-        if (allComplete) RootRefCheck.Run(facts, subvolEntries, ctx.Findings, rootTree.Bytenr);
+        if (allComplete && !vol.NamesSanitized) RootRefCheck.Run(facts, subvolEntries, ctx.Findings, rootTree.Bytenr);
     }
 }
