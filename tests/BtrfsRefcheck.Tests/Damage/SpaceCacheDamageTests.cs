@@ -254,6 +254,16 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         var (code, lines) = Progs619(img.Paths);
         Assert.Equal(0, code);
         Assert.Contains("cache and super generation don't match, space cache will be invalidated", lines);
+
+        // cache_generation 0: the kernel does not trust the v1 cache either (a mount with space_cache=v1 sees the
+        // generations differ and rebuilds every cache), so it is not read; btrfs check 6.19 reads it and fails the entry
+        Edit(img.Paths, (ed, _) => ed.PatchSuper(s => BinaryPrimitives.WriteUInt64LittleEndian(s[Superblock.CacheGenerationAt..], 0)));
+        findings = Check(img.Paths);
+        AssertExactly(output, findings);
+        Assert.Contains("cache_generation 0", Only(findings, FindingCode.SpaceCacheInvalidated).Message);
+        (code, lines) = Progs619(img.Paths);
+        Assert.Equal(1, code);
+        Assert.Contains($"cache appears valid but isn't {c.BlockGroup}", lines);
     }
 
     /// <summary>1113 and 1112 on kernel-spacecache-v1-to-v2 (the kernel removed the v1 cache when it built the free-space

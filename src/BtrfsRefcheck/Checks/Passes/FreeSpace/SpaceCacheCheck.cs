@@ -61,7 +61,7 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
         {
             Whole(SpaceCacheInvalidated, Severity.Info,
                 $"{count} in the root tree, superblock cache_generation {CacheGenText(cacheGen)}: the kernel does not trust the v1 cache " +
-                "(a mount with space_cache=v1 rebuilds every one, without it the kernel removes them); not read");
+                "(a mount with space_cache=v1 rebuilds every one, without it the kernel does not read them); not read");
             readPages = false;
         }
         else if (cacheGen != gen)
@@ -104,6 +104,7 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
                         Bytenr: bg.Start, Tree: ObjectIds.RootTree, Key: key, Expected: $"INODE_ITEM of {ino} in the root tree", Found: "none"));
                 continue;
             }
+            if (!readPages) continue; // the kernel uses none of the caches (1112)
             var inode = new InodeItem(inodeData);
             ulong size = inode.FileSize, inodeGen = inode.Generation;
             var flags = inode.Flags;
@@ -115,7 +116,7 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
             if (size == 0) continue;  // nothing written yet: the kernel loads nothing
             if (inodeGen == 0) { Discard(key, ino, "its inode's generation is 0 (a cache write that did not finish)"); continue; }
             if (inodeGen != hdr.Generation) { Discard(key, ino, $"its inode's generation {inodeGen} is not the header's {hdr.Generation}"); continue; }
-            if (hdr.NumEntries == 0 || !readPages) continue; // no entries: the kernel loads nothing and caches from the extent tree
+            if (hdr.NumEntries == 0) continue; // no entries: the kernel loads nothing and caches from the extent tree
             var loaded = Load(rootTree, key, ino, size, hdr.Generation, hdr.NumEntries, out string? why);
             if (loaded == null) { Discard(key, ino, why!); continue; }
             ulong bytesSuper = 0;
