@@ -113,6 +113,38 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         Assert.Contains($"cache appears valid but isn't {c.BlockGroup}", lines);
     }
 
+    /// <summary>1103 through the bitmap: in the bitmap page (after the pages the entries fill: 17 bytes each, a page left
+    /// when fewer than 17 remain, the first page after the crcs and generation) the first set bit cleared and the first
+    /// clear bit set, the crcs recomputed: the total is unchanged, the sectors are not.</summary>
+    [Progs619Fact, Covers(FindingCode.FreeSpaceMismatch)]
+    public void BitmapBitsSwappedIsAMismatch()
+    {
+        using var img = ImageForge.CopyAll(SourceFixtures.Images(V1), ForgeFixtures.TempDir);
+        var c = BitmapCache(img.Paths);
+        var hdr = new FreeSpaceHeader(c.Header.Data);
+        Assert.Equal(1UL, hdr.NumBitmaps);
+        int firstPage = (Page - 8 - 4 * c.Pages) / 17;
+        int bitmapPage = hdr.NumEntries <= (ulong)firstPage ? 1 : 1 + (int)((hdr.NumEntries - (ulong)firstPage + 239) / 240);
+        EditFile(img.Path, c, f =>
+        {
+            var bits = f.AsSpan(bitmapPage * Page, Page);
+            int set = -1, clear = -1;
+            for (int b = 0; b < Page * 8 && (set < 0 || clear < 0); b++)
+            {
+                bool on = (bits[b >> 3] & (1 << (b & 7))) != 0;
+                if (on && set < 0) set = b;
+                if (!on && clear < 0) clear = b;
+            }
+            Assert.True(set >= 0 && clear >= 0, "the bitmap has set and clear bits");
+            bits[set >> 3] &= (byte)~(1 << (set & 7));
+            bits[clear >> 3] |= (byte)(1 << (clear & 7));
+        });
+        AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceMismatch, c.BlockGroup));
+        var (code, lines) = Progs619(img.Paths);
+        Assert.Equal(1, code);
+        Assert.Contains($"cache appears valid but isn't {c.BlockGroup}", lines);
+    }
+
     /// <summary>1110: a byte of the second page changed, its crc not: the kernel discards the cache (a note); btrfs check
     /// 6.19 says the same and passes.</summary>
     [Progs619Fact, Covers(FindingCode.SpaceCacheDiscarded)]
