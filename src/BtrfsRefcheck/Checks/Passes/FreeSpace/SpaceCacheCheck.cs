@@ -15,19 +15,24 @@ namespace BtrfsRefcheck.Checks;
 /// group item's free space) is a note that says why (1110); a cache the kernel would load must be exactly the complement
 /// of the block group's allocations (1103, as for the free-space tree). Whole-cache states come first: a superblock
 /// cache_generation the kernel does not trust, a zoned filesystem, or a free-space tree beside the v1 items (1112, 1113).
-/// A cache file is at most 1022 pages (its crcs and generation fill the first page), so at most 4 MiB is read per
-/// block group, one block group at a time.</summary>
+/// A cache file is at most 1022 pages of 4 KiB (its crcs and generation fill the first page), so at most 4 MiB is read
+/// per block group (16 MiB with larger sectors), one block group at a time.</summary>
 internal sealed class SpaceCacheCheck(CheckContext ctx)
 {
-    /// <summary>The kernel's PAGE_SIZE on the machines that write v1 caches: a cache page, and a bitmap's size.</summary>
-    private const int PageSize = 4096;
     private const int EntrySize = 17;                 // btrfs_free_space_entry: offset, bytes, type
-    private const int MaxPages = (PageSize - 8) / 4;  // 1022: one crc per page and the generation fit the first page
+    private const ulong MaxFileBytes = 16 << 20;      // more than the kernel ever writes for one block group
     private const byte EntryExtent = 1;
     private const InodeFlags Required = InodeFlags.NoDataSum | InodeFlags.NoDataCow;
 
     private readonly BtrfsVolume _vol = ctx.Volume;
     private readonly FindingBag _findings = ctx.Findings;
+
+    /// <summary>A cache page, and a bitmap's size: the kernel's PAGE_SIZE, which must be the sector size for a v1 cache
+    /// (the kernel uses the free-space tree when they differ); btrfs check reads pages of the sector size too.</summary>
+    private readonly int _pageSize = (int)Math.Clamp(ctx.Volume.SectorSize, 4096u, 65536u);
+
+    /// <summary>One crc per page and the generation must fit the first page (1022 pages of 4 KiB).</summary>
+    private int MaxPages => (_pageSize - 8) / 4;
 
     public void Run(bool freeSpaceTree)
     {
@@ -173,23 +178,24 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
     private (ulong Total, List<(ulong Start, ulong End)> Ranges)? Load(TreeRoot rootTree, BtrfsKey key, ulong ino, ulong size, ulong generation, ulong numEntries, out string? why)
     {
         why = null;
-        ulong pages64 = (size + PageSize - 1) / PageSize;
-        if (pages64 > MaxPages) { why = $"its {size} bytes make {pages64} pages, more than the {MaxPages} whose crcs fit the first page"; return null; }
+        ulong pages64 = (size + (ulong)_pageSize - 1) / (ulong)_pageSize;
+        if (pages64 > (ulong)MaxPages) { why = $"its {size} bytes make {pages64} pages, more than the {MaxPages} whose crcs fit the first page"; return null; }
+        if (size > MaxFileBytes) { why = $"its {size} bytes are more than any cache the kernel writes for one block group (not read past {MaxFileBytes >> 20} MiB)"; return null; }
         int numPages = (int)pages64;
-        var file = new byte[numPages * PageSize];
+        var file = new byte[numPages * _pageSize];
         if (!ReadFile(rootTree, ino, size, file, out why)) return null;
 
         uint StoredCrc(int page) => BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(page * 4));
         bool CrcOk(int page)
         {
             int offset = page == 0 ? 4 * numPages : 0;
-            uint crc = ~RawCrc32C.Update(~0u, file.AsSpan(page * PageSize + offset, PageSize - offset));
+            uint crc = ~RawCrc32C.Update(~0u, file.AsSpan(page * _pageSize + offset, _pageSize - offset));
             return crc == StoredCrc(page);
         }
         string BadCrc(int page)
         {
             int offset = page == 0 ? 4 * numPages : 0;
-            uint crc = ~RawCrc32C.Update(~0u, file.AsSpan(page * PageSize + offset, PageSize - offset));
+            uint crc = ~RawCrc32C.Update(~0u, file.AsSpan(page * _pageSize + offset, _pageSize - offset));
             return $"page {page} of {numPages} fails its crc32c (stored 0x{StoredCrc(page):x8}, computed 0x{crc:x8})";
         }
 
@@ -200,7 +206,7 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
         at += 8;
         // as the kernel's io_ctl: page 0 is mapped with PAGE_SIZE - 8 - 4 * pages bytes left; an entry is read whenever a
         // page is mapped, and the page is let go once fewer than an entry's bytes are left on it
-        int index = 1, left = PageSize - 8 - 4 * numPages;
+        int index = 1, left = _pageSize - 8 - 4 * numPages;
         bool mapped = true;
         ulong unit = _vol.SectorSize;
         ulong total = 0;
@@ -213,8 +219,8 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
             {
                 if (index >= numPages) { why = $"its {numEntries} entries run past its {numPages} pages"; return null; }
                 if (!CrcOk(index)) { why = BadCrc(index); return null; }
-                at = index++ * PageSize;
-                left = PageSize;
+                at = index++ * _pageSize;
+                left = _pageSize;
                 mapped = true;
             }
             if (at + EntrySize > file.Length) { why = $"its {numEntries} entries run past its {numPages} pages"; return null; }
@@ -237,17 +243,17 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
             int p = index++;
             if (p >= numPages) { why = $"its {bitmaps.Count} bitmaps run past its {numPages} pages"; return null; }
             if (!CrcOk(p)) { why = BadCrc(p); return null; }
-            var bits = file.AsSpan(p * PageSize, PageSize);
+            var bits = file.AsSpan(p * _pageSize, _pageSize);
             ulong runStart = 0;
             bool inRun = false;
-            for (int bit = 0; bit < PageSize * 8; bit++)
+            for (int bit = 0; bit < _pageSize * 8; bit++)
             {
                 bool set = (bits[bit >> 3] & (1 << (bit & 7))) != 0;
                 ulong pos = start + (ulong)bit * unit;
                 if (set && !inRun) { runStart = pos; inRun = true; }
                 else if (!set && inRun) { ranges.Add((runStart, pos)); inRun = false; }
             }
-            if (inRun) ranges.Add((runStart, start + (ulong)PageSize * 8 * unit));
+            if (inRun) ranges.Add((runStart, start + (ulong)_pageSize * 8UL * unit));
         }
         return (total, ranges);
     }
