@@ -145,6 +145,30 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         Assert.Contains($"cache appears valid but isn't {c.BlockGroup}", lines);
     }
 
+    /// <summary>Random bytes in the cache file's entries and bitmap (seeded; crcs recomputed so that the loader reads them
+    /// as entries): whatever they say, the check ends without an exception, and only free space codes are reported.</summary>
+    [Fact]
+    public void RandomEntriesNeverThrow()
+    {
+        using var img = ImageForge.CopyAll(SourceFixtures.Images(V1), ForgeFixtures.TempDir);
+        var c = BitmapCache(img.Paths);
+        var pristine = new byte[c.Pages * Page];
+        using (var fs = new FileStream(img.Path, FileMode.Open, FileAccess.Read)) { fs.Position = (long)c.Physical; fs.ReadExactly(pristine); }
+        var rnd = new Random(14);
+        for (int round = 0; round < 12; round++)
+        {
+            EditFile(img.Path, c, f =>
+            {
+                pristine.CopyTo(f, 0);
+                int n = 1 + rnd.Next(40);
+                for (int i = 0; i < n; i++) f[4 * c.Pages + 8 + rnd.Next(3 * Page - 4 * c.Pages - 8)] = (byte)rnd.Next(256);
+            });
+            var findings = Check(img.Paths);
+            Assert.All(findings.Where(f => f.Severity >= Severity.Warning),
+                f => Assert.True((int)f.Code is 1103 or 1111, $"round {round}: {f}"));
+        }
+    }
+
     /// <summary>1110: a byte of the second page changed, its crc not: the kernel discards the cache (a note); btrfs check
     /// 6.19 says the same and passes.</summary>
     [Progs619Fact, Covers(FindingCode.SpaceCacheDiscarded)]
