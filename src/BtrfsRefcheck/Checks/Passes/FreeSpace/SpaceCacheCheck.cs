@@ -122,7 +122,7 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
             if (inodeGen == 0) { Discard(key, ino, "its inode's generation is 0 (a cache write that did not finish)"); continue; }
             if (inodeGen != hdr.Generation) { Discard(key, ino, $"its inode's generation {inodeGen} is not the header's {hdr.Generation}"); continue; }
             if (hdr.NumEntries == 0) continue; // no entries: the kernel loads nothing and caches from the extent tree
-            var loaded = Load(rootTree, key, ino, size, hdr.Generation, hdr.NumEntries, out string? why);
+            var loaded = Load(rootTree, ino, size, hdr.Generation, hdr.NumEntries, out string? why);
             if (loaded == null) { Discard(key, ino, why!); continue; }
             ulong bytesSuper = 0;
             var exclude = SuperStripes.In(ctx.Scan.Chunks.Find(bg.Start), bg.Start, bg.End);
@@ -175,7 +175,7 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
 
     /// <summary>The cache file's entries and bitmaps, read as the kernel's __load_free_space_cache reads them; null with
     /// the reason when the kernel would stop (and discard the cache).</summary>
-    private (ulong Total, List<(ulong Start, ulong End)> Ranges)? Load(TreeRoot rootTree, BtrfsKey key, ulong ino, ulong size, ulong generation, ulong numEntries, out string? why)
+    private (ulong Total, List<(ulong Start, ulong End)> Ranges)? Load(TreeRoot rootTree, ulong ino, ulong size, ulong generation, ulong numEntries, out string? why)
     {
         why = null;
         ulong pages64 = (size + (ulong)_pageSize - 1) / (ulong)_pageSize;
