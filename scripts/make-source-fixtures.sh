@@ -41,7 +41,7 @@ done
 ALL=(mkfs619-defaults mkfs619-squota mkfs619-quota mkfs619-rst mkfs619-zoned metadumps
      convert-ext4 seed-sprout kernel-halfdropped kernel-reloc mkfs619-bgt-changing
      mkfs619-csum-changing mkfs619-csum-changing-meta kernel-qgroups kernel-squota
-     kernel-csum-xxhash kernel-csum-sha256 kernel-csum-blake2)
+     kernel-csum-xxhash kernel-csum-sha256 kernel-csum-blake2 kernel-spacecache-v1)
 [[ ${#ARGS[@]} -gt 0 ]] || ARGS=("${ALL[@]}")
 
 log() { printf '\n=== %s\n' "$*" >&2; }
@@ -329,6 +329,7 @@ U_KSQ=5a1e010e-b7f5-4c3e-9d2a-00000000010e
 U_KCX=5a1e010f-b7f5-4c3e-9d2a-00000000010f
 U_KCS=5a1e0110-b7f5-4c3e-9d2a-000000000110
 U_KCB=5a1e0111-b7f5-4c3e-9d2a-000000000111
+U_SC1=5a1e0112-b7f5-4c3e-9d2a-000000000112
 
 # =======================================================================================
 # 1. mkfs619-defaults: btrfs-progs 6.19 mkfs defaults (block-group-tree, free-space-tree,
@@ -1117,6 +1118,55 @@ csum_type_image() {   # csum_type_image NAME UUID CSUM COMPRESS
 build_kernel_csum_xxhash() { csum_type_image kernel-csum-xxhash "$U_KCX" xxhash zstd; }
 build_kernel_csum_sha256() { csum_type_image kernel-csum-sha256 "$U_KCS" sha256 lzo; }
 build_kernel_csum_blake2() { csum_type_image kernel-csum-blake2 "$U_KCB" blake2 zlib; }
+
+# =======================================================================================
+# kernel-spacecache-v1: mkfs 6.2 without the free-space tree, mounted -o space_cache=v1
+# (kernel 6.18 still writes the v1 cache, with a deprecation warning). 2 GiB: the kernel
+# writes no cache for a block group under 100 MiB (cache_save_setup). A fragmented data
+# block group (every other 4 KiB file removed) makes the kernel use bitmaps.
+# kernel-spacecache-v1-to-v2: the same image mounted once with -o space_cache=v2 (the
+# kernel builds the free-space tree and removes every v1 inode and header).
+# =======================================================================================
+build_kernel_spacecache_v1() {
+    local name=kernel-spacecache-v1 img="$WORK/kernel-spacecache-v1.img" M="$WORK/mnt-sc1" dev f n
+    local name2=kernel-spacecache-v1-to-v2 img2="$WORK/kernel-spacecache-v1-to-v2.img"
+    log "$name"
+    new_image "$img" 2G
+    /sbin/mkfs.btrfs -q -f -U "$U_SC1" -R ^free-space-tree "$img" >/dev/null 2>&1
+    attach "$img"; dev=$LOOPDEV
+    do_mount "$dev" "$M" -o space_cache=v1
+    populate "$M" sc1
+    fx files "$M/frag" r 4000 4K 4K sc1/frag pattern
+    sync
+    n=0
+    for f in "$M"/frag/r-*; do (( n++ % 2 )) || rm -f "$f"; done
+    sync
+    fx files "$M/frag2" s 400 4K 12K sc1/frag2 pattern
+    sync
+    rm -f "$M"/frag2/s-*[13579]
+    trim "$M"; do_umount "$M"; detach "$dev"
+    [[ $(dump_super "$img" | awk '$1 == "compat_ro_flags" { print $2 }') == 0x0 ]] || die "$name: compat_ro flags set"
+    [[ $(dump_super "$img" | awk '$1 == "cache_generation" { print $2 }') == $(dump_super "$img" | awk '$1 == "generation" { print $2 }') ]] ||
+        die "$name: cache_generation is not the generation"
+    [[ $(dump_tree -t 1 "$img" | count 'FREE_SPACE UNTYPED') -ge 2 ]] || die "$name: fewer than two v1 cache headers"
+    dump_tree -t 1 "$img" | grep -q 'cache generation [0-9]* entries [0-9]* bitmaps [1-9]' || die "$name: no cache with bitmaps"
+    check_both "$img" "$name"
+    store "$img" "$name.img"
+    summ "$name" "v1 space cache (extents and bitmaps) written by kernel 6.18; checks pass"
+
+    log "$name2"
+    cp --sparse=always "$img" "$img2"
+    attach "$img2"; dev=$LOOPDEV
+    do_mount "$dev" "$M" -o space_cache=v2
+    fx files "$M/after" a 50 1 20K sc1/after mix
+    trim "$M"; do_umount "$M"; detach "$dev"
+    sb_bit "$img2" compat_ro_flags 0 && sb_bit "$img2" compat_ro_flags 1 || die "$name2: no FREE_SPACE_TREE(_VALID)"
+    [[ $(dump_super "$img2" | awk '$1 == "cache_generation" { print $2 }') == 0 ]] || die "$name2: cache_generation not 0"
+    [[ $(dump_tree -t 1 "$img2" | count 'FREE_SPACE UNTYPED') -eq 0 ]] || die "$name2: v1 cache headers left"
+    check_both "$img2" "$name2"
+    store "$img2" "$name2.img"
+    summ "$name2" "v1 cache converted to the free-space tree by kernel 6.18; checks pass"
+}
 
 # =======================================================================================
 if [[ -n $SURVEY ]]; then survey; exit 0; fi

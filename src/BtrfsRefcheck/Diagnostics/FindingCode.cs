@@ -149,6 +149,12 @@ public enum FindingCode
     FreeSpaceWrongItemType = 1105,
     FreeSpaceExtentsUnmerged = 1106,
     FreeSpaceTreeNotValid = 1107,
+    SpaceCacheOrphanHeader = 1108,
+    SpaceCacheInodeMissing = 1109,
+    SpaceCacheDiscarded = 1110,
+    SpaceCacheMoreFree = 1111,
+    SpaceCacheInvalidated = 1112,
+    SpaceCacheLeftBesideTree = 1113,
 
     // 1200-1299: quota groups
     QgroupCountsMismatch = 1200,

@@ -127,6 +127,23 @@ public class SourceFixtureTests(ITestOutputHelper output)
             (_, roots, _) => Assert.Contains(roots, r => r.IsDropping), 0, []),
         ["kernel-reloc"] = new("an interrupted balance: relocation trees on disk",
             (_, roots, _) => Assert.Contains(roots, r => r.IsReloc), 1, StaleMkfs62SpaceKeys),
+        ["kernel-spacecache-v1"] = new("the v1 space cache written by kernel 6.18 (mkfs 6.2 without the free-space tree, mounted -o space_cache=v1), one cache with a bitmap",
+            (v, roots, _) =>
+            {
+                Assert.True((v.Super.CompatRoFlags & Features.CompatRoFreeSpaceTree) == 0, "no FREE_SPACE_TREE");
+                Assert.Equal(v.Super.Generation, v.Super.CacheGeneration);
+                var headers = V1Headers(v, roots);
+                Assert.True(headers.Count >= 2, $"{headers.Count} v1 cache headers");
+                Assert.Contains(headers, h => new BtrfsRefcheck.Format.Items.FreeSpaceHeader(h.Data).NumBitmaps > 0);
+            }, 0, []),
+        ["kernel-spacecache-v1-to-v2"] = new("kernel-spacecache-v1 mounted once with -o space_cache=v2: the kernel built the free-space tree and removed the v1 cache",
+            (v, roots, _) =>
+            {
+                Assert.True((v.Super.CompatRoFlags & (Features.CompatRoFreeSpaceTree | Features.CompatRoFreeSpaceTreeValid)) ==
+                    (Features.CompatRoFreeSpaceTree | Features.CompatRoFreeSpaceTreeValid), "FREE_SPACE_TREE and _VALID");
+                Assert.Equal(0UL, v.Super.CacheGeneration);
+                Assert.Empty(V1Headers(v, roots));
+            }, 0, []),
         ["mkfs619-bgt-changing"] = new("btrfstune --convert-to-block-group-tree interrupted",
             (v, _, _) => Assert.True((v.Super.Flags & Superblock.FlagChangingBgTree) != 0, "superblock flag CHANGING_BG_TREE"), 0, []),
         // btrfs check 6.19 does not understand its own interrupted data checksum change: it sees the CSUM_CHANGE items
@@ -153,6 +170,9 @@ public class SourceFixtureTests(ITestOutputHelper output)
                 "ERROR: cannot open file system",
             ]),
     };
+
+    private static List<TreeSearch.FoundItem> V1Headers(BtrfsVolume v, IReadOnlyList<TreeRoot> roots) =>
+        TreeSearch.Range(v, roots.First(r => r.Id == ObjectIds.RootTree), new BtrfsKey(ObjectIds.FreeSpace, 0, 0), new BtrfsKey(ObjectIds.FreeSpace, 0, ulong.MaxValue));
 
     /// <summary>Every committed source image has an expectation (what it is for and 6.19's verdict).</summary>
     [Fact]

@@ -34,7 +34,7 @@ public readonly ref struct InodeItem
     private const int GidAt = UidAt + 4;
     private const int ModeAt = GidAt + 4;
     private const int RdevAt = ModeAt + 4;
-    private const int FlagsAt = RdevAt + 8;
+    public const int FlagsAt = RdevAt + 8;
     private const int SequenceAt = FlagsAt + 8;
     private const int ReservedAt = SequenceAt + 8;
     private const int AtimeAt = ReservedAt + 4 * 8;

@@ -251,26 +251,33 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
         var expected = Subtract(Complement(_used, bg.Start, bg.End), exclude);
         _free.Sort();
         var found = Subtract(Merge(_free), exclude);
-        if (SameRanges(expected, found)) return;
+        if (Difference(expected, found, "the free-space tree") is not { } d) return;
+        Report(FindingCode.FreeSpaceMismatch, key,
+            $"block group [{bg.Start}, {bg.End}): the free-space tree is not the complement of its extents: {d.Where}", d.Expected, d.Found);
+    }
+
+    /// <summary>Null when <paramref name="found"/> (the free space <paramref name="recorder"/> records) is exactly
+    /// <paramref name="expected"/> (the extent tree's complement); else where they first differ and both totals.</summary>
+    internal static (string Where, string Expected, string Found)? Difference(List<(ulong Start, ulong End)> expected, List<(ulong Start, ulong End)> found, string recorder)
+    {
+        if (SameRanges(expected, found)) return null;
         int i = 0;
         while (i < expected.Count && i < found.Count && expected[i] == found[i]) i++;
         string where = i < found.Count && (i >= expected.Count || found[i].Start <= expected[i].Start)
             ? $"[{found[i].Start}, {found[i].End}) is recorded free, the extent tree frees " + (i < expected.Count ? $"[{expected[i].Start}, {expected[i].End}) next" : "nothing more")
-            : $"[{expected[i].Start}, {expected[i].End}) is free by the extent tree, the free-space tree records " + (i < found.Count ? $"[{found[i].Start}, {found[i].End}) next" : "nothing more");
+            : $"[{expected[i].Start}, {expected[i].End}) is free by the extent tree, {recorder} records " + (i < found.Count ? $"[{found[i].Start}, {found[i].End}) next" : "nothing more");
         ulong sumE = expected.Aggregate(0UL, (s, r) => s + (r.End - r.Start)), sumF = found.Aggregate(0UL, (s, r) => s + (r.End - r.Start));
-        Report(FindingCode.FreeSpaceMismatch, key,
-            $"block group [{bg.Start}, {bg.End}): the free-space tree is not the complement of its extents: {where}",
-            $"{sumE} bytes free in {expected.Count} ranges", $"{sumF} bytes in {found.Count} ranges");
+        return (where, $"{sumE} bytes free in {expected.Count} ranges", $"{sumF} bytes in {found.Count} ranges");
     }
 
-    private static bool SameRanges(List<(ulong Start, ulong End)> a, List<(ulong Start, ulong End)> b)
+    internal static bool SameRanges(List<(ulong Start, ulong End)> a, List<(ulong Start, ulong End)> b)
     {
         if (a.Count != b.Count) return false;
         for (int i = 0; i < a.Count; i++) if (a[i] != b[i]) return false;
         return true;
     }
 
-    private static List<(ulong Start, ulong End)> Merge(List<(ulong Start, ulong End)> sorted)
+    internal static List<(ulong Start, ulong End)> Merge(List<(ulong Start, ulong End)> sorted)
     {
         var r = new List<(ulong Start, ulong End)>(sorted.Count);
         foreach (var x in sorted)
@@ -281,7 +288,7 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
         return r;
     }
 
-    private static List<(ulong Start, ulong End)> Complement(List<(ulong Start, ulong End)> used, ulong start, ulong end)
+    internal static List<(ulong Start, ulong End)> Complement(List<(ulong Start, ulong End)> used, ulong start, ulong end)
     {
         var r = new List<(ulong, ulong)>();
         ulong at = start;
@@ -295,7 +302,7 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
     }
 
     /// <summary>Sorted disjoint <paramref name="ranges"/> less the sorted <paramref name="cut"/>.</summary>
-    private static List<(ulong Start, ulong End)> Subtract(List<(ulong Start, ulong End)> ranges, List<(ulong Start, ulong End)> cut)
+    internal static List<(ulong Start, ulong End)> Subtract(List<(ulong Start, ulong End)> ranges, List<(ulong Start, ulong End)> cut)
     {
         if (cut.Count == 0) return ranges;
         var r = new List<(ulong, ulong)>(ranges.Count + cut.Count);
