@@ -19,9 +19,16 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
 {
     public const int MaxTrees = 64;
 
-    /// <summary>Checks <paramref name="trees"/> (at most <see cref="MaxTrees"/>); returns the mask of trees that could not
-    /// be read whole (their bits follow <paramref name="trees"/>' order) and adds the dir entries naming subvolumes.</summary>
-    public ulong Run(IReadOnlyList<(TreeRoot Root, SubvolumeParams P)> trees, List<(ulong Tree, NameRec Entry)> subvolEntries)
+    /// <summary>Where the exact join's findings go (by default with the others): the fallback after the fast path sends
+    /// the leaves' and inodes' findings, already made, to a bag of its own.</summary>
+    public FindingBag? NameFindings { get; init; }
+
+    /// <summary>Checks <paramref name="trees"/> (at most <see cref="MaxTrees"/>) and adds the dir entries naming subvolumes.
+    /// <paramref name="fast"/>: names by the fingerprints (<see cref="NameFingerprint"/>), no records; else by the exact join.
+    /// Returns the mask of trees that could not be read whole (their bits follow <paramref name="trees"/>' order) and, on
+    /// the fast path, the mask of the other trees whose names it could not verify (for <see cref="NameJoin"/> to decide).</summary>
+    public (ulong Broken, ulong Unverified) Run(IReadOnlyList<(TreeRoot Root, SubvolumeParams P)> trees, List<(ulong Tree, NameRec Entry)> subvolEntries,
+        bool fast)
     {
         int n = trees.Count;
         var leafOrder = new List<ulong>[n];
@@ -37,15 +44,21 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         }
         nodeChildren.Clear();
         ulong live = (n == 64 ? ulong.MaxValue : (1UL << n) - 1) & ~brokenTrees;
+        // the fast path knows one root directory for all: trees with another one are decided by the exact join
+        ulong rootDir = trees[0].P.RootDirId;
+        ulong unverified = 0;
+        if (fast)
+            for (int t = 0; t < n; t++)
+                if (trees[t].P.RootDirId != rootDir) unverified = live;
 
         // 2. every distinct leaf once, on every core
         var distinct = treesOfLeaf.Keys.ToArray();
         Array.Sort(distinct); // on-disk order, near enough
         var sums = new LeafSummary?[distinct.Length];
-        var summarizer = new LeafSummarizer(findings);
+        var summarizer = new LeafSummarizer(findings, fast ? rootDir : null);
         int ns = (int)volume.NodeSize;
         var outputs = new System.Collections.Concurrent.ConcurrentBag<ChunkedList<NameRec>>();
-        Parallel.For(0, distinct.Length, new ParallelOptions { MaxDegreeOfParallelism = degree }, () => (Buf: new byte[ns], Out: new ChunkedList<NameRec>()), (i, _, local) =>
+        Parallel.For(0, distinct.Length, new ParallelOptions { MaxDegreeOfParallelism = degree }, () => (Buf: new byte[ns], Out: fast ? null : new ChunkedList<NameRec>()), (i, _, local) =>
         {
             var buf = local.Buf;
             // read into the worker's buffer (no block allocated per leaf); another copy only when copy 0 fails
@@ -55,37 +68,59 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
             var p = trees[System.Numerics.BitOperations.TrailingZeroCount(treesOfLeaf[at])].P;
             if (b != null && b.View.IsLeaf) sums[i] = summarizer.OfLeaf(b, p, treesOfLeaf[at], local.Out);
             return local;
-        }, local => outputs.Add(local.Out));
+        }, local => { if (local.Out != null) outputs.Add(local.Out); });
         var sumOf = new Dictionary<ulong, LeafSummary>(distinct.Length);
         for (int i = 0; i < distinct.Length; i++)
             if (sums[i] is { } s) sumOf[distinct[i]] = s;
 
-        // 3. inodes across leaves, per tree, once per distinct run of leaves
+        // 3. inodes across leaves, per tree, once per distinct run of leaves; on the fast path, each tree's sums
         var runs = new Dictionary<string, int>();
         var boundary = new List<NameRec>();
+        var verdicts = new List<NameFingerprint.Verdict>();
+        var runMask = new List<ulong>();
+        var sumItem = new ulong[n];
+        var sumIndex = new ulong[n];
         for (int t = 0; t < n; t++)
         {
-            if ((live & (1UL << t)) == 0) continue;
+            ulong bit = 1UL << t;
+            if ((live & bit) == 0) continue;
             InodeAcc? open = null;
             var span = new List<ulong>();
             void Close()
             {
                 if (open == null) return;
                 string key = open.Ino + ":" + string.Join(',', span);
-                if (runs.TryGetValue(key, out int at)) { var r = boundary[at]; r.Mask |= 1UL << t; boundary[at] = r; }
-                else
+                if (!runs.TryGetValue(key, out int at))
                 {
+                    at = runMask.Count;
+                    runs[key] = at;
+                    runMask.Add(0);
                     var r = open.Close(trees[t].P, findings);
-                    r.Mask = 1UL << t;
-                    runs[key] = boundary.Count;
-                    boundary.Add(r);
+                    if (fast) verdicts.Add(NameFingerprint.Close(open, rootDir));
+                    else boundary.Add(r);
+                }
+                runMask[at] |= bit;
+                if (fast)
+                {
+                    var v = verdicts[at];
+                    sumItem[t] += v.Item;
+                    sumIndex[t] += v.Index;
                 }
                 open = null;
                 span.Clear();
             }
+            ulong lastIno = 0;
             foreach (ulong leaf in leafOrder[t])
             {
-                if (!sumOf.TryGetValue(leaf, out var s) || s.Head == null) continue;
+                if (!sumOf.TryGetValue(leaf, out var s)) { unverified |= bit; continue; }
+                if (fast)
+                {
+                    sumItem[t] += s.SumItem;
+                    sumIndex[t] += s.SumIndex;
+                    if (s.Why != null || (s.FirstIno != 0 && s.FirstIno < lastIno)) unverified |= bit;
+                    if (s.LastIno != 0) lastIno = s.LastIno;
+                }
+                if (s.Head == null) continue;
                 if (open != null && open.Ino == s.Head.Ino)
                 {
                     open.Append(s.Head);
@@ -101,6 +136,13 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
             Close();
         }
 
+        if (fast)
+        {
+            unverified |= FastVerdict(sumOf, verdicts, runMask, sumItem, sumIndex, live, subvolEntries, trees);
+            return (brokenTrees, unverified & live);
+        }
+        for (int i = 0; i < boundary.Count; i++) { var r = boundary[i]; r.Mask = runMask[i]; boundary[i] = r; }
+
         // 4. all records, each with the trees that hold it, joined once
         var segments = new List<(NameRec[] Array, int Count)>();
         foreach (var o in outputs) segments.AddRange(o.TakeSegments());
@@ -108,8 +150,47 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         boundary.Clear();
         sumOf.Clear();
         Array.Clear(sums);
-        NameJoin.Evaluate(segments, trees.Select(x => x.P).ToList(), live, findings, subvolEntries);
-        return brokenTrees;
+        NameJoin.Evaluate(segments, trees.Select(x => x.P).ToList(), live, NameFindings ?? findings, subvolEntries);
+        return (brokenTrees, 0);
+    }
+
+    /// <summary>The fast path's decision, per live tree: its fingerprint sums are zero, no leaf or inode of it needs the
+    /// exact join, its root directory was seen and is right, and each of its inodes with nlink 0 has an ORPHAN_ITEM in it.
+    /// A directory with nlink 0 anywhere sends every tree to the exact join (which leaves its entries out for all).
+    /// Returns the trees not verified; adds the dir entries naming subvolumes.</summary>
+    private static ulong FastVerdict(Dictionary<ulong, LeafSummary> sumOf, List<NameFingerprint.Verdict> verdicts, List<ulong> runMask,
+        ulong[] sumItem, ulong[] sumIndex, ulong live, List<(ulong Tree, NameRec Entry)> subvolEntries,
+        IReadOnlyList<(TreeRoot Root, SubvolumeParams P)> trees)
+    {
+        ulong unverified = 0, rootDirOk = 0;
+        var orphans = new Dictionary<ulong, ulong>(); // inode -> trees holding its ORPHAN_ITEM
+        var unlinked = new List<(ulong Ino, ulong Trees)>();
+        foreach (var s in sumOf.Values)
+        {
+            ulong m = s.Mask & live;
+            if (m == 0) continue;
+            if (s.DeadDir) unverified = live;
+            if (s.RootDirOk) rootDirOk |= m;
+            if (s.Orphans != null) foreach (ulong o in s.Orphans) orphans[o] = orphans.GetValueOrDefault(o) | m;
+            if (s.Unlinked != null) foreach (ulong u in s.Unlinked) unlinked.Add((u, m));
+            if (s.SubvolEntries != null)
+                foreach (var r in s.SubvolEntries)
+                    for (ulong k = m; k != 0; k &= k - 1) subvolEntries.Add((trees[System.Numerics.BitOperations.TrailingZeroCount(k)].P.Tree, r));
+        }
+        for (int at = 0; at < verdicts.Count; at++)
+        {
+            var v = verdicts[at];
+            ulong m = runMask[at];
+            if (v.Why != null) unverified |= m;
+            if (v.DeadDir) unverified = live;
+            if (v.RootDirOk) rootDirOk |= m;
+            if (v.Unlinked) unlinked.Add((v.Ino, m));
+        }
+        foreach (var (ino, m) in unlinked) unverified |= m & ~orphans.GetValueOrDefault(ino);
+        unverified |= live & ~rootDirOk;
+        for (int t = 0; t < trees.Count; t++)
+            if (sumItem[t] != 0 || sumIndex[t] != 0) unverified |= 1UL << t;
+        return unverified & live;
     }
 
     /// <summary>A root leaf without items: the tree-block validator's 305 (a subvolume tree is never empty); its root

@@ -27,6 +27,13 @@ internal sealed class InodeAcc(ulong ino)
     public string? BadExtent;
     public ulong BadExtentLeaf;
     public BtrfsKey BadExtentKey;
+    /// <summary>The fast path's (<see cref="NameFingerprint"/>): the INODE_REF / INODE_EXTREF entries, the first in
+    /// <see cref="Ref0"/>, all of them in <see cref="RefsMore"/> once there are two; <see cref="Odd"/>: an INODE_ITEM after
+    /// other items of the inode.</summary>
+    public int RefCount;
+    public RefTuple Ref0;
+    public List<RefTuple>? RefsMore;
+    public bool Odd;
 
     public const uint SIfmt = 0xF000, SIfdir = 0x4000, SIfreg = 0x8000, SIflnk = 0xA000;
 
@@ -90,7 +97,19 @@ internal sealed class InodeAcc(ulong ino)
         ExtentEnd = key.Offset + numBytes;
     }
 
-    public InodeAcc Copy() => (InodeAcc)MemberwiseClone();
+    /// <summary>One INODE_REF / INODE_EXTREF entry (fast path).</summary>
+    public void Ref(in RefTuple r)
+    {
+        if (RefCount++ == 0) { Ref0 = r; return; }
+        (RefsMore ??= [Ref0]).Add(r);
+    }
+
+    public InodeAcc Copy()
+    {
+        var c = (InodeAcc)MemberwiseClone();
+        if (RefsMore != null) c.RefsMore = [.. RefsMore];
+        return c;
+    }
 
     private void Bad(BtrfsKey key, ulong leaf, string what)
     {
@@ -103,8 +122,11 @@ internal sealed class InodeAcc(ulong ino)
     /// <summary>Joins the accumulator of the same inode's next key range into this one.</summary>
     public void Append(InodeAcc b)
     {
+        for (int i = 0; i < b.RefCount; i++) Ref(b.RefsMore != null ? b.RefsMore[i] : b.Ref0);
+        Odd |= b.Odd;
         if (b.HasItem)
         {
+            Odd = true; // the INODE_ITEM comes first of an inode's items
             if (HasItem) DupItem = true;
             else { HasItem = true; Nlink = b.Nlink; Mode = b.Mode; Size = b.Size; Nbytes = b.Nbytes; Flags = b.Flags; ItemLeaf = b.ItemLeaf; }
         }
