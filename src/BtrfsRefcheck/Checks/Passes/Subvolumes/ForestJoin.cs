@@ -74,7 +74,8 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
             if (sums[i] is { } s) sumOf[distinct[i]] = s;
 
         // 3. inodes across leaves, per tree, once per distinct run of leaves; on the fast path, each tree's sums
-        var runs = new Dictionary<string, int>();
+        var runs = new Dictionary<string, int>(); // runs of more than two leaves
+        var shortRuns = new Dictionary<(ulong Ino, ulong A, ulong B), int>(); // of one or two (B 0 for one)
         var boundary = new List<NameRec>();
         var verdicts = new List<NameFingerprint.Verdict>();
         var runMask = new List<ulong>();
@@ -89,11 +90,13 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
             void Close()
             {
                 if (open == null) return;
-                string key = open.Ino + ":" + string.Join(',', span);
-                if (!runs.TryGetValue(key, out int at))
+                string? key = span.Count > 2 ? open.Ino + ":" + string.Join(',', span) : null;
+                var shortKey = (open.Ino, span[0], span.Count == 2 ? span[1] : 0);
+                if (!(key != null ? runs.TryGetValue(key, out int at) : shortRuns.TryGetValue(shortKey, out at)))
                 {
                     at = runMask.Count;
-                    runs[key] = at;
+                    if (key != null) runs[key] = at;
+                    else shortRuns[shortKey] = at;
                     runMask.Add(0);
                     var r = open.Close(trees[t].P, findings);
                     if (fast) verdicts.Add(NameFingerprint.Close(open, rootDir));

@@ -10,7 +10,7 @@ namespace BtrfsRefcheck.Checks;
 /// checks what depends on the inode alone.</summary>
 internal sealed class InodeAcc(ulong ino)
 {
-    public readonly ulong Ino = ino;
+    public ulong Ino = ino;
     public bool HasItem, DupItem, Partial;
     public uint Nlink, Mode;
     public ulong Size, Nbytes, Flags, ItemLeaf, FirstLeaf;
@@ -102,6 +102,24 @@ internal sealed class InodeAcc(ulong ino)
     {
         if (RefCount++ == 0) { Ref0 = r; return; }
         (RefsMore ??= [Ref0]).Add(r);
+    }
+
+    /// <summary>This accumulator as a new one for inode <paramref name="ino"/> would be (every field; a test holds it to
+    /// that): the summarizer reuses one for the inodes wholly inside a leaf, which it closes there.</summary>
+    public void Reset(ulong ino)
+    {
+        Ino = ino;
+        HasItem = DupItem = Partial = false;
+        Nlink = Mode = 0;
+        Size = Nbytes = Flags = ItemLeaf = FirstLeaf = 0;
+        DirNames = ExtentBytes = 0;
+        HasDirEntries = HasFileExtent = false;
+        ExtentStart = ulong.MaxValue; ExtentEnd = 0; FirstGap = ulong.MaxValue;
+        OverlapAt = ulong.MaxValue; OverlapLeaf = 0;
+        Compressed = Regular = Prealloc = 0;
+        CompressedLeaf = RegularLeaf = 0;
+        BadExtent = null; BadExtentLeaf = 0; BadExtentKey = default;
+        RefCount = 0; Ref0 = default; RefsMore = null; Odd = false;
     }
 
     public InodeAcc Copy()

@@ -81,14 +81,22 @@ internal sealed class LeafSummarizer(FindingBag findings, ulong? fastRootDirId =
             if (!IsInodeItemType(key.ItemType)) continue; // 424 (unknown key type in a subvolume tree)
             if (cur == null || cur.Ino != ino)
             {
+                InodeAcc? spare = null;
                 if (cur != null)
                 {
                     if (ino < cur.Ino) s.Why ??= "keys out of order";
                     if (s.Head == null) s.Head = cur;
-                    else if (_fast) { cur.Close(p, findings); s.Take(NameFingerprint.Close(cur, _rootDir), cur.Ino); }
-                    else s.Add(cur.Close(p, findings));
+                    else
+                    {
+                        if (_fast) { cur.Close(p, findings); s.Take(NameFingerprint.Close(cur, _rootDir), cur.Ino); }
+                        else s.Add(cur.Close(p, findings));
+                        spare = cur; // closed inside the leaf: nothing keeps it
+                    }
                 }
-                cur = new InodeAcc(ino) { FirstLeaf = leaf };
+                if (spare != null) spare.Reset(ino);
+                else spare = new InodeAcc(ino);
+                cur = spare;
+                cur.FirstLeaf = leaf;
                 if (s.FirstIno == 0) s.FirstIno = ino;
                 s.LastIno = ino;
             }
