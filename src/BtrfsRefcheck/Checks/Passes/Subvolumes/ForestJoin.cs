@@ -18,6 +18,8 @@ namespace BtrfsRefcheck.Checks;
 internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSet<ulong> broken, int degree)
 {
     public const int MaxTrees = 64;
+    /// <summary>Adjacent leaves read with one request, at most.</summary>
+    private const int MaxRun = 16;
 
     /// <summary>Where the exact join's findings go (by default with the others): the fallback after the fast path sends
     /// the leaves' and inodes' findings, already made, to a bag of its own.</summary>
@@ -58,15 +60,24 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         var summarizer = new LeafSummarizer(findings, fast ? rootDir : null);
         int ns = (int)volume.NodeSize;
         var outputs = new System.Collections.Concurrent.ConcurrentBag<ChunkedList<NameRec>>();
-        Parallel.For(0, distinct.Length, new ParallelOptions { MaxDegreeOfParallelism = degree }, () => (Buf: new byte[ns], Out: fast ? null : new ChunkedList<NameRec>()), (i, _, local) =>
+        // adjacent leaves are read together (one request per run)
+        var runStarts = new List<int>();
+        for (int i = 0; i < distinct.Length; i++)
+            if (i == 0 || distinct[i] != distinct[i - 1] + (ulong)ns || i - runStarts[^1] >= MaxRun) runStarts.Add(i);
+        Parallel.For(0, runStarts.Count, new ParallelOptions { MaxDegreeOfParallelism = degree }, () => (Buf: new byte[ns * MaxRun], Out: fast ? null : new ChunkedList<NameRec>()), (r, _, local) =>
         {
             var buf = local.Buf;
+            int from = runStarts[r], to = r + 1 < runStarts.Count ? runStarts[r + 1] : distinct.Length;
             // read into the worker's buffer (no block allocated per leaf); another copy only when copy 0 fails
-            ulong at = distinct[i];
-            var b = volume.VerifiedInPlace(at, volume.TryReadRun(at, 1, buf), buf, 0) ?? volume.ReadTreeBlockUncached(at).Block;
-            // findings about the inodes inside a shared leaf name the first tree that holds it
-            var p = trees[System.Numerics.BitOperations.TrailingZeroCount(treesOfLeaf[at])].P;
-            if (b != null && b.View.IsLeaf) sums[i] = summarizer.OfLeaf(b, p, treesOfLeaf[at], local.Out);
+            bool readOk = volume.TryReadRun(distinct[from], to - from, buf);
+            for (int i = from; i < to; i++)
+            {
+                ulong at = distinct[i];
+                var b = volume.VerifiedInPlace(at, readOk, buf, (i - from) * ns) ?? volume.ReadTreeBlockUncached(at).Block;
+                // findings about the inodes inside a shared leaf name the first tree that holds it
+                var p = trees[System.Numerics.BitOperations.TrailingZeroCount(treesOfLeaf[at])].P;
+                if (b != null && b.View.IsLeaf) sums[i] = summarizer.OfLeaf(b, p, treesOfLeaf[at], local.Out);
+            }
             return local;
         }, local => { if (local.Out != null) outputs.Add(local.Out); });
         var sumOf = new Dictionary<ulong, LeafSummary>(distinct.Length);
@@ -86,6 +97,7 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
             ulong bit = 1UL << t;
             if ((live & bit) == 0) continue;
             InodeAcc? open = null;
+            bool owned = false; // open is a copy of a leaf's accumulator, not the leaf's own (copied when appended to)
             var span = new List<ulong>();
             void Close()
             {
@@ -126,15 +138,17 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
                 if (s.Head == null) continue;
                 if (open != null && open.Ino == s.Head.Ino)
                 {
+                    if (!owned) { open = open.Copy(); owned = true; }
                     open.Append(s.Head);
                     span.Add(leaf);
-                    if (s.Tail != null) { Close(); open = s.Tail.Copy(); span.Add(leaf); }
+                    if (s.Tail != null) { Close(); open = s.Tail; owned = false; span.Add(leaf); }
                     continue;
                 }
                 Close();
-                open = s.Head.Copy();
+                open = s.Head;
+                owned = false;
                 span.Add(leaf);
-                if (s.Tail != null) { Close(); open = s.Tail.Copy(); span.Add(leaf); }
+                if (s.Tail != null) { Close(); open = s.Tail; owned = false; span.Add(leaf); }
             }
             Close();
         }
