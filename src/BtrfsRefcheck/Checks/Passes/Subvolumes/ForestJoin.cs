@@ -7,14 +7,18 @@ namespace BtrfsRefcheck.Checks;
 
 /// <summary>Checks up to 64 subvolume trees together, so that what snapshots share is checked once:
 /// 1. each tree's leaves, in key order, from its nodes (nodes only are read here, each once);
-/// 2. each distinct leaf is summarised once (<see cref="LeafSummarizer"/>, both cores): its inodes wholly inside are
-///    checked there, its names become records;
+/// 2. each distinct leaf is summarised once (<see cref="LeafSummarizer"/>, both cores; adjacent leaves read together):
+///    its inodes wholly inside are checked there; its names become, on the fast path, the leaf's share of the trees'
+///    name fingerprints (<see cref="NameFingerprint"/>), else records;
 /// 3. per tree, the inodes whose items run across leaves are joined along the tree's leaf order and checked, once per
 ///    distinct run of leaves (a run two snapshots share is the same inode);
-/// 4. every record carries the set of trees that hold its leaf (a 64-bit mask); the records of all trees are sorted
-///    once and each inode's group is decided once per distinct subset some tree sees (<see cref="NameJoin.Evaluate"/>).
-/// Memory: one record per name and inode of the distinct leaves (56 bytes, in the workers' segmented lists), plus one
-/// range of inode numbers' copy while it is sorted; not per tree.</summary>
+/// 4. fast path: each tree whose sums are zero and whose inodes passed the local rules is verified; the others are
+///    returned, for a second run without the fast path. Exact join: every record carries the set of trees that hold its
+///    leaf (a 64-bit mask); the records of all trees are sorted once and each inode's group is decided once per
+///    distinct subset some tree sees (<see cref="NameJoin.Evaluate"/>).
+/// Memory: the fast path keeps a summary per distinct leaf (sums, its two open inodes); the exact join one record per
+/// name and inode of the distinct leaves (56 bytes, in the workers' segmented lists), plus one range of inode numbers'
+/// copy while it is sorted; not per tree.</summary>
 internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSet<ulong> broken, int degree)
 {
     public const int MaxTrees = 64;
