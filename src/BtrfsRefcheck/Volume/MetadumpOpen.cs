@@ -77,7 +77,8 @@ internal static class MetadumpOpen
                         if (e.IsTruncated || e.Name.SequenceEqual("default"u8)) return;
                         vol.NamesSanitized = true;
                         vol.Notes.Add($"file names were replaced by btrfs-image -s or -ss (the root tree's DIR_ITEM \"default\" is named \"{System.Text.Encoding.ASCII.GetString(e.Name)}\"): " +
-                                      "name hashes of DIR_ITEM and INODE_EXTREF keys are not checked");
+                                      "name hashes of DIR_ITEM and INODE_EXTREF keys are not checked, nor are names and links matched between " +
+                                      "INODE_REFs and dir entries, nor subvolume references");
                         return;
                     }
                 }

@@ -309,6 +309,10 @@ public class ChunkMapTests(ITestOutputHelper output)
             {
                 var chunk = vol.Chunks.Find(bytenr)!;
                 var (code, stdout, stderr) = Progs.RunRaw("btrfs-map-logical", "-l", bytenr.ToString(), "-b", vol.NodeSize.ToString(), devices[0]);
+                // once in a full run under heavy load (load average 20) v6.2 exited 0 and printed no mirror for a block
+                // it maps when run again: the answer of a run that printed nothing is asked for a second time
+                if (code == 0 && !MirrorLine.IsMatch(stdout))
+                    (code, stdout, stderr) = Progs.RunRaw("btrfs-map-logical", "-l", bytenr.ToString(), "-b", vol.NodeSize.ToString(), devices[0]);
                 if (code != 0)
                 {
                     // v6.2's btrfs-map-logical fails (exit 1, often silently) for a block whose extent item is the first

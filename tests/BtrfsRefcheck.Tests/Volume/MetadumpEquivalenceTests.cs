@@ -290,7 +290,10 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
             foreach (var f in dumped.Findings) output.WriteLine($"  dump:  {f.Severity} {f}");
             var missing = dumped.Findings.Where(f => f.Code == FindingCode.TreeBlockNotInDump).Select(f => f.Bytenr).ToHashSet();
             // 504 on the image is 132 (and its 900) on the dump, at the same block
-            var onDump = dumped.Findings.Where(f => !(missing.Contains(f.Bytenr) && f.Code == FindingCode.SubtreeNotChecked))
+            // and what the missing block hides is said as such: the subvolume it belongs to is not checked (819), and the
+            // data extents only its file extents referenced are suspected orphans, as warnings that name the unreadable
+            // block (which extents those are depends on how the fixture's inodes fell into leaves)
+            var onDump = dumped.Findings.Where(f => !(missing.Contains(f.Bytenr) && f.Code == FindingCode.SubtreeNotChecked) && !HiddenByMissing(f, missing))
                 .Select(f => f.Code == FindingCode.TreeBlockNotInDump ? f with { Code = FindingCode.TreeBlockNoExtentItem } : f);
             Assert.Equal(Keys(raw.Findings), Keys(onDump));
             if (missing.Count == 0) Assert.Equal(Counts(raw.Report.Stats), Counts(dumped.Report.Stats));
@@ -322,12 +325,17 @@ public class MetadumpEquivalenceTests(ITestOutputHelper output)
             var back = Check([restored]);
             foreach (var f in back.Findings) output.WriteLine($"  restored: {f.Severity} {f}");
             missing ??= [];
-            var onRestored = back.Findings.Where(f => !(missing.Contains(f.Bytenr) && f.Code == FindingCode.SubtreeNotChecked))
+            var onRestored = back.Findings.Where(f => !(missing.Contains(f.Bytenr) && f.Code == FindingCode.SubtreeNotChecked) && !HiddenByMissing(f, missing))
                 .Select(f => missing.Contains(f.Bytenr) && f.Code == FindingCode.TreeBlockChecksumMismatch ? f with { Code = FindingCode.TreeBlockNoExtentItem } : f);
             Assert.Equal(Keys(raw.Findings), Keys(onRestored));
         }
         finally { File.Delete(restored); }
     }
+
+    /// <summary>What a block the dump lacks hides, said as such (see <see cref="ForgedDefectOnTheDumpIsTheDefectOnTheImage"/>).</summary>
+    private static bool HiddenByMissing(Finding f, HashSet<ulong?> missing) => missing.Count > 0 &&
+        (f.Code == FindingCode.SubvolumeNotChecked ||
+         f.Severity == Severity.Warning && f.Code == FindingCode.OrphanDataExtentItem && f.Message.Contains("may be a consequence of the", StringComparison.Ordinal));
 
     private static bool Opens(string path)
     {

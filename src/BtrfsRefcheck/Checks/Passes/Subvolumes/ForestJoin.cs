@@ -171,7 +171,8 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         boundary.Clear();
         sumOf.Clear();
         Array.Clear(sums);
-        NameJoin.Evaluate(segments, trees.Select(x => x.P).ToList(), live, NameFindings ?? findings, subvolEntries);
+        // names replaced by btrfs-image -s/-ss are not the same on both sides of a link: not matched (the volume says so)
+        if (!volume.NamesSanitized) NameJoin.Evaluate(segments, trees.Select(x => x.P).ToList(), live, NameFindings ?? findings, subvolEntries);
         return (brokenTrees, 0);
     }
 

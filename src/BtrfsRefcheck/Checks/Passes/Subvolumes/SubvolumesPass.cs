@@ -51,6 +51,8 @@ public sealed class SubvolumesPass : ICheckPass
             var (brokenTrees, unverified) = new ForestJoin(vol, ctx.Findings, broken, degree).Run(batch, subvolEntries, fast: !ctx.SubvolumeNamesExactOnly);
             ulong live = (batch.Count == 64 ? ulong.MaxValue : (1UL << batch.Count) - 1) & ~brokenTrees;
             if (ctx.SubvolumeNamesExactOnly) unverified = live;
+            // names replaced by btrfs-image -s/-ss are not the same on both sides of a link: not matched either way
+            if (vol.NamesSanitized) unverified = live = 0;
             ctx.Stats.SubvolumeTreesFast += System.Numerics.BitOperations.PopCount(live & ~unverified);
             ctx.Stats.SubvolumeTreesJoined += System.Numerics.BitOperations.PopCount(unverified);
             if (unverified != 0 && !ctx.SubvolumeNamesExactOnly)
@@ -70,6 +72,6 @@ public sealed class SubvolumesPass : ICheckPass
                     Bytenr: root.Bytenr, Tree: root.Id));
             }
         }
-        if (allComplete) RootRefCheck.Run(facts, subvolEntries, ctx.Findings, rootTree.Bytenr);
+        if (allComplete && !vol.NamesSanitized) RootRefCheck.Run(facts, subvolEntries, ctx.Findings, rootTree.Bytenr);
     }
 }
