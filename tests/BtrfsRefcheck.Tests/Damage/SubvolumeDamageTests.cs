@@ -412,6 +412,30 @@ public class SubvolumeDamageTests(ITestOutputHelper output)
         Assert.Equal(exact.Select(Line), fast.Select(Line));
     }
 
+    /// <summary>A leaf the fs tree shares with its snapshots (31670272: inodes 714-716 of directory 621) given a wrong
+    /// nlink for inode 715: the fast path verifies none of the trees holding it, and the exact join reports the inode once
+    /// for all of them, as the exact join alone does.</summary>
+    [Fact]
+    public void FastPathRejectsEveryTreeSharingADamagedLeaf()
+    {
+        using var img = Copy(Snapshots);
+        const ulong leaf = 31670272;
+        Edit(img.Paths, (ed, _) =>
+        {
+            var le = ed.Leaf(leaf);
+            BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 715, ItemType.InodeItem, 0))[NlinkAt..], 2);
+        });
+        var (fast, fastStats) = CheckWith(img.Paths, exactOnly: false);
+        var (exact, _) = CheckWith(img.Paths, exactOnly: true);
+        foreach (var f in fast) output.WriteLine($"  {f.Severity} {f}");
+        var wrong = Assert.Single(fast, f => f.Code == FindingCode.InodeLinkCountWrong);
+        Assert.Equal((leaf, ObjectIds.FsTree), (wrong.Bytenr!.Value, wrong.Tree!.Value));
+        Assert.Contains("snapshot(s) sharing these items", wrong.Message);
+        Assert.True(fastStats.SubvolumeTreesJoined >= 2, $"{fastStats.SubvolumeTreesJoined} trees joined");
+        Assert.True(fastStats.SubvolumeTreesFast >= 1);
+        Assert.Equal(exact.Select(Line), fast.Select(Line));
+    }
+
     /// <summary>Every finding with all it says (the order is the bag's stable one).</summary>
     private static string Line(Finding f) => $"{f.Severity} {f}";
 
