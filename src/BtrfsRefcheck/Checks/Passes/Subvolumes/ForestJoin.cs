@@ -136,7 +136,7 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
                 {
                     sumItem[t] += s.SumItem;
                     sumIndex[t] += s.SumIndex;
-                    if (s.Why != null || (s.FirstIno != 0 && s.FirstIno < lastIno)) unverified |= bit;
+                    if (s.Why != null || (s.FirstIno != 0 && (s.FirstIno < lastIno || (s.HeadClosed && s.FirstIno == lastIno)))) unverified |= bit;
                     if (s.LastIno != 0) lastIno = s.LastIno;
                 }
                 if (s.Head == null) continue;

@@ -26,6 +26,9 @@ internal sealed class LeafSummary
     /// <summary>Why the trees holding this leaf need the exact join (null: none seen).</summary>
     public string? Why;
     public bool DeadDir, RootDirOk;
+    /// <summary>The leaf's first inode was closed in it (it starts with its INODE_ITEM); <see cref="Head"/> is then the
+    /// last one, if still open.</summary>
+    public bool HeadClosed;
     /// <summary>The first and last inode number of the leaf's inode items (0: none), for the key order across leaves.</summary>
     public ulong FirstIno, LastIno;
     /// <summary>ORPHAN_ITEMs; inner inodes with nlink 0; dir entries naming subvolumes (few).</summary>
@@ -65,6 +68,8 @@ internal sealed class LeafSummarizer(FindingBag findings, ulong? fastRootDirId =
         ulong leaf = block.Logical;
         var s = new LeafSummary { Out = output!, Mask = mask };
         InodeAcc? cur = null;
+        bool headDone = false; // the first inode is closed or open (Head)
+        bool firstIsItem = false; // the leaf's first inode item is an INODE_ITEM
         int n = view.Count;
         for (int i = 0; i < n; i++)
         {
@@ -85,9 +90,14 @@ internal sealed class LeafSummarizer(FindingBag findings, ulong? fastRootDirId =
                 if (cur != null)
                 {
                     if (ino < cur.Ino) s.Why ??= "keys out of order";
-                    if (s.Head == null) s.Head = cur;
+                    bool first = !headDone;
+                    headDone = true;
+                    // the fast path closes the first inode here too when the leaf starts with its INODE_ITEM: no leaf
+                    // before can hold its items (step 3 checks that the trees' leaves say so)
+                    if (first && !(_fast && cur.HasItem && cur.ItemLeaf == leaf && firstIsItem)) s.Head = cur;
                     else
                     {
+                        if (first) s.HeadClosed = true;
                         if (_fast) { cur.Close(p, findings); s.Take(NameFingerprint.Close(cur, _rootDir), cur.Ino); }
                         else s.Add(cur.Close(p, findings));
                         spare = cur; // closed inside the leaf: nothing keeps it
@@ -97,7 +107,7 @@ internal sealed class LeafSummarizer(FindingBag findings, ulong? fastRootDirId =
                 else spare = new InodeAcc(ino);
                 cur = spare;
                 cur.FirstLeaf = leaf;
-                if (s.FirstIno == 0) s.FirstIno = ino;
+                if (s.FirstIno == 0) { s.FirstIno = ino; firstIsItem = key.ItemType == ItemType.InodeItem; }
                 s.LastIno = ino;
             }
             switch (key.ItemType)
