@@ -83,6 +83,8 @@ internal static class CheckText
             o.WriteLine($"  extent items {s.ExtentItems} (metadata {s.MetadataExtentItems}, data {s.DataExtentItems}), block groups {s.BlockGroups}");
             o.WriteLine($"  back-refs: inline {s.InlineRefs}, keyed {s.KeyedRefs}; TREE_BLOCK_REF {s.TreeBlockRefs}, SHARED_BLOCK_REF {s.SharedBlockRefs}, EXTENT_DATA_REF {s.ExtentDataRefs}, SHARED_DATA_REF {s.SharedDataRefs}, EXTENT_OWNER_REF {s.ExtentOwnerRefs}");
             o.WriteLine($"  file extents referencing data {s.FileExtents}");
+            if (s.SubvolumeTreesFast + s.SubvolumeTreesJoined > 0)
+                o.WriteLine($"  subvolume trees: names verified by fingerprint {s.SubvolumeTreesFast}, by the exact join {s.SubvolumeTreesJoined}");
             if (s.DataBytesVerified > 0 || s.DataSectorsBad > 0)
                 o.WriteLine($"  data verified {s.DataBytesVerified} bytes (every copy), bad sectors {s.DataSectorsBad}");
             o.WriteLine($"  findings: {r.Errors} errors, {r.Warnings} warnings, {r.Notes} notes");
@@ -143,6 +145,8 @@ internal static class CheckJson
         w.WriteNumber("shared_data_refs", s.SharedDataRefs);
         w.WriteNumber("extent_owner_refs", s.ExtentOwnerRefs);
         w.WriteNumber("file_extents", s.FileExtents);
+        w.WriteNumber("subvolume_trees_fast", s.SubvolumeTreesFast);
+        w.WriteNumber("subvolume_trees_joined", s.SubvolumeTreesJoined);
         if (s.DataBytesVerified > 0 || s.DataSectorsBad > 0)
         {
             w.WriteNumber("data_bytes_verified", s.DataBytesVerified);

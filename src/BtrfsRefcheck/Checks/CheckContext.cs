@@ -21,6 +21,9 @@ public sealed class CheckContext(BtrfsVolume volume, FindingBag findings, ICheck
     /// <summary>Worker threads for the scan (null: one per core).</summary>
     public int? DegreeOfParallelism { get; init; }
 
+    /// <summary>The subvolume pass decides every tree's names by the exact join, without its fast path (tests compare the two).</summary>
+    internal bool SubvolumeNamesExactOnly { get; init; }
+
     /// <summary>Every tree to check (added by the roots pass).</summary>
     public List<TreeRoot> Roots { get; set; } = [];
 

@@ -24,6 +24,11 @@ public sealed class CheckStats
     public long BlockGroups;
     public long UnreadableBlocks;
 
+    /// <summary>Subvolume trees whose names the subvolume pass verified by their fingerprints (its fast path), and those
+    /// it decided by the exact join (the fast path could not verify them, or was not used).</summary>
+    public long SubvolumeTreesFast;
+    public long SubvolumeTreesJoined;
+
     /// <summary>Data bytes read and verified against the csum tree (every copy; only with VerifyDataChecksums), and the
     /// sectors found bad.</summary>
     public long DataBytesVerified;

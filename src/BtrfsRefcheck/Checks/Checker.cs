@@ -37,6 +37,13 @@ public static class Checker
         bool verifyDataChecksums = false)
     {
         var ctx = new CheckContext(volume, findings, observer) { DegreeOfParallelism = degreeOfParallelism, VerifyDataChecksums = verifyDataChecksums };
+        return Run(ctx);
+    }
+
+    /// <summary>Runs the passes over a context made by the caller (tests set its internal switches).</summary>
+    internal static CheckReport Run(CheckContext ctx)
+    {
+        var (volume, findings) = (ctx.Volume, ctx.Findings);
         var timings = new List<PhaseTiming>();
         var run = Passes.Where(p => p.RunsOn(ctx)).ToList();
         for (int i = 0; i < run.Count; i++)

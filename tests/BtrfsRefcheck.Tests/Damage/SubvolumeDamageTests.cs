@@ -4,6 +4,7 @@ using BtrfsRefcheck.Forge;
 using BtrfsRefcheck.Format;
 using BtrfsRefcheck.Tests.Oracle;
 using BtrfsRefcheck.Tests.Sources;
+using BtrfsRefcheck.Volume;
 using Xunit.Abstractions;
 using static BtrfsRefcheck.Tests.Damage.DamageSupport;
 
@@ -352,6 +353,98 @@ public class SubvolumeDamageTests(ITestOutputHelper output)
         Assert.Equal((Severity.Info, leaf, Subvol), (note.Severity, note.Bytenr!.Value, note.Tree!.Value));
         Assert.Contains(findings, f => f.Code == FindingCode.TreeBlockChecksumMismatch && f.Bytenr == leaf);
         Assert.DoesNotContain(findings, f => (int)f.Code is >= 800 and < 900 && f.Code != FindingCode.SubvolumeNotChecked);
+    }
+
+    /// <summary>The name defects forged above (and a few more that only the fingerprints would have to see), each on
+    /// subvolume 258's leaf: the fast path must not verify the tree (a false "consistent" would hide the damage), and the
+    /// check's findings are exactly those of the exact join alone (every tree joined, no fast path).</summary>
+    public static readonly Dictionary<string, Action<LeafEditor>> NameDefects = new()
+    {
+        ["MissingDirIndex"] = le => le.DeleteItem(Slot(le, 256, ItemType.DirIndex, 5)),
+        ["DirIndexWithAWrongName"] = le => le.Data(Slot(le, 256, ItemType.DirIndex, 6))[30] ^= 0x20,
+        ["NoRootDirectoryInode"] = le => le.DeleteItem(Slot(le, 256, ItemType.InodeItem, 0)),
+        ["MissingInodeItem"] = le => le.DeleteItem(Slot(le, 260, ItemType.InodeItem, 0)),
+        ["WrongLinkCount"] = le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[NlinkAt..], 2),
+        ["MissingInodeRef"] = le => le.DeleteItem(Slot(le, 265, ItemType.InodeRef, 256)),
+        ["DuplicateFileName"] = le =>
+        {
+            int s = Slot(le, 256, ItemType.DirItem, 533687887);
+            var entry = le.Data(s).ToArray();
+            le.InsertBytes(s, entry.Length, entry);
+        },
+        ["MissingDirItem"] = le => le.DeleteItem(Slot(le, 256, ItemType.DirItem, 533687887)),
+        ["DirIndexWithAnotherType"] = le => le.Data(Slot(le, 256, ItemType.DirIndex, 7))[29] = 7,
+        ["UnlinkedInodeWithoutOrphanItem"] = le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[NlinkAt..], 0),
+        ["FileTurnedDirectory"] = le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[ModeAt..], 0x41ED),
+        ["FileTurnedSymlink"] = le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 264, ItemType.InodeItem, 0))[ModeAt..], 0xA1FF),
+        // the INODE_REF's index (its first 8 bytes) no longer the DIR_INDEX's key offset
+        ["InodeRefWithAnotherIndex"] = le => le.Data(Slot(le, 266, ItemType.InodeRef, 256))[0] ^= 0x40,
+        // the INODE_REF's name changed (its first name byte, after index and name_len)
+        ["InodeRefWithAnotherName"] = le => le.Data(Slot(le, 267, ItemType.InodeRef, 256))[10] ^= 0x01,
+        // the DIR_INDEX naming inode 268 now names inode 269 (the location key's objectid)
+        ["DirIndexNamingAnotherInode"] = le =>
+        {
+            var d = le.Data(Slot(le, 256, ItemType.DirIndex, 13));
+            BinaryPrimitives.WriteUInt64LittleEndian(d, BinaryPrimitives.ReadUInt64LittleEndian(d) + 1);
+        },
+        // the root directory's INODE_REF ".." given index 1
+        ["RootDirDotDotIndex"] = le => le.Data(Slot(le, 256, ItemType.InodeRef, 256))[0] = 1,
+        ["RootDirNlink"] = le => BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 256, ItemType.InodeItem, 0))[NlinkAt..], 2),
+    };
+
+    public static IEnumerable<object[]> NameDefectNames => NameDefects.Keys.Select(k => new object[] { k });
+
+    [Theory]
+    [MemberData(nameof(NameDefectNames))]
+    public void FastPathRejectsEveryNameDefect(string defect)
+    {
+        using var img = Copy(Snapshots);
+        ulong leaf = EditSubvolLeaf(img, NameDefects[defect]);
+        var (fast, fastStats) = CheckWith(img.Paths, exactOnly: false);
+        var (exact, exactStats) = CheckWith(img.Paths, exactOnly: true);
+        foreach (var f in exact) output.WriteLine($"  exact: {f.Severity} {f}");
+        // a defect of names: the exact join reports it, in subvolume 258's leaf
+        Assert.Contains(exact, f => (int)f.Code is >= 800 and < 820 && f.Bytenr == leaf && f.Tree == Subvol);
+        // the fast path verified every other tree (none shares the leaf) and sent subvolume 258 to the exact join
+        Assert.Equal(1, fastStats.SubvolumeTreesJoined);
+        Assert.Equal(exactStats.SubvolumeTreesJoined - 1, fastStats.SubvolumeTreesFast);
+        Assert.Equal(0, exactStats.SubvolumeTreesFast);
+        Assert.Equal(exact.Select(Line), fast.Select(Line));
+    }
+
+    /// <summary>A leaf the fs tree shares with its snapshots (31670272: inodes 714-716 of directory 621) given a wrong
+    /// nlink for inode 715: the fast path verifies none of the trees holding it, and the exact join reports the inode once
+    /// for all of them, as the exact join alone does.</summary>
+    [Fact]
+    public void FastPathRejectsEveryTreeSharingADamagedLeaf()
+    {
+        using var img = Copy(Snapshots);
+        const ulong leaf = 31670272;
+        Edit(img.Paths, (ed, _) =>
+        {
+            var le = ed.Leaf(leaf);
+            BinaryPrimitives.WriteUInt32LittleEndian(le.Data(Slot(le, 715, ItemType.InodeItem, 0))[NlinkAt..], 2);
+        });
+        var (fast, fastStats) = CheckWith(img.Paths, exactOnly: false);
+        var (exact, _) = CheckWith(img.Paths, exactOnly: true);
+        foreach (var f in fast) output.WriteLine($"  {f.Severity} {f}");
+        var wrong = Assert.Single(fast, f => f.Code == FindingCode.InodeLinkCountWrong);
+        Assert.Equal((leaf, ObjectIds.FsTree), (wrong.Bytenr!.Value, wrong.Tree!.Value));
+        Assert.Contains("snapshot(s) sharing these items", wrong.Message);
+        Assert.True(fastStats.SubvolumeTreesJoined >= 2, $"{fastStats.SubvolumeTreesJoined} trees joined");
+        Assert.True(fastStats.SubvolumeTreesFast >= 1);
+        Assert.Equal(exact.Select(Line), fast.Select(Line));
+    }
+
+    /// <summary>Every finding with all it says (the order is the bag's stable one).</summary>
+    private static string Line(Finding f) => $"{f.Severity} {f}";
+
+    internal static (List<Finding> Findings, BtrfsRefcheck.Checks.CheckStats Stats) CheckWith(IReadOnlyList<string> paths, bool exactOnly)
+    {
+        var findings = new FindingBag();
+        using var vol = BtrfsVolume.Open(paths, null, findings);
+        var report = BtrfsRefcheck.Checks.Checker.Run(new BtrfsRefcheck.Checks.CheckContext(vol, findings) { SubvolumeNamesExactOnly = exactOnly });
+        return (findings.Items.ToList(), report.Stats);
     }
 
     private const int RefsAt = 160 + 8 + 8 + 8 + 8 + 8 + 8 + 8; // inode, generation, root_dirid, bytenr, byte_limit, bytes_used, last_snapshot, flags

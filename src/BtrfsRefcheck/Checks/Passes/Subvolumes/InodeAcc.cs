@@ -10,7 +10,7 @@ namespace BtrfsRefcheck.Checks;
 /// checks what depends on the inode alone.</summary>
 internal sealed class InodeAcc(ulong ino)
 {
-    public readonly ulong Ino = ino;
+    public ulong Ino = ino;
     public bool HasItem, DupItem, Partial;
     public uint Nlink, Mode;
     public ulong Size, Nbytes, Flags, ItemLeaf, FirstLeaf;
@@ -27,6 +27,13 @@ internal sealed class InodeAcc(ulong ino)
     public string? BadExtent;
     public ulong BadExtentLeaf;
     public BtrfsKey BadExtentKey;
+    /// <summary>The fast path's (<see cref="NameFingerprint"/>): the INODE_REF / INODE_EXTREF entries, the first in
+    /// <see cref="Ref0"/>, all of them in <see cref="RefsMore"/> once there are two; <see cref="Odd"/>: an INODE_ITEM after
+    /// other items of the inode.</summary>
+    public int RefCount;
+    public RefTuple Ref0;
+    public List<RefTuple>? RefsMore;
+    public bool Odd;
 
     public const uint SIfmt = 0xF000, SIfdir = 0x4000, SIfreg = 0x8000, SIflnk = 0xA000;
 
@@ -90,7 +97,37 @@ internal sealed class InodeAcc(ulong ino)
         ExtentEnd = key.Offset + numBytes;
     }
 
-    public InodeAcc Copy() => (InodeAcc)MemberwiseClone();
+    /// <summary>One INODE_REF / INODE_EXTREF entry (fast path).</summary>
+    public void Ref(in RefTuple r)
+    {
+        if (RefCount++ == 0) { Ref0 = r; return; }
+        (RefsMore ??= [Ref0]).Add(r);
+    }
+
+    /// <summary>This accumulator as a new one for inode <paramref name="ino"/> would be (every field; a test holds it to
+    /// that): the summarizer reuses one for the inodes wholly inside a leaf, which it closes there.</summary>
+    public void Reset(ulong ino)
+    {
+        Ino = ino;
+        HasItem = DupItem = Partial = false;
+        Nlink = Mode = 0;
+        Size = Nbytes = Flags = ItemLeaf = FirstLeaf = 0;
+        DirNames = ExtentBytes = 0;
+        HasDirEntries = HasFileExtent = false;
+        ExtentStart = ulong.MaxValue; ExtentEnd = 0; FirstGap = ulong.MaxValue;
+        OverlapAt = ulong.MaxValue; OverlapLeaf = 0;
+        Compressed = Regular = Prealloc = 0;
+        CompressedLeaf = RegularLeaf = 0;
+        BadExtent = null; BadExtentLeaf = 0; BadExtentKey = default;
+        RefCount = 0; Ref0 = default; RefsMore = null; Odd = false;
+    }
+
+    public InodeAcc Copy()
+    {
+        var c = (InodeAcc)MemberwiseClone();
+        if (RefsMore != null) c.RefsMore = [.. RefsMore];
+        return c;
+    }
 
     private void Bad(BtrfsKey key, ulong leaf, string what)
     {
@@ -103,8 +140,11 @@ internal sealed class InodeAcc(ulong ino)
     /// <summary>Joins the accumulator of the same inode's next key range into this one.</summary>
     public void Append(InodeAcc b)
     {
+        for (int i = 0; i < b.RefCount; i++) Ref(b.RefsMore != null ? b.RefsMore[i] : b.Ref0);
+        Odd |= b.Odd;
         if (b.HasItem)
         {
+            Odd = true; // the INODE_ITEM comes first of an inode's items
             if (HasItem) DupItem = true;
             else { HasItem = true; Nlink = b.Nlink; Mode = b.Mode; Size = b.Size; Nbytes = b.Nbytes; Flags = b.Flags; ItemLeaf = b.ItemLeaf; }
         }

@@ -42,11 +42,26 @@ public sealed class SubvolumesPass : ICheckPass
         int degree = Math.Max(1, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
         var subvolEntries = new List<(ulong Tree, NameRec Entry)>();
         bool allComplete = ctx.RootTreeComplete && facts.Complete;
-        // snapshots share leaves: up to 64 trees are checked together, so each shared leaf is read and checked once
+        // snapshots share leaves: up to 64 trees are checked together, so each shared leaf is read and checked once. Names
+        // are verified by fingerprints (ForestJoin's fast path, no per-name memory); the trees it cannot verify are read
+        // again and decided by the exact join, which makes the findings.
         foreach (var chunk in trees.Chunk(ForestJoin.MaxTrees))
         {
             var batch = chunk.Select(r => (r, new SubvolumeParams(r.Id, r.Name, facts.RootItems[r.Id].RootDirId, sector, maxInline, noHoles))).ToList();
-            ulong brokenTrees = new ForestJoin(vol, ctx.Findings, broken, degree).Run(batch, subvolEntries);
+            var (brokenTrees, unverified) = new ForestJoin(vol, ctx.Findings, broken, degree).Run(batch, subvolEntries, fast: !ctx.SubvolumeNamesExactOnly);
+            ulong live = (batch.Count == 64 ? ulong.MaxValue : (1UL << batch.Count) - 1) & ~brokenTrees;
+            if (ctx.SubvolumeNamesExactOnly) unverified = live;
+            // names replaced by btrfs-image -s/-ss are not the same on both sides of a link: not matched either way
+            if (vol.NamesSanitized) unverified = live = 0;
+            ctx.Stats.SubvolumeTreesFast += System.Numerics.BitOperations.PopCount(live & ~unverified);
+            ctx.Stats.SubvolumeTreesJoined += System.Numerics.BitOperations.PopCount(unverified);
+            if (unverified != 0 && !ctx.SubvolumeNamesExactOnly)
+            {
+                // the exact join decides the trees the fast path could not verify (the leaves' and inodes' own findings
+                // are made already, and so are the dir entries naming subvolumes)
+                var exact = batch.Where((_, t) => (unverified & (1UL << t)) != 0).ToList();
+                new ForestJoin(vol, new FindingBag(), broken, degree) { NameFindings = ctx.Findings }.Run(exact, [], fast: false);
+            }
             for (int t = 0; t < batch.Count; t++)
             {
                 if ((brokenTrees & (1UL << t)) == 0) continue;
