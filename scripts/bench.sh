@@ -130,20 +130,20 @@ compare() {
   done
   "${cache[@]}" floor "$img" > "$tmp/floor"
   local tw tc tm ow oc om cw cc floor metabytes tb
-  tw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/theirs.$i"; done | median)
-  tc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/theirs.$i"; done | median)
-  tm=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/theirs.$i"; done | median)
-  ow=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/ours.$i"; done | median)
-  oc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/ours.$i"; done | median)
-  om=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/ours.$i"; done | median)
-  cw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/cold.$i"; done | median)
-  cc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/cold.$i"; done | median)
+  tw=$(for i in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/theirs.$i"; done | median)
+  tc=$(for i in $(seq 1 "$runs"); do awk 'END{print $2 + $3}' "$tmp/theirs.$i"; done | median)
+  tm=$(for i in $(seq 1 "$runs"); do awk 'END{print $4}' "$tmp/theirs.$i"; done | median)
+  ow=$(for i in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/ours.$i"; done | median)
+  oc=$(for i in $(seq 1 "$runs"); do awk 'END{print $2 + $3}' "$tmp/ours.$i"; done | median)
+  om=$(for i in $(seq 1 "$runs"); do awk 'END{print $4}' "$tmp/ours.$i"; done | median)
+  cw=$(for i in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/cold.$i"; done | median)
+  cc=$(for i in $(seq 1 "$runs"); do awk 'END{print $2 + $3}' "$tmp/cold.$i"; done | median)
   local line619 ratio619
   if [ -n "$progs619" ]; then
     local nw nc nm
-    nw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/theirs619.$i"; done | median)
-    nc=$(for i in $(seq 1 "$runs"); do awk '{print $2 + $3}' "$tmp/theirs619.$i"; done | median)
-    nm=$(for i in $(seq 1 "$runs"); do awk '{print $4}' "$tmp/theirs619.$i"; done | median)
+    nw=$(for i in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/theirs619.$i"; done | median)
+    nc=$(for i in $(seq 1 "$runs"); do awk 'END{print $2 + $3}' "$tmp/theirs619.$i"; done | median)
+    nm=$(for i in $(seq 1 "$runs"); do awk 'END{print $4}' "$tmp/theirs619.$i"; done | median)
     line619="wall ${nw} s, cpu ${nc} s, peak RSS $((nm / 1024)) MiB ($("$progs619" --version 2>&1 | head -1 | awk '{print $2}'), $progs619)"
     ratio619="wall $(awk -v a="$ow" -v b="$nw" 'BEGIN{printf "%.3f", a/b}') warm, $(awk -v a="$cw" -v b="$nw" 'BEGIN{printf "%.3f", a/b}') cold; cpu $(awk -v a="$oc" -v b="$nc" 'BEGIN{printf "%.3f", a/b}'); RSS $(awk -v a="$om" -v b="$nm" 'BEGIN{printf "%.3f", a/b}')"
   else
@@ -205,7 +205,7 @@ scaling() {
       python3 "$repo/scripts/bench-cache.py" warm "$1"
       /usr/bin/time -f "%e %M" -o "$tmp/t.$i" "${ours[@]}" "$1" >/dev/null 2>&1 || true
     done
-    echo "${tb:-0} $nodesize $(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/t.$i"; done | median) $(for i in $(seq 1 "$runs"); do awk '{print $2}' "$tmp/t.$i"; done | median)"
+    echo "${tb:-0} $nodesize $(for i in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/t.$i"; done | median) $(for i in $(seq 1 "$runs"); do awk 'END{print $2}' "$tmp/t.$i"; done | median)"
   }
   local base; base=$(measure "$tmp/empty.img")
   local report="scaling: btrfs-refcheck, $ours_build; $(nproc) cores; $runs runs per image, page cache warmed before each; medians"
@@ -261,8 +261,8 @@ datacsum() {
   timeout "$timeout" /usr/bin/time -f "%e %M" -o "$tmp/theirs" "$progs" check --readonly --check-data-csum "$img" > "$tmp/theirs.out" 2>&1 || rc=$?
   if [ "$rc" -eq 124 ]; then theirs="more than $timeout s (stopped)"; else theirs="wall $(tail -1 "$tmp/theirs" | awk '{print $1}') s, peak RSS $(( $(tail -1 "$tmp/theirs" | awk '{print $2}') / 1024 )) MiB, exit $rc"; fi
   local fc fw oc ow pc pw om bytes verified
-  fc=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/floor-cold.$i"; done | median)
-  fw=$(for i in $(seq 1 "$runs"); do awk '{print $1}' "$tmp/floor-warm.$i"; done | median)
+  fc=$(for i in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/floor-cold.$i"; done | median)
+  fw=$(for i in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/floor-warm.$i"; done | median)
   bytes=$(awk '{print $2}' "$tmp/floor-cold.1")
   oc=$(for i in $(seq 1 "$runs"); do tail -1 "$tmp/ours-cold.$i" | awk '{print $1}'; done | median)
   ow=$(for i in $(seq 1 "$runs"); do tail -1 "$tmp/ours-warm.$i" | awk '{print $1}'; done | median)
