@@ -31,3 +31,14 @@ public sealed class JsonOut : IDisposable
         W.Dispose();
     }
 }
+
+internal static class JsonWriterExtensions
+{
+    /// <summary>A property whose value is an array of strings, in order.</summary>
+    public static void WriteStringArray(this Utf8JsonWriter w, string name, IEnumerable<string> values)
+    {
+        w.WriteStartArray(name);
+        foreach (var v in values) w.WriteStringValue(v);
+        w.WriteEndArray();
+    }
+}

@@ -113,9 +113,7 @@ internal static class CheckJson
         w.WriteStartObject();
         w.WriteString("format", "btrfs-refcheck.check");
         w.WriteNumber("version", 1);
-        w.WriteStartArray("devices");
-        foreach (var d in opts.Devices) w.WriteStringValue(d);
-        w.WriteEndArray();
+        w.WriteStringArray("devices", opts.Devices);
         w.WriteString("fsid", vol.Super.Fsid.ToString());
         w.WriteNumber("generation", vol.Super.Generation);
         w.WriteStartObject("superblock");
@@ -181,18 +179,14 @@ internal static class CheckJson
         w.WriteNumber("clusters", dump.Clusters);
         w.WriteNumber("items", dump.Items);
         w.WriteBoolean("names_sanitized", vol.NamesSanitized);
-        w.WriteStartArray("not_checkable");
-        foreach (var what in vol.NotCheckable) w.WriteStringValue(what);
-        w.WriteEndArray();
+        w.WriteStringArray("not_checkable", vol.NotCheckable);
         w.WriteEndObject();
     }
 
     private static void WriteLive(System.Text.Json.Utf8JsonWriter w, LiveReport live)
     {
         w.WriteStartObject("live");
-        w.WriteStartArray("mounted_at");
-        foreach (var p in live.Mounts.SelectMany(m => m.MountPoints).Distinct()) w.WriteStringValue(p);
-        w.WriteEndArray();
+        w.WriteStringArray("mounted_at", live.Mounts.SelectMany(m => m.MountPoints).Distinct());
         w.WriteStartArray("devices");
         foreach (var m in live.Mounts)
         {
@@ -205,9 +199,7 @@ internal static class CheckJson
         }
         w.WriteEndArray();
         w.WriteBoolean("direct_io", live.DirectIo);
-        w.WriteStartArray("direct_io_refused");
-        foreach (var why in live.DirectIoRefused) w.WriteStringValue(why);
-        w.WriteEndArray();
+        w.WriteStringArray("direct_io_refused", live.DirectIoRefused);
         w.WriteStartArray("generations");
         foreach (var g in live.Generations) w.WriteNumberValue(g);
         w.WriteEndArray();

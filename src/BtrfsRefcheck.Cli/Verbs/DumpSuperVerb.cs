@@ -89,9 +89,7 @@ public static class DumpSuperVerb
         {
             w.WriteStartObject(f.Name);
             w.WriteNumber("value", v);
-            w.WriteStartArray("names");
-            foreach (var s in f.Names!) w.WriteStringValue(s);
-            w.WriteEndArray();
+            w.WriteStringArray("names", f.Names!);
             w.WriteEndObject();
         }
         else w.WriteString(f.Name, f.Text);

@@ -46,9 +46,7 @@ internal static class LikelyCauseText
             w.WriteString("fixed_in", c.FixedIn);
             w.WriteString("fix_commit", c.FixCommit);
             w.WriteString("fix_title", c.FixTitle);
-            w.WriteStartArray("sources");
-            foreach (var s in c.Sources) w.WriteStringValue(s);
-            w.WriteEndArray();
+            w.WriteStringArray("sources", c.Sources);
             w.WriteString("note", c.Note);
             w.WriteEndObject();
         }

@@ -86,9 +86,7 @@ public static class ReplayVerb
             w.WriteNumber("line", e.Line);
             w.WriteString("op", e.Op);
             w.WriteString("text", e.Text + string.Concat(e.Notes.Where(n => n.StartsWith('\u0001')).Select(n => n[1..])));
-            w.WriteStartArray("notes");
-            foreach (var n in e.Notes.Where(n => !n.StartsWith('\u0001'))) w.WriteStringValue(n);
-            w.WriteEndArray();
+            w.WriteStringArray("notes", e.Notes.Where(n => !n.StartsWith('\u0001')));
             if (e.Bug != null) { w.WritePropertyName("bug"); WriteBug(w, e.Bug); }
             w.WriteStartArray("heads");
             foreach (var h in e.Heads)
@@ -132,9 +130,7 @@ public static class ReplayVerb
             w.WriteEndArray();
         }
         w.WriteEndObject();
-        w.WriteStartArray("invariant_violations");
-        foreach (var v in r.InvariantViolations) w.WriteStringValue(v);
-        w.WriteEndArray();
+        w.WriteStringArray("invariant_violations", r.InvariantViolations);
         if (forged != null)
         {
             w.WriteStartObject("forge");

@@ -243,9 +243,7 @@ public static class WhoRefsVerb
             w.WriteEndObject();
         }
         w.WriteEndArray();
-        w.WriteStartArray("notes");
-        foreach (var n in r.Notes) w.WriteStringValue(n);
-        w.WriteEndArray();
+        w.WriteStringArray("notes", r.Notes);
         w.WriteNumber("blocks_scanned", r.BlocksScanned);
         w.WriteNumber("unreadable_blocks", r.UnreadableBlocks);
         w.WriteString("verdict", r.Kind == ExplainedKind.Nothing ? "nothing" : r.Consistent ? "consistent" : "disagree");
