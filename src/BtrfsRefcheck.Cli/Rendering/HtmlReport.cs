@@ -239,6 +239,8 @@ internal sealed class HtmlReport : IDisposable
         Row("TREE_BLOCK_REF, SHARED_BLOCK_REF", $"{N(s.TreeBlockRefs)}, {N(s.SharedBlockRefs)}");
         Row("EXTENT_DATA_REF, SHARED_DATA_REF, EXTENT_OWNER_REF", $"{N(s.ExtentDataRefs)}, {N(s.SharedDataRefs)}, {N(s.ExtentOwnerRefs)}");
         Row("file extents referencing data", N(s.FileExtents));
+        if (s.SubvolumeTreesFast + s.SubvolumeTreesJoined > 0)
+            Row("subvolume trees: names verified by fingerprint, by the exact join", $"{N(s.SubvolumeTreesFast)}, {N(s.SubvolumeTreesJoined)}");
         foreach (var ph in r.Phases) Row($"phase '{ph.Name}'", $"{ph.Elapsed.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)} ms");
         if (live != null)
             Row("mounted: generations seen, re-verifications", $"{Esc(string.Join(", ", live.Generations))}; {live.Reverifications} (at most {live.MaxReverifications})");

@@ -24,6 +24,10 @@ public sealed class CheckContext(BtrfsVolume volume, FindingBag findings, ICheck
     /// <summary>The subvolume pass decides every tree's names by the exact join, without its fast path (tests compare the two).</summary>
     internal bool SubvolumeNamesExactOnly { get; init; }
 
+    /// <summary>The subvolume pass's window of distinct leaves (null: <c>ForestJoin.WindowLeaves</c>; tests make it small so
+    /// that small images cross many windows).</summary>
+    internal int? SubvolumeWindowLeaves { get; init; }
+
     /// <summary>Every tree to check (added by the roots pass).</summary>
     public List<TreeRoot> Roots { get; set; } = [];
 

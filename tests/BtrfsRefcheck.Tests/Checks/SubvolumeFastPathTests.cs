@@ -29,6 +29,10 @@ public class SubvolumeFastPathTests(ITestOutputHelper output)
         Assert.Equal(0, fastStats.SubvolumeTreesJoined);
         Assert.Equal(fastStats.SubvolumeTreesFast, exactStats.SubvolumeTreesJoined);
         Assert.Equal(exact.Select(f => $"{f.Severity} {f}"), fast.Select(f => $"{f.Severity} {f}"));
+        // in windows of one distinct leaf (every inode across leaves crosses a window's end): the same
+        var (windowed, windowedStats) = SubvolumeDamageTests.CheckWith(paths, exactOnly: false, window: 1);
+        Assert.Equal((fastStats.SubvolumeTreesFast, 0), (windowedStats.SubvolumeTreesFast, windowedStats.SubvolumeTreesJoined));
+        Assert.Equal(fast.Select(f => $"{f.Severity} {f}"), windowed.Select(f => $"{f.Severity} {f}"));
     }
 
     /// <summary>The summarizer reuses one accumulator for the inodes inside a leaf: a reset one is a new one, every field

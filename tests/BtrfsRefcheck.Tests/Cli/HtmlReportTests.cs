@@ -227,6 +227,14 @@ public class HtmlReportTests(ITestOutputHelper output)
             Assert.DoesNotContain("class=\"error\"", page);
             Assert.Equal(["1102"], Regex.Matches(page, "<section class=\"code\" id=\"code-(\\d+)\"").Select(m => m.Groups[1].Value).ToArray());
             Assert.DoesNotContain("class=\"cell hit\"", page);
+            if (flag == "--json")
+            {
+                // the subvolume pass's count of trees by how their names were decided, as the JSON gives it
+                var summary = JsonDocument.Parse(o2.ToString()).RootElement.GetProperty("summary");
+                long fast = summary.GetProperty("subvolume_trees_fast").GetInt64(), joined = summary.GetProperty("subvolume_trees_joined").GetInt64();
+                Assert.True(fast > 0);
+                Assert.Contains($"<tr><th>subvolume trees: names verified by fingerprint, by the exact join</th><td class=\"n\">{fast}, {joined}</td></tr>", page);
+            }
             AssertSelfContained(page);
         }
         finally { File.Delete(html); }

@@ -22,6 +22,8 @@ public sealed class CsumTreePass : ICheckPass
     {
         var root = ctx.Roots.FirstOrDefault(r => r.Id == ObjectIds.CsumTree && r.Source == RootSource.RootItem);
         if (root != null) new CsumTreeCheck(ctx).Run(root); // no csum tree: 403, the roots pass
+        long claims = ctx.Scan.CsumNeeds.Sum(s => (long)s.Count);
         ctx.Scan.CsumNeeds = []; // released: nothing after this pass reads them
+        ctx.Observer.Checkpoint(Name, "csum claims released", claims);
     }
 }

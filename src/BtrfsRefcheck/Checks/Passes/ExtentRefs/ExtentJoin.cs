@@ -14,12 +14,14 @@ internal sealed class ExtentJoin(CheckContext ctx)
 {
     private readonly TreeScanFacts scan = ctx.Scan;
 
-    public void Run()
+    /// <summary>Joins; returns how many expected back-refs it consumed (none is kept).</summary>
+    public long Run()
     {
         var blocks = scan.Blocks;
         SortByAddress(blocks);
         var segments = scan.TakeExpectedSegments();
         segments.Add(RootRefs(blocks));
+        long consumed = segments.Sum(s => (long)s.Count);
         SortedRefStream.SortSegments(segments, ctx.DegreeOfParallelism);
         var bgs = scan.BlockGroups;
         Array.Sort(bgs, (a, b) => a.Start.CompareTo(b.Start));
@@ -46,6 +48,7 @@ internal sealed class ExtentJoin(CheckContext ctx)
         }
         RangeJoin.CheckBlockGroupTotals(ctx, bgs);
         progress.Finish();
+        return consumed;
     }
 
     /// <summary>Sorts the blocks by address through a key array: a sort of primitives, no comparer delegate.</summary>

@@ -25,5 +25,11 @@ public sealed class ExtentRefsPass : ICheckPass
     public string Reads => "Scan (blocks, expected back-refs, block groups, extent leaves, hidden extent ranges, unreadable blocks, chunks), Roots";
     public string Adds => "Stats (extent items, back-refs)";
 
-    public void Run(CheckContext ctx) => new ExtentJoin(ctx).Run();
+    public void Run(CheckContext ctx)
+    {
+        long consumed = new ExtentJoin(ctx).Run();
+        // the largest records of the check (the expected back-refs) are gone: the caller may collect, so that the
+        // passes after this one reuse their memory instead of adding to it
+        ctx.Observer.Checkpoint(Name, "expected back-refs released", consumed);
+    }
 }

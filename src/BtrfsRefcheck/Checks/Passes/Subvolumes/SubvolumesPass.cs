@@ -40,6 +40,7 @@ public sealed class SubvolumesPass : ICheckPass
         ulong maxInline = Math.Min(sector - 1, vol.NodeSize - (ulong)Header.Size - (ulong)ItemHeader.Size - (ulong)Format.Items.FileExtentItem.InlineHeaderSize);
         bool noHoles = (vol.Super.IncompatFlags & Features.IncompatNoHoles) != 0;
         int degree = Math.Max(1, ctx.DegreeOfParallelism ?? Environment.ProcessorCount);
+        int window = Math.Max(1, ctx.SubvolumeWindowLeaves ?? ForestJoin.WindowLeaves);
         var subvolEntries = new List<(ulong Tree, NameRec Entry)>();
         bool allComplete = ctx.RootTreeComplete && facts.Complete;
         // snapshots share leaves: up to 64 trees are checked together, so each shared leaf is read and checked once. Names
@@ -48,7 +49,7 @@ public sealed class SubvolumesPass : ICheckPass
         foreach (var chunk in trees.Chunk(ForestJoin.MaxTrees))
         {
             var batch = chunk.Select(r => (r, new SubvolumeParams(r.Id, r.Name, facts.RootItems[r.Id].RootDirId, sector, maxInline, noHoles))).ToList();
-            var (brokenTrees, unverified) = new ForestJoin(vol, ctx.Findings, broken, degree).Run(batch, subvolEntries, fast: !ctx.SubvolumeNamesExactOnly);
+            var (brokenTrees, unverified) = new ForestJoin(vol, ctx.Findings, broken, degree) { WindowSize = window, Checkpoint = w => ctx.Observer.Checkpoint(Name, w, 0) }.Run(batch, subvolEntries, fast: !ctx.SubvolumeNamesExactOnly);
             ulong live = (batch.Count == 64 ? ulong.MaxValue : (1UL << batch.Count) - 1) & ~brokenTrees;
             if (ctx.SubvolumeNamesExactOnly) unverified = live;
             // names replaced by btrfs-image -s/-ss are not the same on both sides of a link: not matched either way
@@ -60,7 +61,7 @@ public sealed class SubvolumesPass : ICheckPass
                 // the exact join decides the trees the fast path could not verify (the leaves' and inodes' own findings
                 // are made already, and so are the dir entries naming subvolumes)
                 var exact = batch.Where((_, t) => (unverified & (1UL << t)) != 0).ToList();
-                new ForestJoin(vol, new FindingBag(), broken, degree) { NameFindings = ctx.Findings }.Run(exact, [], fast: false);
+                new ForestJoin(vol, new FindingBag(), broken, degree) { NameFindings = ctx.Findings, WindowSize = window }.Run(exact, [], fast: false);
             }
             for (int t = 0; t < batch.Count; t++)
             {
