@@ -18,6 +18,9 @@ public sealed class CheckContext(BtrfsVolume volume, FindingBag findings, ICheck
     /// <summary>Read every data sector the csum tree covers and verify it (the data checksums pass); off by default.</summary>
     public bool VerifyDataChecksums { get; init; }
 
+    /// <summary>The passes asked for (<see cref="ICheckPass.RunsOn"/>).</summary>
+    public PassSelection Asked => new(VerifyDataChecksums);
+
     /// <summary>Worker threads for the scan (null: one per core).</summary>
     public int? DegreeOfParallelism { get; init; }
 

@@ -26,11 +26,8 @@ public static class Checker
     public static readonly string[] PhaseNames = Passes.Select(p => p.Name).ToArray();
 
     /// <summary>The names of the passes a check runs, in order (the data checksums pass only when asked for).</summary>
-    public static IReadOnlyList<string> PhasesRun(bool verifyDataChecksums = false)
-    {
-        var probe = new CheckContext(null!, new FindingBag(), null) { VerifyDataChecksums = verifyDataChecksums };
-        return Passes.Where(p => p.RunsOn(probe)).Select(p => p.Name).ToList();
-    }
+    public static IReadOnlyList<string> PhasesRun(bool verifyDataChecksums = false) =>
+        Passes.Where(p => p.RunsOn(new PassSelection(verifyDataChecksums))).Select(p => p.Name).ToList();
 
     /// <param name="verifyDataChecksums">Also read and verify every data sector against the csum tree.</param>
     public static CheckReport Run(BtrfsVolume volume, FindingBag findings, ICheckObserver? observer = null, int? degreeOfParallelism = null,
@@ -45,7 +42,7 @@ public static class Checker
     {
         var (volume, findings) = (ctx.Volume, ctx.Findings);
         var timings = new List<PhaseTiming>();
-        var run = Passes.Where(p => p.RunsOn(ctx)).ToList();
+        var run = Passes.Where(p => p.RunsOn(ctx.Asked)).ToList();
         for (int i = 0; i < run.Count; i++)
         {
             var pass = run[i];

@@ -24,9 +24,14 @@ public interface ICheckPass
     /// <summary>What the pass adds to the context.</summary>
     string Adds { get; }
 
-    /// <summary>Whether the pass runs on this check (a pass asked for by an option, such as reading every data
-    /// sector, says no when it was not asked for): a pass that does not run is neither printed nor timed.</summary>
-    bool RunsOn(CheckContext ctx) => true;
+    /// <summary>Whether the pass runs on a check asked for with these options (a pass asked for by an option, such as
+    /// reading every data sector, says no when it was not asked for): a pass that does not run is neither printed nor
+    /// timed. It depends on the options only, so the phases a check will run are known before a volume is open.</summary>
+    bool RunsOn(PassSelection asked) => true;
 
     void Run(CheckContext ctx);
 }
+
+/// <summary>What the caller asked the check to run, beyond the passes every check runs.</summary>
+/// <param name="VerifyDataChecksums">Read and verify every data sector the csum tree covers.</param>
+public readonly record struct PassSelection(bool VerifyDataChecksums);

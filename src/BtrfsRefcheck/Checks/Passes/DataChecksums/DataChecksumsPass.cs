@@ -14,7 +14,7 @@ public sealed class DataChecksumsPass : ICheckPass
     public string Reads => "Roots (csum, extent, subvolume and root trees), the volume's chunks and devices; only with VerifyDataChecksums";
     public string Adds => "Stats (data bytes verified, bad sectors)";
 
-    public bool RunsOn(CheckContext ctx) => ctx.VerifyDataChecksums;
+    public bool RunsOn(PassSelection asked) => asked.VerifyDataChecksums;
 
     public void Run(CheckContext ctx)
     {
