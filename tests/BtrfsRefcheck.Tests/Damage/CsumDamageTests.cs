@@ -38,14 +38,6 @@ public class CsumDamageTests(ITestOutputHelper output)
     private static ulong U64(byte[] d, int at) => BinaryPrimitives.ReadUInt64LittleEndian(d.AsSpan(at));
     private static ulong CsumEnd(LeafItem c) => c.Key.Offset + (ulong)(c.Data.Length / CsumSize) * Sector;
 
-    private (int Exit, List<string> Lines) Progs619(IReadOnlyList<string> paths)
-    {
-        var (code, stdout, stderr) = Progs.V619.CheckReadonly(paths[0]);
-        var lines = SourceFixtureTests.ProblemLines(stdout + "\n" + stderr);
-        output.WriteLine($"btrfs check 6.19: exit {code}\n  " + string.Join("\n  ", lines));
-        return (code, lines);
-    }
-
     /// <summary>1002: the checksums of one compressed extent cut out of its csum item (the item's head or tail, or the item
     /// split in two around it). Every file extent using it (snapshots share it) misses them.</summary>
     [Progs619Fact, Covers(FindingCode.DataCsumMissing)]
@@ -72,7 +64,7 @@ public class CsumDamageTests(ITestOutputHelper output)
         });
         int users = FileExtents(items).Count(f => f.DiskBytenr == d && f.Type == 1);
         AssertExactly(output, Check(img.Paths), Enumerable.Repeat(Want.Error(FindingCode.DataCsumMissing, d), users).ToArray());
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains(lines, l => l.Contains("some csum missing", StringComparison.Ordinal));
     }
@@ -98,7 +90,7 @@ public class CsumDamageTests(ITestOutputHelper output)
             BinaryPrimitives.WriteUInt64LittleEndian(d, BinaryPrimitives.ReadUInt64LittleEndian(d) | 1);
         });
         AssertExactly(output, Check(img.Paths), regs.Select(f => Want.Error(FindingCode.UnexpectedDataCsum, f.DiskBytenr)).ToArray());
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains(lines, l => l.Contains("odd csum item", StringComparison.Ordinal));
     }
@@ -133,7 +125,7 @@ public class CsumDamageTests(ITestOutputHelper output)
         Assert.Single(bad, f => f.Code == FindingCode.CsumItemsOverlap && f.Bytenr == moved);
         Assert.Contains(bad, f => f.Code == FindingCode.DataCsumMissing);
         Assert.All(bad, f => Assert.True(f.Code is FindingCode.CsumItemsOverlap or FindingCode.DataCsumMissing, f.ToString()));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains(lines, l => l.Contains($"csum overlap, current bytenr={moved} prev_end={second.Key.Offset}", StringComparison.Ordinal));
     }
@@ -162,7 +154,7 @@ public class CsumDamageTests(ITestOutputHelper output)
             leaf.InsertItem(prev.Slot + 1, new BtrfsKey(ObjectIds.ExtentCsum, (byte)ItemType.ExtentCsum, x), new byte[2 * CsumSize]);
         });
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.CsumWithoutDataExtent, x));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains($"csum exists for {x}-{x + 2 * Sector} but there is no extent record", lines);
     }
@@ -181,7 +173,7 @@ public class CsumDamageTests(ITestOutputHelper output)
         Edit(img.Paths, (ed, _) => ed.Leaf(logCsum.Leaf).DeleteItem(logCsum.Slot));
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.LogCsumMissing, addr),
             Want.Warning(FindingCode.FreeSpaceStaleMkfsEntries, 1048576), Want.Warning(FindingCode.FreeSpaceStaleMkfsEntries, 5242880));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains(lines, l => l.Contains($"csum missing in log (root 5 inode 309 offset 0 address 0x{addr:x}", StringComparison.Ordinal));
     }
@@ -197,7 +189,7 @@ public class CsumDamageTests(ITestOutputHelper output)
         var note = Assert.Single(findings, f => f.Code == FindingCode.CsumChangeInProgress);
         Assert.Equal(Severity.Info, note.Severity);
         Assert.Contains("xxhash64", note.Message);
-        var (code, lines) = Progs619(paths);
+        var (code, lines) = Progs619(output, paths);
         Assert.Equal(1, code);
         Assert.Contains(lines, l => l.StartsWith("ERROR: csum overlap, current bytenr=13631488 prev_end=17891328", StringComparison.Ordinal));
     }

@@ -37,6 +37,16 @@ internal static class DamageSupport
     /// <summary>A private copy of a fixture (<c>crc32c</c>, <c>msingle</c>, ... or <c>kernel-raid1</c>, the two-device set).</summary>
     public static ForgedImage Copy(string fixture) => ImageForge.CopyAll(ForgeFixtures.Images(fixture), ForgeFixtures.TempDir);
 
+    /// <summary>btrfs check --readonly 6.19 on the image (its first device): exit code and problem lines, written to the
+    /// test's output.</summary>
+    public static (int Exit, List<string> Lines) Progs619(ITestOutputHelper output, IReadOnlyList<string> paths)
+    {
+        var (code, stdout, stderr) = Oracle.Progs.V619.CheckReadonly(paths[0]);
+        var lines = Sources.SourceFixtureTests.ProblemLines(stdout + "\n" + stderr);
+        output.WriteLine($"btrfs check 6.19: exit {code}\n  " + string.Join("\n  ", lines));
+        return (code, lines);
+    }
+
     public static BtrfsVolume Open(IReadOnlyList<string> paths) => BtrfsVolume.Open(paths, null, new FindingBag());
 
     public static TreeRoot Root(IReadOnlyList<string> paths, ulong treeId)

@@ -30,14 +30,6 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
         return (info, ranges);
     }
 
-    private (int Exit, List<string> Lines) Progs619(IReadOnlyList<string> paths)
-    {
-        var (code, stdout, stderr) = Progs.V619.CheckReadonly(paths[0]);
-        var lines = SourceFixtureTests.ProblemLines(stdout + "\n" + stderr);
-        output.WriteLine($"btrfs check 6.19: exit {code}\n  " + string.Join("\n  ", lines));
-        return (code, lines);
-    }
-
     private static string StaleLine(ulong logical, ulong length) => $"Space key logical {logical} length {length} has no corresponding block group";
 
     /// <summary>1102: a pristine mkfs 6.2 image. Two warnings, exit 0; btrfs check 6.19 fails it for the same two keys.</summary>
@@ -49,7 +41,7 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
         var (exit, stdout, _) = RunCli(["check", .. img.Paths]);
         Assert.True(exit == 0, stdout);
         Assert.Contains("clear_cache,space_cache=v2", stdout);
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Equal([StaleLine(Stale1M, 4194304), StaleLine(Stale5M, 8388608)], lines);
     }
@@ -63,7 +55,7 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
         var ext = FreeSpaceItems(img.Paths).Single(i => i.Key.ObjectId == Stale1M && i.Key.ItemType == ItemType.FreeSpaceExtent);
         Edit(img.Paths, (ed, _) => ed.Leaf(ext.Leaf).SetKey(ext.Slot, ext.Key with { Offset = ext.Key.Offset - 4096 }));
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceOutsideBlockGroup, Stale1M), Want.Warning(FindingCode.FreeSpaceStaleMkfsEntries, Stale5M));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains(StaleLine(Stale1M, 4194304), lines);
     }
@@ -80,7 +72,7 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
             BinaryPrimitives.WriteUInt32LittleEndian(d, BinaryPrimitives.ReadUInt32LittleEndian(d) + 1);
         });
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceExtentCountMismatch, info.Key.ObjectId));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains($"free space info recorded {ranges.Count + 1} extents, counted {ranges.Count}", lines);
     }
@@ -94,7 +86,7 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
         var ext = ranges.First(r => r.Key.ItemType == ItemType.FreeSpaceExtent && r.Key.Offset > 4096);
         Edit(img.Paths, (ed, _) => ed.Leaf(ext.Leaf).SetKey(ext.Slot, ext.Key with { Offset = ext.Key.Offset - 4096 }));
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceMismatch, info.Key.ObjectId));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains($"cache appears valid but isn't {info.Key.ObjectId}", lines);
     }
@@ -107,7 +99,7 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
         var (info, _) = DataGroup(img.Paths);
         Edit(img.Paths, (ed, _) => ed.Leaf(info.Leaf).Data(info.Slot)[4] |= 1);
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceWrongItemType, info.Key.ObjectId));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains($"unexpected key of type {(int)ItemType.FreeSpaceExtent}", lines);
     }
@@ -124,7 +116,7 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
             for (int s = ranges[^1].Slot; s >= info.Slot; s--) leaf.DeleteItem(s);
         });
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceInfoMissing, info.Key.ObjectId));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains("could not load free space tree: No such file or directory", lines);
     }
@@ -145,7 +137,7 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
             BinaryPrimitives.WriteUInt32LittleEndian(d, BinaryPrimitives.ReadUInt32LittleEndian(d) + 1);
         });
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceExtentsUnmerged, info.Key.ObjectId));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains(lines, l => l.Contains("is unmerged with previous", StringComparison.Ordinal));
     }
@@ -170,7 +162,7 @@ public class FreeSpaceDamageTests(ITestOutputHelper output)
         var findings = Check(img.Paths);
         AssertExactly(output, findings);
         Assert.Contains(findings, f => f.Code == FindingCode.FreeSpaceTreeNotValid && f.Severity == Severity.Info);
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         output.WriteLine($"btrfs check 6.19 still reads the tree: exit {code}");
         Assert.Equal(1, code);
         Assert.Contains(lines, l => l.Contains("free space info recorded", StringComparison.Ordinal));

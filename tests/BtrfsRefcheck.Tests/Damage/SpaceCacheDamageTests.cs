@@ -70,14 +70,6 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         throw new InvalidOperationException("no extent entry of that size on the first page");
     }
 
-    private (int Exit, List<string> Lines) Progs619(IReadOnlyList<string> paths)
-    {
-        var (code, stdout, stderr) = Progs.V619.CheckReadonly(paths[0]);
-        var lines = SourceFixtureTests.ProblemLines(stdout + "\n" + stderr);
-        output.WriteLine($"btrfs check 6.19: exit {code}\n  " + string.Join("\n  ", lines));
-        return (code, lines);
-    }
-
     private static Finding Only(IReadOnlyList<Finding> findings, FindingCode code) => Assert.Single(findings, f => f.Code == code);
 
     /// <summary>The pristine image: every cache is loaded and compared, and none differs (the test below shows they are
@@ -108,7 +100,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         var findings = Check(img.Paths);
         AssertExactly(output, findings, Want.Error(FindingCode.FreeSpaceMismatch, c.BlockGroup));
         Assert.Equal(ObjectIds.RootTree, Only(findings, FindingCode.FreeSpaceMismatch).Tree);
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains($"cache appears valid but isn't {c.BlockGroup}", lines);
     }
@@ -140,7 +132,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
             bits[clear >> 3] |= (byte)(1 << (clear & 7));
         });
         AssertExactly(output, Check(img.Paths), Want.Error(FindingCode.FreeSpaceMismatch, c.BlockGroup));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains($"cache appears valid but isn't {c.BlockGroup}", lines);
     }
@@ -182,7 +174,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         var note = Only(findings, FindingCode.SpaceCacheDiscarded);
         Assert.Equal((Severity.Info, c.BlockGroup), (note.Severity, note.Bytenr!.Value));
         Assert.Contains("page 1 of", note.Message);
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
         Assert.Contains("btrfs: csum mismatch on free space cache", lines);
         Assert.Contains($"failed to load free space cache for block group {c.BlockGroup}", lines);
@@ -204,7 +196,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         AssertExactly(output, findings);
         var note = Only(findings, FindingCode.SpaceCacheDiscarded);
         Assert.Contains("the block group item leaves", note.Message);
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
         Assert.Contains(lines, l => l.StartsWith($"block group {c.BlockGroup} has wrong amount of free space", StringComparison.Ordinal));
     }
@@ -222,7 +214,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
             BinaryPrimitives.WriteUInt64LittleEndian(f.AsSpan(at + 8), BinaryPrimitives.ReadUInt64LittleEndian(f.AsSpan(at + 8)) + 4096);
         });
         AssertExactly(output, Check(img.Paths), Want.Warning(FindingCode.SpaceCacheMoreFree, c.BlockGroup));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains(lines, l => l.Contains("free space cache has more free space than block group item", StringComparison.Ordinal));
     }
@@ -238,7 +230,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         var findings = Check(img.Paths);
         AssertExactly(output, findings);
         Assert.Contains($"generation {gen} is not the header's {gen - 1}", Only(findings, FindingCode.SpaceCacheDiscarded).Message);
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
         Assert.Contains($"free space inode generation ({gen}) did not match free space cache generation ({gen - 1})", lines);
     }
@@ -259,7 +251,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         var findings = Check(img.Paths);
         AssertExactly(output, findings);
         Assert.Contains("without NODATASUM|NODATACOW", Only(findings, FindingCode.SpaceCacheDiscarded).Message);
-        var (code, _) = Progs619(img.Paths);
+        var (code, _) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
     }
 
@@ -271,7 +263,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         var c = BitmapCache(img.Paths);
         Edit(img.Paths, (ed, _) => BinaryPrimitives.WriteUInt64LittleEndian(ed.Leaf(c.Header.Leaf).Data(c.Header.Slot), 999));
         AssertExactly(output, Check(img.Paths), Want.Warning(FindingCode.SpaceCacheInodeMissing, c.BlockGroup));
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
         Assert.Contains(lines, l => l.StartsWith("Couldn't find free space inode", StringComparison.Ordinal));
     }
@@ -285,7 +277,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         var c = BitmapCache(img.Paths);
         Edit(img.Paths, (ed, _) => ed.Leaf(c.Header.Leaf).SetKey(c.Header.Slot, c.Header.Key with { Offset = c.BlockGroup + 4096 }));
         AssertExactly(output, Check(img.Paths), Want.Warning(FindingCode.SpaceCacheOrphanHeader, c.BlockGroup + 4096));
-        var (code, _) = Progs619(img.Paths);
+        var (code, _) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
     }
 
@@ -307,7 +299,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         var findings = Check(img.Paths);
         AssertExactly(output, findings);
         Assert.Equal(Severity.Info, Only(findings, FindingCode.SpaceCacheInvalidated).Severity);
-        var (code, lines) = Progs619(img.Paths);
+        var (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
         Assert.Contains("cache and super generation don't match, space cache will be invalidated", lines);
 
@@ -317,7 +309,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         findings = Check(img.Paths);
         AssertExactly(output, findings);
         Assert.Contains("cache_generation 0", Only(findings, FindingCode.SpaceCacheInvalidated).Message);
-        (code, lines) = Progs619(img.Paths);
+        (code, lines) = Progs619(output, img.Paths);
         Assert.Equal(1, code);
         Assert.Contains($"cache appears valid but isn't {c.BlockGroup}", lines);
     }
@@ -337,7 +329,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         Edit(img.Paths, (ed, _) => ed.Leaf(reloc.Leaf).InsertItem(reloc.Slot, new BtrfsKey(ObjectIds.FreeSpace, 0, bg.Start), header));
         var findings = Check(img.Paths);
         AssertExactly(output, findings, Want.Warning(FindingCode.SpaceCacheLeftBesideTree));
-        var (code, _) = Progs619(img.Paths);
+        var (code, _) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
 
         Edit(img.Paths, (ed, _) => ed.PatchSuper(s =>
@@ -345,7 +337,7 @@ public class SpaceCacheDamageTests(ITestOutputHelper output)
         findings = Check(img.Paths);
         AssertExactly(output, findings);
         Assert.Equal(Severity.Info, Only(findings, FindingCode.SpaceCacheInvalidated).Severity);
-        (code, _) = Progs619(img.Paths);
+        (code, _) = Progs619(output, img.Paths);
         Assert.Equal(0, code);
     }
 }
