@@ -15,8 +15,9 @@ namespace BtrfsRefcheck.Checks;
 ///    (<see cref="NameFingerprint"/>), else records;
 /// 3. then each tree goes on along its leaf order up to the window's end: the inodes whose items run across leaves are
 ///    joined and checked, once per distinct run of leaves (a run two snapshots share is the same inode; its findings
-///    name the first tree sharing it). A leaf's summary goes once every tree holding it has passed it, a closed run once
-///    no tree can close it again (every tree's leaves follow key order, so each has passed the window's leaves);
+///    name the first tree sharing it; a run of leaves only one tree holds is neither copied nor remembered). A leaf's
+///    summary goes once every tree holding it has passed it, a closed run once no tree can close it again (every tree's
+///    leaves follow key order, so each has passed the window's leaves);
 /// 4. fast path: each tree whose sums are zero and whose inodes passed the local rules is verified; the others are
 ///    returned, for a second run without the fast path. Exact join: every record carries the set of trees that hold its
 ///    leaf (a 64-bit mask); the records of all trees are sorted once and each inode's group is decided once per
@@ -53,6 +54,9 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         public ulong[] Masks = [];
         /// <summary>How many times the live trees' leaf lists still name each leaf (the join's; the summary goes at 0).</summary>
         public int[] Remaining = [];
+        /// <summary>The leaf is named once in all the live trees' lists: its tree may change its accumulators in place, and
+        /// a run of such leaves is no other tree's.</summary>
+        public bool[] Single = [];
         public int Left;
         public LeafSummary?[] Sums = [];
     }
@@ -82,6 +86,8 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         /// <summary><see cref="Open"/> is a copy of a leaf's accumulator, not the leaf's own (copied when appended to).</summary>
         public bool Owned;
         public readonly List<ulong> Span = [];
+        /// <summary>A leaf of <see cref="Span"/> is in another tree's list too (or twice in this one).</summary>
+        public bool SpanShared;
         public ulong LastIno;
     }
 
@@ -161,6 +167,11 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
                 last = w;
             }
         }
+        foreach (var win in windows)
+        {
+            win!.Single = new bool[win.Remaining.Length];
+            for (int i = 0; i < win.Single.Length; i++) win.Single[i] = win.Remaining[i] == 1;
+        }
         Checkpoint?.Invoke("leaves listed");
 
         // 2. + 3. per window: its distinct leaves summarised once, on every core (the next window's while this one is
@@ -231,6 +242,7 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
                 if (lw > w) break;
                 var win = windows[lw]!;
                 var s = win.Sums[li];
+                bool single = win.Single[li];
                 ulong leaf = (ulong)id; // runs of leaves are told apart by the leaves' numbers
                 if (--win.Remaining[li] == 0) win.Sums[li] = null;
                 if (--win.Left == 0) windows[lw] = null;
@@ -243,20 +255,29 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
                     if (s.LastIno != 0) c.LastIno = s.LastIno;
                 }
                 if (s.Head == null) continue;
+                // a leaf no other tree holds gives its accumulators away (no copy when appended to)
                 if (c.Open != null && c.Open.Ino == s.Head.Ino)
                 {
                     if (!c.Owned) { c.Open = c.Open.Copy(); c.Owned = true; }
                     c.Open.Append(s.Head);
                     c.Span.Add(leaf);
-                    if (s.Tail != null) { Close(t); c.Open = s.Tail; c.Owned = false; c.Span.Add(leaf); }
+                    c.SpanShared |= !single;
+                    if (s.Tail != null) { Close(t); Reopen(c, s.Tail, leaf, single); }
                     continue;
                 }
                 Close(t);
-                c.Open = s.Head;
-                c.Owned = false;
-                c.Span.Add(leaf);
-                if (s.Tail != null) { Close(t); c.Open = s.Tail; c.Owned = false; c.Span.Add(leaf); }
+                Reopen(c, s.Head, leaf, single);
+                if (s.Tail != null) { Close(t); Reopen(c, s.Tail, leaf, single); }
             }
+        }
+
+        // tree t's open inode is now acc, first seen in this leaf
+        static void Reopen(TreeCursor c, InodeAcc acc, ulong leaf, bool single)
+        {
+            c.Open = acc;
+            c.Owned = single;
+            c.Span.Add(leaf);
+            c.SpanShared = !single;
         }
 
         // closes tree t's open inode: checked once per distinct run of leaves
@@ -264,6 +285,26 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         {
             var c = cursors[t];
             if (c.Open is not { } open) return;
+            if (!c.SpanShared)
+            {
+                // leaves no other tree holds: no other tree can close this run, nothing to remember
+                var own = open.Close(trees[t].P, findings);
+                if (fast)
+                {
+                    var v = NameFingerprint.Close(open, rootDir);
+                    sumItem[t] += v.Item;
+                    sumIndex[t] += v.Index;
+                    verdict.AddRun(v, 1UL << t);
+                }
+                else
+                {
+                    own.Mask = 1UL << t;
+                    boundary.Add(own);
+                }
+                c.Open = null;
+                c.Span.Clear();
+                return;
+            }
             var (key, shortKey) = RunKey(c);
             if (!(key != null ? runs.TryGetValue(key, out var r) : shortRuns.TryGetValue(shortKey, out r)))
             {
