@@ -6,7 +6,7 @@
 #                                                                   --quota: qgroups on before any file is written, with
 #                                                                   1/1 and 1/2 under 2/1 (the snapshots split between them)
 #   scripts/bench.sh compare IMG [--runs N] [--out FILE]           time both tools side by side, alternating
-#   scripts/bench.sh scaling IMG... [--runs N] [--out FILE]        our time and memory per GiB of tree blocks, per image,
+#   scripts/bench.sh scaling IMG... [--runs N] [--out FILE]        our time and memory per GiB of tree blocks, per image (N rounds over all images),
 #                                                                   raw and net of the fixed cost (an empty filesystem)
 #   scripts/bench.sh datacsum IMG [--runs N] [--timeout S] [--out FILE]
 #                                                                   check --check-data-csum against its I/O floor (the same
@@ -195,22 +195,31 @@ scaling() {
   local tmp; tmp=$(mktemp -d)
   truncate -s 256M "$tmp/empty.img"
   mkfs.btrfs -q -f "$tmp/empty.img" >/dev/null
-  # Prints "tree-blocks nodesize wall-median peak-KiB-median" for one image.
-  measure() {
+  # "tree-blocks nodesize" of an image (one untimed run).
+  shape() {
     "${ours[@]}" "$1" >"$tmp/out" 2>&1 || true
     local tb nodesize
     tb=$(grep -Eo "tree blocks [0-9]+" "$tmp/out" | head -1 | awk '{print $3}')
     nodesize=$(btrfs inspect-internal dump-super "$1" | awk '$1=="nodesize"{print $2}')
-    for i in $(seq 1 "$runs"); do
-      python3 "$repo/scripts/bench-cache.py" warm "$1"
-      /usr/bin/time -f "%e %M" -o "$tmp/t.$i" "${ours[@]}" "$1" >/dev/null 2>&1 || true
-    done
-    echo "${tb:-0} $nodesize $(for i in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/t.$i"; done | median) $(for i in $(seq 1 "$runs"); do awk 'END{print $2}' "$tmp/t.$i"; done | median)"
+    echo "${tb:-0} $nodesize"
   }
-  local base; base=$(measure "$tmp/empty.img")
-  local report="scaling: btrfs-refcheck, $ours_build; $(nproc) cores; $runs runs per image, page cache warmed before each; medians"
+  # Round k times image j (page cache warmed first) into $tmp/t.j.k. The rounds go over all images in turn, so that a
+  # machine that speeds up or slows down during the measurement moves every image's figures alike.
+  local all=("$tmp/empty.img" "${imgs[@]}") j k
+  for k in $(seq 1 "$runs"); do
+    for j in "${!all[@]}"; do
+      python3 "$repo/scripts/bench-cache.py" warm "${all[$j]}"
+      /usr/bin/time -f "%e %M" -o "$tmp/t.$j.$k" "${ours[@]}" "${all[$j]}" >/dev/null 2>&1 || true
+    done
+  done
+  # Prints "tree-blocks nodesize wall-median peak-KiB-median" for image j.
+  measure() {
+    echo "$(shape "${all[$1]}") $(for k in $(seq 1 "$runs"); do awk 'END{print $1}' "$tmp/t.$1.$k"; done | median) $(for k in $(seq 1 "$runs"); do awk 'END{print $2}' "$tmp/t.$1.$k"; done | median)"
+  }
+  local base; base=$(measure 0)
+  local report="scaling: btrfs-refcheck, $ours_build; $(nproc) cores; $runs rounds over all images, page cache warmed before each run; medians"
   report+=$'\n'$(echo "$base" | awk '{ printf "fixed cost (empty filesystem, %d tree blocks): wall %.3f s, peak RSS %.1f MiB", $1, $3, $4 / 1024 }')
-  for img in "${imgs[@]}"; do echo "$img $(measure "$img")" >> "$tmp/rows"; done
+  for j in $(seq 1 ${#imgs[@]}); do echo "${all[$j]} $(measure "$j")" >> "$tmp/rows"; done
   report+=$'\n'$(awk -v base="$base" 'BEGIN { split(base, b, " "); w0 = b[3]; m0 = b[4] / 1024 }
     { g = $2 * $3 / 1073741824; w = $4; m = $5 / 1024
       t = w / g; r = m / g; tn = (w - w0) / g; rn = (m - m0) / g

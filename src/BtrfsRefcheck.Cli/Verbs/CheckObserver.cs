@@ -71,6 +71,6 @@ internal sealed class CheckObserver(TextWriter stdout, TextWriter stderr, bool p
     {
         var p = System.Diagnostics.Process.GetCurrentProcess();
         var gc = GC.GetGCMemoryInfo(); // as of the last collection
-        stderr.WriteLine($"memtrace {where} at {(DateTime.Now - p.StartTime).TotalMilliseconds:F0} ms: heap {GC.GetTotalMemory(_memLive) >> 20} MiB{(_memLive ? " live" : "")}, working set {p.WorkingSet64 >> 20} MiB, peak {p.PeakWorkingSet64 >> 20} MiB, allocated {GC.GetTotalAllocatedBytes() >> 20} MiB, GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}; at the last GC: committed {gc.TotalCommittedBytes >> 20} MiB, free inside the heap {gc.FragmentedBytes >> 20} MiB");
+        stderr.WriteLine($"memtrace {where} at {(DateTime.Now - p.StartTime).TotalMilliseconds:F0} ms: heap {GC.GetTotalMemory(_memLive) >> 20} MiB{(_memLive ? " live" : "")}, working set {p.WorkingSet64 >> 20} MiB, peak {p.PeakWorkingSet64 >> 20} MiB, allocated {GC.GetTotalAllocatedBytes() >> 20} MiB, GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms, GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}; at the last GC: committed {gc.TotalCommittedBytes >> 20} MiB, free inside the heap {gc.FragmentedBytes >> 20} MiB");
     }
 }
