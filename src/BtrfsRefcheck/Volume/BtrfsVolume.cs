@@ -199,6 +199,8 @@ public sealed class BtrfsVolume : IDisposable
     public bool TryReadRun(ulong logical, int count, Span<byte> dest) => Reader.TryReadRun(logical, count, dest);
     /// <inheritdoc cref="TreeBlockReader.VerifiedInPlace"/>
     public TreeBlock? VerifiedInPlace(ulong logical, bool readOk, byte[] buffer, int offset) => Reader.VerifiedInPlace(logical, readOk, buffer, offset);
+    /// <inheritdoc cref="TreeBlockReader.ReadInto"/>
+    public TreeBlock? ReadInto(ulong logical, byte[] buffer) => Reader.ReadInto(logical, buffer);
     /// <inheritdoc cref="TreeBlockReader.PhysicalOrder"/>
     public ulong PhysicalOrder(ulong logical) => Reader.PhysicalOrder(logical);
     /// <inheritdoc cref="TreeBlockReader.ReadAhead"/>

@@ -70,6 +70,12 @@ public sealed class TreeBlockReader
         return readOk && VerifyTreeBlock(logical, buffer.AsSpan(offset, size), 0) == null ? new TreeBlock(logical, buffer, offset, size, 0) : null;
     }
 
+    /// <summary>The tree block at <paramref name="logical"/>: copy 0 read into <paramref name="buffer"/> (a node size) and
+    /// used in place when it verifies, else every copy (<see cref="ReadTreeBlockUncached"/>, a block of its own); null when
+    /// none verifies. For walks that read each block once and are done with it before the next.</summary>
+    public TreeBlock? ReadInto(ulong logical, byte[] buffer) =>
+        VerifiedInPlace(logical, TryReadRun(logical, 1, buffer), buffer, 0) ?? ReadTreeBlockUncached(logical).Block;
+
     /// <summary>The physical offset of copy 0 of <paramref name="logical"/> on its device; ulong.MaxValue when
     /// unmapped. Sorting reads by it issues each device's reads in ascending order and keeps the devices of a
     /// multi-device set interleaved (sorting by device first would read them one after the other).</summary>

@@ -184,8 +184,7 @@ internal sealed class RangeJoin
                 ulong next = i + 1 < leaves.Length ? leaves[i + 1].FirstObjectId : ulong.MaxValue;
                 if (next < _lo || leaves[i].FirstObjectId >= _hi) continue;
                 ulong bytenr = leaves[i].Bytenr;
-                var leaf = volume.VerifiedInPlace(bytenr, volume.TryReadRun(bytenr, 1, buffer), buffer, 0)
-                    ?? volume.ReadTreeBlockUncached(bytenr).Block; // a bad copy 0: the scan found a good one
+                var leaf = volume.ReadInto(bytenr, buffer); // a bad copy 0: the scan found a good one
                 if (leaf != null) streamer.Leaf(leaf);
                 Progress?.Add();
             }

@@ -39,8 +39,7 @@ internal sealed class AllocatedRanges(BtrfsVolume volume, (ulong FirstObjectId, 
             {
                 if (++_leaf >= leaves.Length) return null;
                 ulong bytenr = leaves[_leaf].Bytenr;
-                _block = volume.VerifiedInPlace(bytenr, volume.TryReadRun(bytenr, 1, _buffer), _buffer, 0)
-                    ?? volume.ReadTreeBlockUncached(bytenr).Block;
+                _block = volume.ReadInto(bytenr, _buffer);
                 _slot = 0;
                 if (_block == null || !_block.View.IsLeaf) { _block = null; continue; }
             }

@@ -29,6 +29,9 @@ namespace BtrfsRefcheck.Checks;
 internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSet<ulong> broken, int degree)
 {
     public const int MaxTrees = 64;
+
+    /// <summary>The mask of the first <paramref name="n"/> trees of a batch (at most <see cref="MaxTrees"/>).</summary>
+    public static ulong TreesMask(int n) => n == 64 ? ulong.MaxValue : (1UL << n) - 1;
     /// <summary>Adjacent leaves read with one request, at most.</summary>
     private const int MaxRun = 16;
 
@@ -112,7 +115,7 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
             foreach (int id in leaves) mask[id] |= 1UL << t;
         }
         list.Done();
-        ulong live = (n == 64 ? ulong.MaxValue : (1UL << n) - 1) & ~brokenTrees;
+        ulong live = TreesMask(n) & ~brokenTrees;
         // the fast path knows one root directory for all: trees with another one are decided by the exact join
         ulong rootDir = trees[0].P.RootDirId;
         var verdict = new FastVerdict(live);
@@ -212,8 +215,8 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         }
         for (int t = 0; t < n; t++)
             if ((live & (1UL << t)) != 0) Close(t);
-        foreach (var r in runs.Values) Fold(r);
-        foreach (var r in shortRuns.Values) Fold(r);
+        foreach (var r in runs.Values) FoldShared(r);
+        foreach (var r in shortRuns.Values) FoldShared(r);
         runs.Clear();
         shortRuns.Clear();
         Checkpoint?.Invoke("inodes joined");
@@ -285,61 +288,58 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
         {
             var c = cursors[t];
             if (c.Open is not { } open) return;
+            NameFingerprint.Verdict v;
             if (!c.SpanShared)
             {
                 // leaves no other tree holds: no other tree can close this run, nothing to remember
-                var own = open.Close(trees[t].P, findings);
-                if (fast)
-                {
-                    var v = NameFingerprint.Close(open, rootDir);
-                    sumItem[t] += v.Item;
-                    sumIndex[t] += v.Index;
-                    verdict.AddRun(v, 1UL << t);
-                }
-                else
-                {
-                    own.Mask = 1UL << t;
-                    boundary.Add(own);
-                }
-                c.Open = null;
-                c.Span.Clear();
-                return;
+                var rec = open.Close(trees[t].P, findings);
+                v = fast ? NameFingerprint.Close(open, rootDir) : default;
+                Fold(v, rec, 1UL << t);
             }
-            var (key, shortKey) = RunKey(c);
-            if (!(key != null ? runs.TryGetValue(key, out var r) : shortRuns.TryGetValue(shortKey, out r)))
+            else
             {
-                r = new RunRec();
-                // its findings are made when the run is folded, naming the first tree sharing it (as the leaves' name the
-                // first tree holding them), whichever tree closed it first
-                long before = probe.Count(Severity.Info);
-                var rec = open.Close(trees[t].P, probe);
-                if (probe.Count(Severity.Info) != before) r.Acc = open;
-                if (fast) r.Verdict = NameFingerprint.Close(open, rootDir);
-                else r.Record = rec;
-                if (key != null) runs[key] = r;
-                else shortRuns[shortKey] = r;
+                var (key, shortKey) = RunKey(c);
+                if (!(key != null ? runs.TryGetValue(key, out var r) : shortRuns.TryGetValue(shortKey, out r)))
+                {
+                    r = new RunRec();
+                    // its findings are made when the run is folded, naming the first tree sharing it (as the leaves' name
+                    // the first tree holding them), whichever tree closed it first
+                    long before = probe.Count(Severity.Info);
+                    var rec = open.Close(trees[t].P, probe);
+                    if (probe.Count(Severity.Info) != before) r.Acc = open;
+                    if (fast) r.Verdict = NameFingerprint.Close(open, rootDir);
+                    else r.Record = rec;
+                    if (key != null) runs[key] = r;
+                    else shortRuns[shortKey] = r;
+                }
+                r.Mask |= 1UL << t;
+                v = r.Verdict;
             }
-            r.Mask |= 1UL << t;
             if (fast)
             {
-                sumItem[t] += r.Verdict.Item;
-                sumIndex[t] += r.Verdict.Index;
+                sumItem[t] += v.Item;
+                sumIndex[t] += v.Index;
             }
             c.Open = null;
             c.Span.Clear();
         }
 
         // a closed run whose trees are all known: into the verdict or the records
-        void Fold(RunRec r)
+        void Fold(in NameFingerprint.Verdict v, NameRec rec, ulong mask)
         {
-            r.Acc?.Close(trees[System.Numerics.BitOperations.TrailingZeroCount(r.Mask)].P, findings);
-            if (fast) verdict.AddRun(r.Verdict, r.Mask);
+            if (fast) verdict.AddRun(v, mask);
             else
             {
-                var rec = r.Record;
-                rec.Mask = r.Mask;
+                rec.Mask = mask;
                 boundary.Add(rec);
             }
+        }
+
+        // a shared run once no tree can close it again: its findings for the first tree sharing it, then folded
+        void FoldShared(RunRec r)
+        {
+            r.Acc?.Close(trees[System.Numerics.BitOperations.TrailingZeroCount(r.Mask)].P, findings);
+            Fold(r.Verdict, r.Record, r.Mask);
         }
 
         // folds the runs no tree can close again: all but those some tree's open inode would close the same way (its span
@@ -356,9 +356,9 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
                 else keepShort.Add(shortKey);
             }
             foreach (var (key, r) in runs)
-                if (!keepLong.Contains(key)) { Fold(r); runs.Remove(key); }
+                if (!keepLong.Contains(key)) { FoldShared(r); runs.Remove(key); }
             foreach (var (key, r) in shortRuns)
-                if (!keepShort.Contains(key)) { Fold(r); shortRuns.Remove(key); }
+                if (!keepShort.Contains(key)) { FoldShared(r); shortRuns.Remove(key); }
         }
     }
 
@@ -489,8 +489,7 @@ internal sealed class ForestJoin(BtrfsVolume volume, FindingBag findings, HashSe
             if (!_nodeChildren.TryGetValue(bytenr, out var children))
             {
                 if (broken.Contains(bytenr)) return false;
-                var vol = volume;
-                var b = vol.VerifiedInPlace(bytenr, vol.TryReadRun(bytenr, 1, _buf), _buf, 0) ?? vol.ReadTreeBlockUncached(bytenr).Block;
+                var b = volume.ReadInto(bytenr, _buf);
                 if (b == null) return false;
                 var view = b.View;
                 if (view.Header.Level != level || view.IsLeaf || view.Header.NrItems > (uint)view.MaxNodePtrs) return false;

@@ -50,7 +50,7 @@ public sealed class SubvolumesPass : ICheckPass
         {
             var batch = chunk.Select(r => (r, new SubvolumeParams(r.Id, r.Name, facts.RootItems[r.Id].RootDirId, sector, maxInline, noHoles))).ToList();
             var (brokenTrees, unverified) = new ForestJoin(vol, ctx.Findings, broken, degree) { WindowSize = window, Checkpoint = w => ctx.Observer.Checkpoint(Name, w, 0) }.Run(batch, subvolEntries, fast: !ctx.SubvolumeNamesExactOnly);
-            ulong live = (batch.Count == 64 ? ulong.MaxValue : (1UL << batch.Count) - 1) & ~brokenTrees;
+            ulong live = ForestJoin.TreesMask(batch.Count) & ~brokenTrees;
             if (ctx.SubvolumeNamesExactOnly) unverified = live;
             // names replaced by btrfs-image -s/-ss are not the same on both sides of a link: not matched either way
             if (vol.NamesSanitized) unverified = live = 0;
