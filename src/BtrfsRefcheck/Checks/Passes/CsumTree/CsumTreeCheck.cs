@@ -209,17 +209,11 @@ internal sealed class CsumTreeCheck(CheckContext ctx) : ITreeVisitor
 
     private void NoExtent(ulong start, ulong end, string source)
     {
-        bool hidden = ExtentRangeHidden(start, end);
+        bool hidden = ctx.Scan.ExtentItemsHidden(start, end);
         _findings.Add(new Finding(FindingCode.CsumWithoutDataExtent, hidden ? Severity.Warning : Severity.Error,
             $"checksums{source} for [{start}, {end}) ({end - start} bytes), where no EXTENT_ITEM is allocated" +
             (hidden ? " (unverifiable: the extent-tree block that would hold it is unreadable)" : ""),
             Bytenr: start, Tree: ObjectIds.CsumTree, Expected: "an allocated data extent", Found: "no extent item"));
-    }
-
-    private bool ExtentRangeHidden(ulong start, ulong end)
-    {
-        foreach (var (lo, hi) in ctx.Scan.HiddenExtentRanges) if (lo < end && hi >= start) return true;
-        return false;
     }
 
     private static List<(ulong Start, ulong End)> Normalize(List<(ulong Start, ulong End)> list)

@@ -154,16 +154,8 @@ internal sealed class RangeJoin
     private readonly List<RefRec> _groupFound = [];
     private readonly ExtentTreeDecoder _decoder;
 
-    /// <summary>True when an unreadable or invalid extent-tree block may hold the extent items of <paramref name="bytenr"/>.</summary>
-    private bool Hidden(ulong bytenr)
-    {
-        foreach (var (lo, hi) in scan.HiddenExtentRanges)
-            if (bytenr >= lo && bytenr <= hi) return true;
-        return false;
-    }
-
-    private Severity AbsenceSeverity(ulong bytenr) => Hidden(bytenr) ? Severity.Warning : Severity.Error;
-    private string AbsenceNote(ulong bytenr) => Hidden(bytenr) ? " (unverifiable: the extent-tree block that would hold it is unreadable)" : "";
+    private Severity AbsenceSeverity(ulong bytenr) => scan.ExtentItemHidden(bytenr) ? Severity.Warning : Severity.Error;
+    private string AbsenceNote(ulong bytenr) => scan.ExtentItemHidden(bytenr) ? " (unverifiable: the extent-tree block that would hold it is unreadable)" : "";
 
     /// <summary>References under an unreadable block are unknown: "stale" and "leaked" can then only be suspected.</summary>
     private bool Incomplete => scan.Unreadable.Count > 0;

@@ -76,12 +76,6 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
         return false;
     }
 
-    private bool ExtentsHidden(ulong start, ulong end)
-    {
-        foreach (var (lo, hi) in ctx.Scan.HiddenExtentRanges) if (lo < end && hi >= start) return true;
-        return false;
-    }
-
     private void Item(ulong leaf, int slot, BtrfsKey key, ReadOnlySpan<byte> data)
     {
         switch (key.ItemType)
@@ -210,7 +204,7 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
                 _counted.ToString(), _extentCount.ToString());
         if (_bgIndex < 0) { Orphan(key); return; }
         var bg = _bgs[_bgIndex];
-        if (ExtentsHidden(bg.Start, bg.End) || KeysHidden(bg.Start, bg.End)) return;
+        if (ctx.Scan.ExtentItemsHidden(bg.Start, bg.End) || KeysHidden(bg.Start, bg.End)) return;
         Compare(bg, key);
     }
 
@@ -248,17 +242,26 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
         _used.Clear();
         _alloc.In(bg.Start, bg.End, _used);
         var exclude = SuperStripes.In(ctx.Scan.Chunks.Find(bg.Start), bg.Start, bg.End);
-        var expected = Subtract(Complement(_used, bg.Start, bg.End), exclude);
-        _free.Sort();
-        var found = Subtract(Merge(_free), exclude);
-        if (Difference(expected, found, "the free-space tree") is not { } d) return;
+        if (Differs(_used, _free, bg.Start, bg.End, exclude, "the free-space tree") is not { } d) return;
         Report(FindingCode.FreeSpaceMismatch, key,
             $"block group [{bg.Start}, {bg.End}): the free-space tree is not the complement of its extents: {d.Where}", d.Expected, d.Found);
     }
 
+    /// <summary>The free space <paramref name="recorder"/> records (<paramref name="recorded"/>, sorted here) against the
+    /// complement of the allocations <paramref name="used"/> in [<paramref name="start"/>, <paramref name="end"/>), both
+    /// without <paramref name="exclude"/> (the superblock stripes): null when they are the same, else where they first
+    /// differ and both totals.</summary>
+    internal static (string Where, string Expected, string Found)? Differs(List<(ulong Start, ulong End)> used, List<(ulong Start, ulong End)> recorded,
+        ulong start, ulong end, List<(ulong Start, ulong End)> exclude, string recorder)
+    {
+        var expected = Subtract(Complement(used, start, end), exclude);
+        recorded.Sort();
+        return Difference(expected, Subtract(Merge(recorded), exclude), recorder);
+    }
+
     /// <summary>Null when <paramref name="found"/> (the free space <paramref name="recorder"/> records) is exactly
     /// <paramref name="expected"/> (the extent tree's complement); else where they first differ and both totals.</summary>
-    internal static (string Where, string Expected, string Found)? Difference(List<(ulong Start, ulong End)> expected, List<(ulong Start, ulong End)> found, string recorder)
+    private static (string Where, string Expected, string Found)? Difference(List<(ulong Start, ulong End)> expected, List<(ulong Start, ulong End)> found, string recorder)
     {
         if (SameRanges(expected, found)) return null;
         int i = 0;
@@ -270,7 +273,7 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
         return (where, $"{sumE} bytes free in {expected.Count} ranges", $"{sumF} bytes in {found.Count} ranges");
     }
 
-    internal static bool SameRanges(List<(ulong Start, ulong End)> a, List<(ulong Start, ulong End)> b)
+    private static bool SameRanges(List<(ulong Start, ulong End)> a, List<(ulong Start, ulong End)> b)
     {
         if (a.Count != b.Count) return false;
         for (int i = 0; i < a.Count; i++) if (a[i] != b[i]) return false;
@@ -288,7 +291,7 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
         return r;
     }
 
-    internal static List<(ulong Start, ulong End)> Complement(List<(ulong Start, ulong End)> used, ulong start, ulong end)
+    private static List<(ulong Start, ulong End)> Complement(List<(ulong Start, ulong End)> used, ulong start, ulong end)
     {
         var r = new List<(ulong, ulong)>();
         ulong at = start;
@@ -302,7 +305,7 @@ internal sealed class FreeSpaceTreeCheck(CheckContext ctx, TreeRoot root) : ITre
     }
 
     /// <summary>Sorted disjoint <paramref name="ranges"/> less the sorted <paramref name="cut"/>.</summary>
-    internal static List<(ulong Start, ulong End)> Subtract(List<(ulong Start, ulong End)> ranges, List<(ulong Start, ulong End)> cut)
+    private static List<(ulong Start, ulong End)> Subtract(List<(ulong Start, ulong End)> ranges, List<(ulong Start, ulong End)> cut)
     {
         if (cut.Count == 0) return ranges;
         var r = new List<(ulong, ulong)>(ranges.Count + cut.Count);

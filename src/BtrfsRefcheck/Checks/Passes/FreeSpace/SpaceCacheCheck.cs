@@ -142,14 +142,10 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
                     Bytenr: bg.Start, Tree: ObjectIds.RootTree, Key: key, Expected: $"{bgFree} bytes free", Found: $"{loaded.Value.Total} bytes"));
                 continue;
             }
-            if (ExtentsHidden(bg.Start, bg.End)) continue;
+            if (ctx.Scan.ExtentItemsHidden(bg.Start, bg.End)) continue;
             var used = new List<(ulong Start, ulong End)>();
             alloc.In(bg.Start, bg.End, used);
-            var expected = FreeSpaceTreeCheck.Subtract(FreeSpaceTreeCheck.Complement(used, bg.Start, bg.End), exclude);
-            var ranges = loaded.Value.Ranges;
-            ranges.Sort();
-            var found = FreeSpaceTreeCheck.Subtract(FreeSpaceTreeCheck.Merge(ranges), exclude);
-            if (FreeSpaceTreeCheck.Difference(expected, found, "the v1 space cache") is not { } d) continue;
+            if (FreeSpaceTreeCheck.Differs(used, loaded.Value.Ranges, bg.Start, bg.End, exclude, "the v1 space cache") is not { } d) continue;
             _findings.Add(new Finding(FreeSpaceMismatch, Severity.Error,
                 $"block group [{bg.Start}, {bg.End}): its v1 space cache (inode {ino}), which the kernel would load (its total matches the block " +
                 $"group item), is not the complement of its extents: {d.Where}",
@@ -158,12 +154,6 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
     }
 
     private static string CacheGenText(ulong g) => g == ulong.MaxValue ? "-1" : g.ToString();
-
-    private bool ExtentsHidden(ulong start, ulong end)
-    {
-        foreach (var (lo, hi) in ctx.Scan.HiddenExtentRanges) if (lo < end && hi >= start) return true;
-        return false;
-    }
 
     private void Whole(FindingCode code, Severity severity, string message) =>
         _findings.Add(new Finding(code, severity, message, Tree: ObjectIds.RootTree));
@@ -186,18 +176,13 @@ internal sealed class SpaceCacheCheck(CheckContext ctx)
         if (!ReadFile(rootTree, ino, size, file, out why)) return null;
 
         uint StoredCrc(int page) => BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(page * 4));
-        bool CrcOk(int page)
+        uint Crc(int page) // the first page's crc leaves out the crcs themselves
         {
             int offset = page == 0 ? 4 * numPages : 0;
-            uint crc = ~RawCrc32C.Update(~0u, file.AsSpan(page * _pageSize + offset, _pageSize - offset));
-            return crc == StoredCrc(page);
+            return ~RawCrc32C.Update(~0u, file.AsSpan(page * _pageSize + offset, _pageSize - offset));
         }
-        string BadCrc(int page)
-        {
-            int offset = page == 0 ? 4 * numPages : 0;
-            uint crc = ~RawCrc32C.Update(~0u, file.AsSpan(page * _pageSize + offset, _pageSize - offset));
-            return $"page {page} of {numPages} fails its crc32c (stored 0x{StoredCrc(page):x8}, computed 0x{crc:x8})";
-        }
+        bool CrcOk(int page) => Crc(page) == StoredCrc(page);
+        string BadCrc(int page) => $"page {page} of {numPages} fails its crc32c (stored 0x{StoredCrc(page):x8}, computed 0x{Crc(page):x8})";
 
         if (!CrcOk(0)) { why = BadCrc(0); return null; }
         int at = 4 * numPages;

@@ -35,6 +35,20 @@ internal sealed class TreeScanFacts
     /// unreadable or invalid extent-tree block hides them, so "no extent item there" cannot be asserted.</summary>
     internal readonly List<(ulong Lo, ulong Hi)> HiddenExtentRanges = [];
 
+    /// <summary>True when an unreadable or invalid extent-tree block may hold extent items keyed in [start, end).</summary>
+    internal bool ExtentItemsHidden(ulong start, ulong end)
+    {
+        foreach (var (lo, hi) in HiddenExtentRanges) if (lo < end && hi >= start) return true;
+        return false;
+    }
+
+    /// <summary>True when an unreadable or invalid extent-tree block may hold the extent items of <paramref name="bytenr"/>.</summary>
+    internal bool ExtentItemHidden(ulong bytenr)
+    {
+        foreach (var (lo, hi) in HiddenExtentRanges) if (bytenr >= lo && bytenr <= hi) return true;
+        return false;
+    }
+
     /// <summary>The extent tree's leaves (first key objectid, address), so the join reads them directly, by range.</summary>
     internal (ulong FirstObjectId, ulong Bytenr)[] ExtentLeaves = [];
 
